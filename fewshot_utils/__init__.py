@@ -1,0 +1,10 @@
+"""fewshot_utils: the shared code of the fewshot-book.
+
+One module per concept: ``data`` (real datasets), ``episodes`` (sampling),
+``models`` (backbones), ``distances`` (metrics, prototypes, ProtoNet loss),
+``training`` (episodic training with checkpoints), ``evaluation`` (test
+episodes over cached embeddings), ``results`` (provenance records),
+``profiles`` (smoke / cpu / full), ``plots`` (figures).
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,85 @@
+"""Episode sampling over a class-indexed tensor ``[classes, per_class, ...]``.
+
+An episode picks ``way`` classes and, in each, ``shot + query`` distinct items
+(images or cached embeddings). Sampling is one ``argsort`` of random keys per
+call, so it is vectorised over classes (and, with ``episodes=E``, over many
+episodes at once), and reproducible through a ``torch.Generator``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+__all__ = ["Episode", "check_episode", "sample_indices", "sample_episode", "query_labels"]
+
+
+class Episode(NamedTuple):
+    """Support ``[way, shot, ...]`` and query ``[way, query, ...]``, item ``[k, i]`` of
+    class ``k``; ``classes`` are the row indices into the source tensor."""
+
+    support: torch.Tensor
+    query: torch.Tensor
+    classes: torch.Tensor
+
+
+def check_episode(num_classes: int, per_class: int, way: int, shot: int, query: int) -> None:
+    """Raise ``ValueError`` naming the limit if the data cannot give such episodes."""
+    if way < 2 or shot < 1 or query < 0:
+        raise ValueError(
+            f"need way >= 2, shot >= 1, query >= 0; got {way}-way {shot}-shot {query}-query"
+        )
+    if way > num_classes:
+        raise ValueError(
+            f"way={way} exceeds the {num_classes} classes available; use way <= {num_classes}"
+        )
+    if shot + query > per_class:
+        raise ValueError(
+            f"shot + query = {shot} + {query} = {shot + query} exceeds the {per_class} items per "
+            f"class; use shot + query <= {per_class}"
+        )
+
+
+def sample_indices(
+    num_classes: int,
+    per_class: int,
+    way: int,
+    shot_plus_query: int,
+    generator: torch.Generator | None = None,
+    episodes: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class indices ``[E, way]`` and item indices ``[E, way, shot+query]`` (no ``E`` axis
+    when ``episodes`` is None), all distinct within an episode, on the CPU."""
+    e = 1 if episodes is None else episodes
+    classes = torch.rand(e, num_classes, generator=generator).argsort(-1)[:, :way]
+    items = torch.rand(e, way, per_class, generator=generator).argsort(-1)[..., :shot_plus_query]
+    if episodes is None:
+        return classes[0], items[0]
+    return classes, items
+
+
+def sample_episode(
+    data: torch.Tensor,
+    way: int,
+    shot: int,
+    query: int,
+    generator: torch.Generator | None = None,
+) -> Episode:
+    """One ``way``-way ``shot``-shot episode with ``query`` queries per class from ``data``.
+
+    ``data`` may live on any device; indices are drawn on the CPU (so the same
+    generator gives the same episode everywhere) and moved to ``data``'s device.
+    """
+    if data.dim() < 2:
+        raise ValueError(f"data must be [classes, per_class, ...], got shape {tuple(data.shape)}")
+    check_episode(data.shape[0], data.shape[1], way, shot, query)
+    classes, items = sample_indices(data.shape[0], data.shape[1], way, shot + query, generator)
+    classes, items = classes.to(data.device), items.to(data.device)
+    picked = data[classes[:, None], items]
+    return Episode(picked[:, :shot], picked[:, shot:], classes)
+
+
+def query_labels(way: int, query: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """Labels ``[way * query]`` of queries flattened class by class: ``0,0,..,1,1,..``."""
+    return torch.arange(way, device=device).repeat_interleave(query)

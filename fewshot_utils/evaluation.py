@@ -1,0 +1,142 @@
+"""Evaluation: embed every test image once, then score many episodes over the cache.
+
+A few-shot test set is small (Omniglot test: 33,840 images) but is read by
+10,000 episodes; embedding each image once and sampling the episodes over the
+embeddings, many at a time, turns hours of re-embedding into seconds. It is
+exact: the backbone is in eval mode, so an image's embedding does not depend
+on the episode it appears in.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .distances import protonet_logits
+from .episodes import check_episode, query_labels, sample_indices
+from .profiles import resolve_device
+
+__all__ = ["EvalResult", "embed", "evaluate_embeddings", "evaluate", "ci95"]
+
+
+@dataclass
+class EvalResult:
+    """Mean accuracy (fraction), its 95% half-width, mean loss, and per-episode accuracies."""
+
+    accuracy: float
+    ci95: float
+    loss: float
+    episodes: int
+    per_episode: torch.Tensor
+
+    def __str__(self) -> str:
+        return f"{100 * self.accuracy:.2f} +- {100 * self.ci95:.2f} % ({self.episodes} episodes)"
+
+
+def ci95(values: torch.Tensor) -> float:
+    """Half-width of the normal 95% interval of the mean: ``1.96 * std / sqrt(n)``."""
+    n = values.numel()
+    if n < 2:
+        return float("nan")
+    return 1.96 * values.double().std().item() / math.sqrt(n)
+
+
+@torch.no_grad()
+def embed(
+    model: nn.Module,
+    data: torch.Tensor,
+    batch_size: int = 1000,
+    device: str | torch.device | None = "auto",
+    amp: bool | None = None,
+) -> torch.Tensor:
+    """Embeddings ``[classes, per_class, d]`` (float32, on ``device``) of images
+    ``[classes, per_class, ...]``, with the model in eval mode (restored afterwards)."""
+    device = resolve_device(device)
+    amp = device.type == "cuda" if amp is None else amp
+    was_training = model.training
+    model.eval()
+    flat = data.reshape(-1, *data.shape[2:])
+    out = []
+    try:
+        for start in range(0, flat.shape[0], batch_size):
+            x = flat[start : start + batch_size].to(device, non_blocking=True)
+            with _autocast(device, amp):
+                out.append(model(x).float())
+    finally:
+        model.train(was_training)
+    emb = torch.cat(out)
+    return emb.reshape(data.shape[0], data.shape[1], -1)
+
+
+def evaluate_embeddings(
+    emb: torch.Tensor,
+    way: int,
+    shot: int,
+    query: int = 15,
+    episodes: int = 1000,
+    seed: int = 0,
+    distance: str = "squared_euclidean",
+    scale: float = 1.0,
+    max_chunk_bytes: int = 2**28,
+    **distance_kwargs: float,
+) -> EvalResult:
+    """Score ``episodes`` random ``way``-way ``shot``-shot episodes over embeddings
+    ``[classes, per_class, d]``, many episodes per batched tensor operation."""
+    n_cls, per_class, dim = emb.shape
+    check_episode(n_cls, per_class, way, shot, query)
+    # Indices for every episode first, in fixed blocks: the episodes a seed gives do not
+    # depend on the chunk size, so models of different widths meet the same episodes.
+    gen = torch.Generator().manual_seed(seed)
+    blocks = [
+        sample_indices(n_cls, per_class, way, shot + query, gen, episodes=min(1000, episodes - b))
+        for b in range(0, episodes, 1000)
+    ]
+    all_classes = torch.cat([c for c, _ in blocks]).to(emb.device)
+    all_items = torch.cat([i for _, i in blocks]).to(emb.device)
+    labels = query_labels(way, query, emb.device)
+    per_ep = way * (shot + query) * dim * 4 * 3  # gathered copy, queries, slack
+    chunk = max(1, min(episodes, max_chunk_bytes // per_ep))
+    accs, losses = [], []
+    for start in range(0, episodes, chunk):
+        classes = all_classes[start : start + chunk]
+        items = all_items[start : start + chunk]
+        e = classes.shape[0]
+        x = emb[classes[..., None], items]  # [e, way, shot + query, d]
+        protos = x[:, :, :shot].mean(2)
+        queries = x[:, :, shot:].reshape(e, way * query, dim)
+        logits = protonet_logits(queries, protos, distance, scale, **distance_kwargs)
+        logp = logits.log_softmax(-1)
+        losses.append(-logp.gather(-1, labels.expand(e, -1)[..., None]).mean((1, 2)))
+        accs.append((logits.argmax(-1) == labels).float().mean(1))
+    acc = torch.cat(accs).cpu()
+    return EvalResult(acc.mean().item(), ci95(acc), torch.cat(losses).mean().item(), episodes, acc)
+
+
+def evaluate(
+    model: nn.Module,
+    data: torch.Tensor,
+    way: int,
+    shot: int,
+    query: int = 15,
+    episodes: int = 1000,
+    seed: int = 0,
+    distance: str = "squared_euclidean",
+    scale: float = 1.0,
+    device: str | torch.device | None = "auto",
+    **distance_kwargs: float,
+) -> EvalResult:
+    """Embed ``data`` once with ``model`` and score ``episodes`` test episodes over it."""
+    check_episode(data.shape[0], data.shape[1], way, shot, query)
+    emb = embed(model, data, device=device)
+    return evaluate_embeddings(
+        emb, way, shot, query, episodes, seed, distance, scale, **distance_kwargs
+    )
+
+
+def _autocast(device: torch.device, enabled: bool):
+    """Mixed precision: float16 on CUDA; bfloat16 elsewhere (so the path runs in CPU tests)."""
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    return torch.autocast(device.type, dtype=dtype, enabled=enabled)

@@ -1,0 +1,126 @@
+"""Results records: one JSON file per reproduced number, with its provenance.
+
+A record says what was measured (experiment, dataset, method, way, shot,
+accuracy as a fraction, 95% CI half-width, episodes) and how (profile,
+device, wall time, torch version, git commit, configuration). ``smoke`` runs
+only check that code runs, so their records are never written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+__all__ = ["REQUIRED", "git_commit", "make_record", "write_result", "load_results", "results_dir"]
+
+REQUIRED = (
+    "experiment", "dataset", "method", "way", "shot", "accuracy", "ci95", "episodes",
+    "profile", "device", "wall_time_s", "torch", "commit", "config",
+)  # fmt: skip
+
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def results_dir() -> Path:
+    """``FEWSHOT_RESULTS_DIR``, else the repository's ``results/``."""
+    env = os.environ.get("FEWSHOT_RESULTS_DIR")
+    return Path(env) if env else _REPO / "results"
+
+
+def git_commit() -> str:
+    """The commit of the code that runs, with ``-dirty`` when tracked files differ from it,
+    or ``unknown`` outside a git checkout (e.g. a pip install on Colab)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=_REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = ["git", "status", "--porcelain", "--untracked-files=no"]
+        dirty = subprocess.run(
+            [*status, "--", "fewshot_utils", "notebooks"],
+            cwd=_REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("-dirty" if dirty else "")
+
+
+def make_record(
+    experiment: str,
+    dataset: str,
+    method: str,
+    way: int,
+    shot: int,
+    accuracy: float,
+    ci95: float,
+    episodes: int,
+    profile: str,
+    device: str | torch.device,
+    wall_time_s: float,
+    config: dict,
+    **extra: object,
+) -> dict:
+    """A complete record; ``extra`` adds fields such as ``query`` or ``paper_accuracy``."""
+    if not 0.0 <= accuracy <= 1.0:
+        raise ValueError(f"accuracy is a fraction in [0, 1], got {accuracy}")
+    if profile not in ("smoke", "cpu", "full"):
+        raise ValueError(f"profile must be smoke, cpu or full, got {profile!r}")
+    return {
+        "experiment": experiment,
+        "dataset": dataset,
+        "method": method,
+        "way": int(way),
+        "shot": int(shot),
+        "accuracy": float(accuracy),
+        "ci95": float(ci95),
+        "episodes": int(episodes),
+        "profile": profile,
+        "device": str(device),
+        "wall_time_s": round(float(wall_time_s), 2),
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "commit": git_commit(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "config": config,
+        **extra,
+    }
+
+
+def write_result(record: dict, directory: str | os.PathLike | None = None) -> Path | None:
+    """Write ``record`` atomically as ``<experiment>__<dataset>__<method>__<W>w<S>s__<profile>``.
+
+    Returns the path, or None for a ``smoke`` record (never a result).
+    """
+    missing = [k for k in REQUIRED if k not in record]
+    if missing:
+        raise ValueError(f"result record lacks {missing}; build it with make_record()")
+    if record["profile"] == "smoke":
+        return None
+    directory = Path(directory) if directory is not None else results_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = "__".join(
+        [record["experiment"], record["dataset"], record["method"],
+         f"{record['way']}w{record['shot']}s", record["profile"]]
+    )  # fmt: skip
+    path = directory / (re.sub(r"[^A-Za-z0-9_.+-]", "_", stem) + ".json")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load_results(directory: str | os.PathLike | None = None) -> list[dict]:
+    """Every record under ``directory`` (default ``results/``), sorted by file name."""
+    directory = Path(directory) if directory is not None else results_dir()
+    return [json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))]

@@ -1,0 +1,321 @@
+"""Episodic training of Prototypical Networks, with checkpoints that resume exactly.
+
+One epoch is ``episodes_per_epoch`` training episodes followed by a
+validation pass (fixed validation episodes, the same every epoch, so the
+curves are comparable). After every epoch the whole state - model,
+optimiser, scheduler, episode generator, RNG states, history, best weights -
+is written atomically to the checkpoint, so an interrupted run resumes where
+it stopped and ends with exactly the weights of an uninterrupted one; a
+finished run is loaded instead of retrained unless ``retrain=True``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .distances import protonet_logits, protonet_loss
+from .episodes import check_episode, query_labels, sample_episode
+from .evaluation import _autocast, embed, evaluate_embeddings
+from .profiles import resolve_device
+
+__all__ = ["TrainConfig", "TrainResult", "train_protonet", "save_atomic", "checkpoint_dir"]
+
+
+@dataclass
+class TrainConfig:
+    """What to train: episode shapes, schedule, distance, stopping rule.
+
+    Defaults follow Prototypical Networks: Adam 1e-3 halved every 2000
+    episodes, 100 episodes per epoch, validation on 5-way episodes with 15
+    queries, model selection on validation loss.
+    """
+
+    way: int = 60
+    shot: int = 1
+    query: int = 5
+    max_episodes: int = 10_000
+    episodes_per_epoch: int = 100
+    lr: float = 1e-3
+    lr_halve_every: int = 2000
+    distance: str = "squared_euclidean"
+    distance_kwargs: dict = field(default_factory=dict)
+    scale: float = 1.0
+    val_way: int = 5
+    val_shot: int | None = None  # None: the training shot
+    val_query: int = 15
+    val_episodes: int = 100
+    select_on: str = "loss"  # "loss" (lower is better) or "accuracy"
+    patience: int | None = None  # epochs without improvement before stopping
+    seed: int = 0
+    amp: bool | None = None  # None: on for CUDA
+
+    def __post_init__(self) -> None:
+        if self.select_on not in ("loss", "accuracy"):
+            raise ValueError(f"select_on must be 'loss' or 'accuracy', got {self.select_on!r}")
+        if self.episodes_per_epoch < 1 or self.max_episodes < 1:
+            raise ValueError("episodes_per_epoch and max_episodes must be >= 1")
+        if self.max_episodes % self.episodes_per_epoch:
+            raise ValueError(
+                f"max_episodes ({self.max_episodes}) must be a multiple of episodes_per_epoch "
+                f"({self.episodes_per_epoch}) so that every epoch is whole"
+            )
+
+
+@dataclass
+class TrainResult:
+    """The model (best validation weights loaded), its history and run facts."""
+
+    model: nn.Module
+    history: dict[str, list[float]]
+    best_epoch: int
+    episodes_done: int
+    wall_time_s: float
+    resumed: bool
+    loaded: bool  # True when a finished checkpoint was loaded instead of training
+
+    @property
+    def episodes_per_s(self) -> float:
+        """Training throughput, validation excluded."""
+        t = sum(self.history["train_seconds"])
+        return self.history["episode"][-1] / t if t else float("nan")
+
+
+def checkpoint_dir() -> Path:
+    """``FEWSHOT_CHECKPOINT_DIR``, else ``<data dir>/checkpoints``."""
+    from .data import data_dir
+
+    env = os.environ.get("FEWSHOT_CHECKPOINT_DIR")
+    return Path(env).expanduser() if env else data_dir() / "checkpoints"
+
+
+def save_atomic(obj: object, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def train_protonet(
+    model: nn.Module,
+    train_data: torch.Tensor,
+    val_data: torch.Tensor,
+    config: TrainConfig,
+    checkpoint: str | os.PathLike | None = None,
+    retrain: bool = False,
+    device: str | torch.device | None = "auto",
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``model`` on episodes of ``train_data`` (uint8 ``[classes, per_class, ...]``),
+    selecting the epoch with the best validation score on ``val_data``.
+
+    With a ``checkpoint`` path: resumes an interrupted run, or loads a
+    finished one without training (unless ``retrain``). On CUDA the dataset
+    is moved to the GPU once and mixed precision is used; on the CPU the
+    model runs in channels_last memory format.
+    """
+    cfg = config
+    val_shot = cfg.val_shot or cfg.shot
+    check_episode(*train_data.shape[:2], cfg.way, cfg.shot, cfg.query)
+    check_episode(*val_data.shape[:2], cfg.val_way, val_shot, cfg.val_query)
+    device = resolve_device(device)
+    amp = device.type == "cuda" if cfg.amp is None else cfg.amp
+    model.to(device)
+    if device.type == "cpu":
+        model.to(memory_format=torch.channels_last)
+    train_data = train_data.to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimiser, cfg.lr_halve_every, gamma=0.5)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
+    gen = torch.Generator().manual_seed(cfg.seed)
+    state = _fresh_state(model)
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    resumed = False
+    if ckpt is not None and ckpt.exists() and not retrain:
+        state = _load_checkpoint(ckpt, cfg, model, optimiser, scheduler, scaler, gen)
+        resumed = True
+        if state["finished"]:
+            model.load_state_dict(state["best_model"])
+            return _result(model, state, resumed=True, loaded=True)
+
+    labels = query_labels(cfg.way, cfg.query, device)
+    start = time.perf_counter() - state["wall_time_s"]
+    epochs = cfg.max_episodes // cfg.episodes_per_epoch
+    bar = _bar(epochs * cfg.episodes_per_epoch, state["episode"], progress)
+    while not state["finished"]:
+        model.train()
+        t0 = time.perf_counter()
+        tot_loss = tot_acc = 0.0
+        for _ in range(cfg.episodes_per_epoch):
+            ep = sample_episode(train_data, cfg.way, cfg.shot, cfg.query, gen)
+            with _autocast(device, amp):
+                emb = model(torch.cat([ep.support.flatten(0, 1), ep.query.flatten(0, 1)]))
+            emb = emb.float()  # distances in float32: squared distances overflow float16
+            n_support = cfg.way * cfg.shot
+            protos = emb[:n_support].view(cfg.way, cfg.shot, -1).mean(1)
+            logits = protonet_logits(
+                emb[n_support:], protos, cfg.distance, cfg.scale, **cfg.distance_kwargs
+            )
+            loss, acc = protonet_loss(logits, labels)
+            optimiser.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
+            scheduler.step()
+            tot_loss += loss.item()
+            tot_acc += acc.item()
+            bar.update()
+        train_seconds = time.perf_counter() - t0
+        state["episode"] += cfg.episodes_per_epoch
+        val = evaluate_embeddings(
+            embed(model, val_data, device=device, amp=amp),
+            cfg.val_way,
+            val_shot,
+            cfg.val_query,
+            cfg.val_episodes,
+            cfg.seed + 1,
+            cfg.distance,
+            cfg.scale,
+            **cfg.distance_kwargs,
+        )
+        _record(state, cfg, tot_loss, tot_acc, val, train_seconds, scheduler)
+        bar.set_postfix(val_acc=f"{val.accuracy:.3f}", best_epoch=state["best_epoch"])
+        _update_best(state, model, cfg, val)
+        state["finished"] = state["episode"] >= cfg.max_episodes or (
+            cfg.patience is not None and state["bad_epochs"] >= cfg.patience
+        )
+        state["wall_time_s"] = time.perf_counter() - start
+        if ckpt is not None:
+            save_atomic(_checkpoint(state, cfg, model, optimiser, scheduler, scaler, gen), ckpt)
+        if on_epoch_end is not None:
+            on_epoch_end(len(state["history"]["episode"]), state["history"])
+    bar.close()
+    model.load_state_dict(state["best_model"])
+    return _result(model, state, resumed=resumed, loaded=False)
+
+
+# --------------------------------------------------------------------------- internals
+
+
+def _fresh_state(model: nn.Module) -> dict:
+    keys = ["episode", "train_loss", "train_acc", "val_loss", "val_acc", "val_ci95", "lr"]
+    return {
+        "episode": 0,
+        "history": {k: [] for k in keys + ["train_seconds"]},
+        "best_model": _cpu_copy(model.state_dict()),
+        "best_score": None,
+        "best_epoch": 0,
+        "bad_epochs": 0,
+        "finished": False,
+        "wall_time_s": 0.0,
+    }
+
+
+def _record(state, cfg, tot_loss, tot_acc, val, train_seconds, scheduler) -> None:
+    h = state["history"]
+    h["episode"].append(state["episode"])
+    h["train_loss"].append(tot_loss / cfg.episodes_per_epoch)
+    h["train_acc"].append(tot_acc / cfg.episodes_per_epoch)
+    h["val_loss"].append(val.loss)
+    h["val_acc"].append(val.accuracy)
+    h["val_ci95"].append(val.ci95)
+    h["lr"].append(scheduler.get_last_lr()[0])
+    h["train_seconds"].append(train_seconds)
+
+
+def _update_best(state: dict, model: nn.Module, cfg: TrainConfig, val) -> None:
+    score = val.loss if cfg.select_on == "loss" else -val.accuracy
+    if state["best_score"] is None or score < state["best_score"]:
+        state["best_score"] = score
+        state["best_epoch"] = len(state["history"]["episode"])
+        state["best_model"] = _cpu_copy(model.state_dict())
+        state["bad_epochs"] = 0
+    else:
+        state["bad_epochs"] += 1
+
+
+def _cpu_copy(sd: dict) -> dict:
+    return {
+        k: v.detach().to("cpu", memory_format=torch.contiguous_format, copy=True)
+        for k, v in sd.items()
+    }
+
+
+def _config_dict(cfg: TrainConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def _checkpoint(state, cfg, model, optimiser, scheduler, scaler, gen) -> dict:
+    return {
+        "config": _config_dict(cfg),
+        "state": state,
+        "model": _cpu_copy(model.state_dict()),
+        "optimiser": copy.deepcopy(optimiser.state_dict()),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "generator": gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "torch_version": torch.__version__,
+    }
+
+
+def _load_checkpoint(path, cfg, model, optimiser, scheduler, scaler, gen) -> dict:
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # a truncated file raises several kinds
+        raise RuntimeError(
+            f"checkpoint {path} is unreadable ({type(e).__name__}: {e}); delete it, or pass "
+            "retrain=True to start over"
+        ) from e
+    if ck.get("config") != _config_dict(cfg):
+        diff = {
+            k: (ck.get("config", {}).get(k), v)
+            for k, v in _config_dict(cfg).items()
+            if ck.get("config", {}).get(k) != v
+        }
+        raise ValueError(
+            f"checkpoint {path} was trained with another configuration (saved, now): {diff}. "
+            "Use another checkpoint path, or pass retrain=True to overwrite it."
+        )
+    model.load_state_dict(ck["model"])
+    optimiser.load_state_dict(ck["optimiser"])
+    scheduler.load_state_dict(ck["scheduler"])
+    scaler.load_state_dict(ck["scaler"])
+    gen.set_state(ck["generator"])
+    torch.set_rng_state(ck["torch_rng"])
+    if ck["cuda_rng"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(ck["cuda_rng"])
+    return ck["state"]
+
+
+def _result(model, state, resumed: bool, loaded: bool) -> TrainResult:
+    return TrainResult(
+        model=model,
+        history=state["history"],
+        best_epoch=state["best_epoch"],
+        episodes_done=state["episode"],
+        wall_time_s=state["wall_time_s"],
+        resumed=resumed,
+        loaded=loaded,
+    )
+
+
+def _bar(total: int, initial: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="training episodes", disable=not enabled)

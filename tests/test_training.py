@@ -1,0 +1,155 @@
+"""Episodic training: learning, schedule, early stopping, checkpoints that resume exactly."""
+
+import pytest
+import torch
+
+from fewshot_utils.models import conv4_for
+from fewshot_utils.training import TrainConfig, save_atomic, train_protonet
+
+
+def _toy_data(classes=12, per_class=6, seed=0):
+    """Noisy images whose class is a brighter patch at a class-specific place: hard at first,
+    learnable within a few dozen episodes."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 200, (classes, per_class, 28, 28), generator=g, dtype=torch.uint8)
+    for c in range(classes):
+        r, col = divmod(c, 4)
+        patch = x[c, :, 2 + 8 * r : 8 + 8 * r, 2 + 6 * col : 8 + 6 * col]
+        patch.copy_(patch // 2 + 100)
+    return x
+
+
+def _config(**kw):
+    base = dict(way=4, shot=1, query=2, max_episodes=12, episodes_per_epoch=3, lr_halve_every=6,
+                val_way=3, val_query=2, val_episodes=5, seed=0)  # fmt: skip
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _model():
+    torch.manual_seed(0)
+    return conv4_for("omniglot")
+
+
+def _equal_weights(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_training_learns_and_records_history():
+    data = _toy_data()
+    res = train_protonet(_model(), data[:8], data[8:], _config(max_episodes=30), device="cpu",
+                         progress=False)  # fmt: skip
+    h = res.history
+    assert h["episode"] == list(range(3, 33, 3))
+    assert len(h["val_acc"]) == 10 and all(0 <= a <= 1 for a in h["val_acc"])
+    assert sum(h["train_loss"][-3:]) < sum(h["train_loss"][:3]) / 2
+    assert max(h["val_acc"][-3:]) > h["val_acc"][0]
+    assert h["lr"][0] == pytest.approx(1e-3) and h["lr"][-1] == pytest.approx(1e-3 / 2**5)
+    assert res.episodes_done == 30 and not res.loaded and res.episodes_per_s > 0
+
+
+def test_best_model_is_selected_and_early_stopping():
+    data = _toy_data()
+    cfg = _config(max_episodes=60, patience=2, select_on="loss")
+    res = train_protonet(_model(), data[:8], data[8:], cfg, device="cpu", progress=False)
+    h = res.history
+    best = min(range(len(h["val_loss"])), key=lambda i: h["val_loss"][i]) + 1
+    assert res.best_epoch == best
+    if res.episodes_done < 60:  # stopped early: exactly `patience` epochs without progress
+        assert len(h["val_loss"]) - best == 2
+
+
+def test_interrupted_run_resumes_to_identical_weights(tmp_path):
+    data = _toy_data()
+    cfg = _config()
+    ref = train_protonet(_model(), data[:8], data[8:], cfg, tmp_path / "ref.pt", device="cpu",
+                         progress=False)  # fmt: skip
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_two(epoch, history):
+        if epoch == 2:
+            raise Interrupt
+
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(Interrupt):
+        train_protonet(_model(), data[:8], data[8:], cfg, ckpt, device="cpu", progress=False,
+                       on_epoch_end=stop_after_two)  # fmt: skip
+    assert ckpt.exists()
+    fresh = conv4_for("omniglot")  # other initial weights: everything must come from the file
+    resumed = train_protonet(fresh, data[:8], data[8:], cfg, ckpt, device="cpu", progress=False)
+    assert resumed.resumed and not resumed.loaded
+    timing = {"train_seconds"}
+    assert {k: v for k, v in resumed.history.items() if k not in timing} == {
+        k: v for k, v in ref.history.items() if k not in timing
+    }
+    assert _equal_weights(resumed.model, ref.model)
+    # a finished run is loaded, not retrained
+    again = train_protonet(conv4_for("omniglot"), data[:8], data[8:], cfg, ckpt, device="cpu",
+                           progress=False)  # fmt: skip
+    assert again.loaded and _equal_weights(again.model, ref.model)
+
+
+def test_retrain_and_config_mismatch(tmp_path):
+    data = _toy_data()
+    ckpt = tmp_path / "run.pt"
+    train_protonet(_model(), data[:8], data[8:], _config(), ckpt, device="cpu", progress=False)
+    with pytest.raises(ValueError, match="another configuration.*lr"):
+        train_protonet(_model(), data[:8], data[8:], _config(lr=1e-2), ckpt, device="cpu",
+                       progress=False)  # fmt: skip
+    res = train_protonet(_model(), data[:8], data[8:], _config(lr=1e-2), ckpt, retrain=True,
+                         device="cpu", progress=False)  # fmt: skip
+    assert not res.loaded and res.history["lr"][0] == pytest.approx(1e-2)
+
+
+def test_corrupt_checkpoint_error(tmp_path):
+    data = _toy_data()
+    ckpt = tmp_path / "run.pt"
+    ckpt.write_bytes(b"not a checkpoint")
+    with pytest.raises(RuntimeError, match="unreadable.*retrain=True"):
+        train_protonet(_model(), data[:8], data[8:], _config(), ckpt, device="cpu", progress=False)
+
+
+def test_save_atomic_leaves_old_file_on_failure(tmp_path):
+    path = tmp_path / "x.pt"
+    save_atomic({"a": 1}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        save_atomic({"a": Unpicklable()}, path)
+    assert torch.load(path) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["x.pt"]
+
+
+def test_gpu_code_paths_fall_back_on_cpu(tmp_path):
+    """device='cuda' without CUDA warns and trains on the CPU; AMP runs (bfloat16) on the CPU."""
+    data = _toy_data()
+    cfg = _config(amp=True, max_episodes=6)
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    with pytest.warns(UserWarning, match="CUDA was requested"):
+        res = train_protonet(_model(), data[:8], data[8:], cfg, device="cuda", progress=False)
+    assert next(res.model.parameters()).device.type == "cpu"
+    assert all(torch.isfinite(torch.tensor(res.history["train_loss"])))
+
+
+def test_lsed_distance_trains():
+    data = _toy_data()
+    cfg = _config(distance="lsed", distance_kwargs={"s": 0.0, "r": 0.01}, max_episodes=6)
+    res = train_protonet(_model(), data[:8], data[8:], cfg, device="cpu", progress=False)
+    assert len(res.history["val_acc"]) == 2
+
+
+def test_config_and_episode_errors():
+    data = _toy_data()
+    with pytest.raises(ValueError, match="multiple of episodes_per_epoch"):
+        TrainConfig(max_episodes=10, episodes_per_epoch=3)
+    with pytest.raises(ValueError, match="select_on"):
+        TrainConfig(select_on="f1")
+    with pytest.raises(ValueError, match="exceeds the 8 classes"):
+        train_protonet(_model(), data[:8], data[8:], _config(way=9), device="cpu", progress=False)
