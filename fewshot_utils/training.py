@@ -27,7 +27,14 @@ from .episodes import check_episode, query_labels, sample_episode
 from .evaluation import _autocast, embed, evaluate_embeddings
 from .profiles import resolve_device
 
-__all__ = ["TrainConfig", "TrainResult", "train_protonet", "save_atomic", "checkpoint_dir"]
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "train_protonet",
+    "measure_episodes_per_s",
+    "save_atomic",
+    "checkpoint_dir",
+]
 
 
 @dataclass
@@ -162,22 +169,10 @@ def train_protonet(
         tot_loss = tot_acc = 0.0
         for _ in range(cfg.episodes_per_epoch):
             ep = sample_episode(train_data, cfg.way, cfg.shot, cfg.query, gen)
-            with _autocast(device, amp):
-                emb = model(torch.cat([ep.support.flatten(0, 1), ep.query.flatten(0, 1)]))
-            emb = emb.float()  # distances in float32: squared distances overflow float16
-            n_support = cfg.way * cfg.shot
-            protos = emb[:n_support].view(cfg.way, cfg.shot, -1).mean(1)
-            logits = protonet_logits(
-                emb[n_support:], protos, cfg.distance, cfg.scale, **cfg.distance_kwargs
-            )
-            loss, acc = protonet_loss(logits, labels)
-            optimiser.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimiser)
-            scaler.update()
+            loss, acc = _train_step(model, ep, labels, cfg, optimiser, scaler, device, amp)
             scheduler.step()
-            tot_loss += loss.item()
-            tot_acc += acc.item()
+            tot_loss += loss
+            tot_acc += acc
             bar.update()
         train_seconds = time.perf_counter() - t0
         state["episode"] += cfg.episodes_per_epoch
@@ -208,7 +203,56 @@ def train_protonet(
     return _result(model, state, resumed=resumed, loaded=False)
 
 
+def measure_episodes_per_s(
+    model: nn.Module,
+    train_data: torch.Tensor,
+    config: TrainConfig,
+    episodes: int = 5,
+    device: str | torch.device | None = "auto",
+) -> float:
+    """Training episodes per second of ``config`` on this machine, measured on a copy of
+    ``model`` (the model itself is untouched) after one warm-up episode; multiply by the
+    planned episodes to predict a run's duration before starting it."""
+    cfg = config
+    device = resolve_device(device)
+    amp = device.type == "cuda" if cfg.amp is None else cfg.amp
+    probe = copy.deepcopy(model).to(device)
+    if device.type == "cpu":
+        probe.to(memory_format=torch.channels_last)
+    data = train_data.to(device)
+    optimiser = torch.optim.Adam(probe.parameters(), lr=cfg.lr)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
+    gen = torch.Generator().manual_seed(cfg.seed)
+    labels = query_labels(cfg.way, cfg.query, device)
+    for i in range(episodes + 1):
+        if i == 1:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+        ep = sample_episode(data, cfg.way, cfg.shot, cfg.query, gen)
+        _train_step(probe, ep, labels, cfg, optimiser, scaler, device, amp)
+    return episodes / (time.perf_counter() - t0)
+
+
 # --------------------------------------------------------------------------- internals
+
+
+def _train_step(model, ep, labels, cfg, optimiser, scaler, device, amp) -> tuple[float, float]:
+    """One optimiser step on one episode; returns its loss and accuracy."""
+    with _autocast(device, amp):
+        emb = model(torch.cat([ep.support.flatten(0, 1), ep.query.flatten(0, 1)]))
+    emb = emb.float()  # distances in float32: squared distances overflow float16
+    n_support = cfg.way * cfg.shot
+    protos = emb[:n_support].view(cfg.way, cfg.shot, -1).mean(1)
+    logits = protonet_logits(
+        emb[n_support:], protos, cfg.distance, cfg.scale, **cfg.distance_kwargs
+    )
+    loss, acc = protonet_loss(logits, labels)
+    optimiser.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimiser)
+    scaler.update()
+    return loss.item(), acc.item()
 
 
 def _fresh_state(model: nn.Module) -> dict:

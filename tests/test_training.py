@@ -4,7 +4,12 @@ import pytest
 import torch
 
 from fewshot_utils.models import conv4_for
-from fewshot_utils.training import TrainConfig, save_atomic, train_protonet
+from fewshot_utils.training import (
+    TrainConfig,
+    measure_episodes_per_s,
+    save_atomic,
+    train_protonet,
+)
 
 
 def _toy_data(classes=12, per_class=6, seed=0):
@@ -153,3 +158,12 @@ def test_config_and_episode_errors():
         TrainConfig(select_on="f1")
     with pytest.raises(ValueError, match="exceeds the 8 classes"):
         train_protonet(_model(), data[:8], data[8:], _config(way=9), device="cpu", progress=False)
+
+
+def test_measure_episodes_per_s_leaves_model_untouched():
+    data = _toy_data()
+    model = _model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rate = measure_episodes_per_s(model, data, _config(), episodes=2, device="cpu")
+    assert rate > 0
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
