@@ -48,14 +48,22 @@ def ci95(values: torch.Tensor) -> float:
 def embed(
     model: nn.Module,
     data: torch.Tensor,
-    batch_size: int = 1000,
+    batch_size: int = 128,
     device: str | torch.device | None = "auto",
     amp: bool | None = None,
 ) -> torch.Tensor:
     """Embeddings ``[classes, per_class, d]`` (float32, on ``device``) of images
-    ``[classes, per_class, ...]``, with the model in eval mode (restored afterwards)."""
+    ``[classes, per_class, ...]``, with the model in eval mode (restored afterwards).
+
+    On the CPU the model is switched to channels_last (as training does): with
+    batches of about a hundred images that embeds 3-4x faster than contiguous
+    tensors in large batches, whose activations spill out of the caches.
+    """
     device = resolve_device(device)
     amp = device.type == "cuda" if amp is None else amp
+    model.to(device)
+    if device.type == "cpu":
+        model.to(memory_format=torch.channels_last)
     was_training = model.training
     model.eval()
     flat = data.reshape(-1, *data.shape[2:])
