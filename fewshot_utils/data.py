@@ -30,6 +30,7 @@ import os
 import tarfile
 import time
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -154,15 +155,20 @@ def _save_atomic(path: Path, array: np.ndarray, meta: dict) -> None:
     """Write ``array`` as ``path`` (.npy) and ``meta`` beside it, via temporary files."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-        f.flush()
-        os.fsync(f.fileno())
     meta_path = path.with_suffix(".json")
     tmp_meta = meta_path.with_name(meta_path.name + f".{os.getpid()}.tmp")
-    tmp_meta.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp_meta, meta_path)
-    os.replace(tmp, path)  # the array last: its presence means the cache is complete
+    try:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp_meta.write_text(json.dumps(meta, indent=1))
+        os.replace(tmp_meta, meta_path)
+        os.replace(tmp, path)  # the array last: its presence means the cache is complete
+    except BaseException:  # never leave a (possibly huge) half-written temporary behind
+        tmp.unlink(missing_ok=True)
+        tmp_meta.unlink(missing_ok=True)
+        raise
 
 
 def _load_cache(path: Path, shape: tuple[int, ...]) -> torch.Tensor | None:
@@ -217,7 +223,16 @@ def _omniglot_characters(root) -> tuple[torch.Tensor, dict[str, int]]:
     shape = (total, OMNIGLOT_DRAWERS, OMNIGLOT_SIZE, OMNIGLOT_SIZE)
     data = _load_cache(cache, shape)
     if data is not None:
-        names = json.loads(cache.with_suffix(".json").read_text())["characters"]
+        meta = cache.with_suffix(".json")
+        try:
+            names = json.loads(meta.read_text())["characters"]
+            if len(names) != total:
+                raise ValueError(f"{len(names)} names for {total} characters")
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise DataError(
+                f"cache metadata {meta} is missing or corrupt ({type(e).__name__}: {e}); "
+                f"delete {cache} and load again to rebuild it"
+            ) from e
         return data, {n: i for i, n in enumerate(names)}
     arrays, names = [], []
     for archive in OMNIGLOT_ARCHIVES:
@@ -244,7 +259,7 @@ def _decode_omniglot_archive(archive: _Archive, base: Path) -> tuple[np.ndarray,
                 )
             members = {i.filename: i for i in zf.infolist() if i.filename.endswith(".png")}
             return _decode_omniglot_files(archive, members, zf.read, str(zpath))
-    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as e:
+    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile, zlib.error) as e:
         raise DataError(
             f"{zpath} is not a readable zip archive ({e}); it is probably truncated. Delete it "
             f"and fetch it again from {archive.url}"
@@ -302,6 +317,8 @@ def _find_omniglot_zip(archive: _Archive, base: Path) -> Path:
         return mirror / "omniglot" / f"{archive.name}.zip"
     try:
         return _download(archive, base)
+    except DataError:
+        raise
     except (OSError, RuntimeError) as e:
         raise DataError(_omniglot_missing_message(base, mirror, e)) from e
 
@@ -311,8 +328,14 @@ def _download(archive: _Archive, base: Path) -> Path:
 
     base.mkdir(parents=True, exist_ok=True)
     tmp_name = f"{archive.name}.zip.part"
-    download_url(archive.url, str(base), filename=tmp_name, md5=archive.md5)
-    if not check_integrity(str(base / tmp_name), archive.md5):
+    try:
+        # no md5= here: download_url would raise a bare RuntimeError on a mismatch
+        download_url(archive.url, str(base), filename=tmp_name)
+        ok = check_integrity(str(base / tmp_name), archive.md5)
+    except BaseException:
+        (base / tmp_name).unlink(missing_ok=True)
+        raise
+    if not ok:
         (base / tmp_name).unlink(missing_ok=True)
         raise DataError(
             f"downloaded {archive.url} but its MD5 is not {archive.md5}; the download was "
@@ -374,7 +397,7 @@ def _decode_miniimagenet(base: Path, resize: bool) -> None:
         for s, n in MINIIMAGENET_SPLITS.items()
     }
     seen: set[str] = set()
-    source = None
+    source: str | Path = base  # named in the error if no image was found at all
     for where, fname, raw in _mini_sources(base):
         source = where
         if fname not in wanted or fname in seen:

@@ -19,7 +19,15 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["REQUIRED", "git_commit", "make_record", "write_result", "load_results", "results_dir"]
+__all__ = [
+    "REQUIRED",
+    "git_commit",
+    "run_commit",
+    "make_record",
+    "write_result",
+    "load_results",
+    "results_dir",
+]
 
 REQUIRED = (
     "experiment", "dataset", "method", "way", "shot", "accuracy", "ci95", "episodes",
@@ -27,6 +35,7 @@ REQUIRED = (
 )  # fmt: skip
 
 _REPO = Path(__file__).resolve().parents[1]
+_COMMIT_AT_IMPORT: str | None = None
 
 
 def results_dir() -> Path:
@@ -53,6 +62,16 @@ def git_commit() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("-dirty" if dirty else "")
+
+
+def run_commit() -> str:
+    """The commit of the code this process loaded: read once, when first asked (notebooks ask
+    at import through ``make_record``'s module), so that committing during a long run cannot
+    make its records name code that did not run."""
+    global _COMMIT_AT_IMPORT
+    if _COMMIT_AT_IMPORT is None:
+        _COMMIT_AT_IMPORT = git_commit()
+    return _COMMIT_AT_IMPORT
 
 
 def make_record(
@@ -90,7 +109,7 @@ def make_record(
         "torch": torch.__version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "commit": git_commit(),
+        "commit": run_commit(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "config": config,
         **extra,
@@ -124,3 +143,6 @@ def load_results(directory: str | os.PathLike | None = None) -> list[dict]:
     """Every record under ``directory`` (default ``results/``), sorted by file name."""
     directory = Path(directory) if directory is not None else results_dir()
     return [json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))]
+
+
+run_commit()  # at import: the code that this process runs

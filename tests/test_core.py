@@ -248,3 +248,14 @@ def test_resolve_device_falls_back_to_cpu():
     with pytest.warns(UserWarning, match="CUDA was requested"):
         assert resolve_device("cuda") == torch.device("cpu")
     assert resolve_device("auto") == torch.device("cpu")
+
+
+def test_record_names_the_commit_loaded_at_import(monkeypatch):
+    import re
+
+    from fewshot_utils import results
+
+    first = results.run_commit()
+    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?|unknown", first)
+    monkeypatch.setattr(results, "git_commit", lambda: "f" * 40)  # a commit made mid-run
+    assert _record()["commit"] == first
