@@ -39,9 +39,12 @@ _COMMIT_AT_IMPORT: str | None = None
 
 
 def results_dir() -> Path:
-    """``FEWSHOT_RESULTS_DIR``, else the repository's ``results/``."""
+    """``FEWSHOT_RESULTS_DIR``, else the checkout's ``results/``, else (a pip install, as on
+    Colab) ``results/`` in the working directory."""
     env = os.environ.get("FEWSHOT_RESULTS_DIR")
-    return Path(env) if env else _REPO / "results"
+    if env:
+        return Path(env)
+    return _REPO / "results" if (_REPO / ".git").exists() else Path.cwd() / "results"
 
 
 def git_commit() -> str:

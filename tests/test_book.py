@@ -1,0 +1,40 @@
+"""The book's wiring: every chapter in the table of contents, paired, with a Colab badge and a
+set-up cell pointing at the one repository URL of _config.yml, and a parameters cell."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _config():
+    return yaml.safe_load((ROOT / "_config.yml").read_text())
+
+
+def _toc_files():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [c["file"] for part in toc["parts"] for c in part["chapters"]]
+
+
+def test_every_toc_entry_exists():
+    for f in _toc_files():
+        assert (ROOT / f"{f}.ipynb").exists() or (ROOT / f"{f}.md").exists(), f
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_header(path):
+    url = _config()["repository"]["url"].rstrip("/")
+    repo = url.removeprefix("https://github.com/")
+    nb = nbformat.read(path, as_version=4)
+    badge = f"https://colab.research.google.com/github/{repo}/blob/main/notebooks/{path.name}"
+    assert badge in nb.cells[0].source, f"{path.name}: Colab badge must link {badge}"
+    assert f"git+{url}" in nb.cells[1].source, f"{path.name}: set-up cell must install {url}"
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1 and "PROFILE = None" in params[0].source
+    assert f"notebooks/{path.stem}" in _toc_files() or path.stem.startswith("99_"), (
+        f"{path.name} is not in _toc.yml"
+    )
