@@ -1,0 +1,246 @@
+"""The gradient of the ProtoNet loss with respect to each query-prototype distance, measured on
+real episodes during training (the LSED paper's Figures 3 to 7).
+
+For query ``i`` and prototype ``k`` of an episode, ``d[i, k]`` is the distance the softmax sees
+(the squared Euclidean distance, or ``d_LSED`` for LSED) and ``l_i = -log softmax(-d[i])_{y_i}``
+the query's own loss. ``dl_i / dd[i, k] = 1{k = y_i} - p[i, k]`` (the closed form is
+``saturation.distance_gradient``; the paper's eq. 5 prints the opposite sign). Here it is
+measured by autograd, from the same loss a training step minimises, so that the histograms show
+what training really back-propagates.
+
+``capture_training_gradients`` is a short training run, step for step the first iterations of
+``training.train_protonet`` with the same configuration (same episodes from the same seed, same
+Adam steps), that records the gradients of chosen iterations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import matplotlib.pyplot as plt
+import torch
+from torch import nn
+
+from .distances import protonet_logits, protonet_loss, prototypes
+from .episodes import Episode, query_labels, sample_episode
+from .profiles import resolve_device
+from .saturation import sparsity
+from .training import TrainConfig, save_atomic
+
+__all__ = [
+    "GradientSnapshot",
+    "BIAS",
+    "embed_episode",
+    "episode_gradients",
+    "capture_training_gradients",
+    "pool",
+    "log_abs_gradient",
+    "gradient_histogram",
+    "distance_histogram",
+    "histogram_figure",
+]
+
+BIAS = 1e-5
+"""The bias the paper adds before the log in its histograms: ``log(|dl/dd| + 1e-5)``."""
+
+
+class GradientSnapshot(NamedTuple):
+    """The distances and per-query gradients of one episode (all on the CPU)."""
+
+    iteration: int  # training iterations (parameter updates) done before this episode
+    distances: torch.Tensor  # [n, way] distances the softmax sees (d_LSED for LSED)
+    grads: torch.Tensor  # [n, way] dl_i / dd[i, k] of each query's own loss
+    labels: torch.Tensor  # [n] index of each query's own prototype
+    loss: float  # the episode's mean loss
+    accuracy: float  # the episode's query accuracy
+
+
+def embed_episode(model: nn.Module, ep: Episode) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Query embeddings ``[way * query, D]``, prototypes ``[way, D]`` and query labels of one
+    episode, in one forward pass as a training step makes it (support and queries together,
+    so that batch normalisation in training mode sees the whole episode)."""
+    way, shot = ep.support.shape[:2]
+    emb = model(torch.cat([ep.support.flatten(0, 1), ep.query.flatten(0, 1)])).float()
+    protos = prototypes(emb[: way * shot].view(way, shot, -1))
+    return emb[way * shot :], protos, query_labels(way, ep.query.shape[1], emb.device)
+
+
+def episode_gradients(
+    queries: torch.Tensor,
+    protos: torch.Tensor,
+    labels: torch.Tensor,
+    distance: str = "squared_euclidean",
+    scale: float = 1.0,
+    iteration: int = 0,
+    **distance_kwargs: float,
+) -> tuple[torch.Tensor, GradientSnapshot]:
+    """The episode's mean loss (with its graph, ready for a training step) and a snapshot of
+    its distances and of ``dl_i / dd[i, k]``, by autograd.
+
+    The mean loss has the per-query gradients divided by the number of queries ``N``; the
+    snapshot multiplies them back, so each row is one query's own gradient, as in eq. 5. With a
+    metric ``scale`` alpha the logits are ``-alpha * d``, and the gradient is alpha times larger.
+    """
+    d = -protonet_logits(queries, protos, distance, 1.0, **distance_kwargs)
+    if not d.requires_grad:  # embeddings computed without a graph: differentiate from d on
+        d = d.detach().requires_grad_()
+    loss, acc = protonet_loss(-scale * d, labels)
+    (grad,) = torch.autograd.grad(loss, d, retain_graph=True)
+    snap = GradientSnapshot(
+        iteration=iteration,
+        distances=d.detach().cpu(),
+        grads=(grad * labels.numel()).cpu(),
+        labels=labels.cpu(),
+        loss=loss.item(),
+        accuracy=acc.item(),
+    )
+    return loss, snap
+
+
+def capture_training_gradients(
+    model: nn.Module,
+    train_data: torch.Tensor,
+    config: TrainConfig,
+    iterations: list[int],
+    device: str | torch.device | None = "auto",
+    cache: str | os.PathLike | None = None,
+    recompute: bool = False,
+) -> dict[int, GradientSnapshot]:
+    """Train ``model`` for ``max(iterations)`` episodes as ``train_protonet(config)`` would, and
+    return the snapshot of the training episode at each requested iteration (0: the fresh
+    network), keyed by iteration.
+
+    Episodes, initial weights and Adam steps are those of the first iterations of
+    ``train_protonet`` with the same ``config`` and the same initial ``model`` (float32, no
+    learning-rate halving: the first halving comes after 2000 episodes). A snapshot is taken
+    before its iteration's update. With ``cache``, a finished capture of the same
+    configuration and initial weights is loaded instead of recomputed (unless ``recompute``).
+    """
+    cfg = config
+    if not iterations or min(iterations) < 0:
+        raise ValueError(f"iterations must be a non-empty list of counts >= 0, got {iterations}")
+    if max(iterations) >= cfg.lr_halve_every:
+        raise ValueError(
+            f"capture covers the first {cfg.lr_halve_every} iterations (before the first "
+            f"learning-rate halving); got up to {max(iterations)}"
+        )
+    key = _cache_key(model, train_data, cfg, iterations)
+    if cache is not None and Path(cache).exists() and not recompute:
+        stored = torch.load(cache, map_location="cpu", weights_only=False)
+        if stored.get("key") == key:
+            return {it: GradientSnapshot(*s) for it, s in stored["snapshots"].items()}
+    device = resolve_device(device)
+    model.to(device)
+    if device.type == "cpu":
+        model.to(memory_format=torch.channels_last)  # as train_protonet does
+    model.train()
+    data = train_data.to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    snapshots: dict[int, GradientSnapshot] = {}
+    for it in range(max(iterations) + 1):
+        ep = sample_episode(data, cfg.way, cfg.shot, cfg.query, gen)
+        loss, snap = episode_gradients(
+            *embed_episode(model, ep), cfg.distance, cfg.scale, it, **cfg.distance_kwargs
+        )
+        if it in iterations:
+            snapshots[it] = snap
+        if it < max(iterations):
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+    if cache is not None:
+        save_atomic({"key": key, "snapshots": {k: tuple(s) for k, s in snapshots.items()}}, cache)
+    return snapshots
+
+
+def pool(snapshots: list[GradientSnapshot]) -> GradientSnapshot:
+    """Several episodes' snapshots as one (rows concatenated; loss and accuracy averaged)."""
+    if not snapshots:
+        raise ValueError("pool needs at least one snapshot")
+    n = len(snapshots)
+    return GradientSnapshot(
+        iteration=snapshots[0].iteration,
+        distances=torch.cat([s.distances for s in snapshots]),
+        grads=torch.cat([s.grads for s in snapshots]),
+        labels=torch.cat([s.labels for s in snapshots]),
+        loss=sum(s.loss for s in snapshots) / n,
+        accuracy=sum(s.accuracy for s in snapshots) / n,
+    )
+
+
+def log_abs_gradient(grads: torch.Tensor, bias: float = BIAS) -> torch.Tensor:
+    """``log(|grad| + bias)`` (natural log), the quantity of the paper's histograms: a gradient
+    of exactly 0 lands at ``log(bias)``, about -11.5, and one of magnitude 1 at about 0."""
+    if not bias > 0:
+        raise ValueError(f"bias must be > 0, got {bias}")
+    return torch.log(grads.abs() + bias)
+
+
+# ------------------------------------------------------------------------------ figures
+
+_GRAD_BINS = torch.linspace(-11.75, 0.25, 49)  # bins of 0.25 around log(1e-5) ... log(1)
+_COLORS = {"own prototype": "tab:green", "other prototypes": "tab:gray"}
+
+
+def _own_mask(snap: GradientSnapshot) -> torch.Tensor:
+    return torch.nn.functional.one_hot(snap.labels, snap.grads.shape[-1]).bool()
+
+
+def gradient_histogram(ax, snap: GradientSnapshot, title: str, bias: float = BIAS) -> None:
+    """Histogram of ``log(|dl/dd| + bias)`` on ``ax``, the pairs of each query with its own
+    prototype stacked on those with the other prototypes, as fractions of all pairs; the title
+    gets the fraction below ``bias`` (gradients that are zero in practice)."""
+    own = _own_mask(snap)
+    values = log_abs_gradient(snap.grads, bias)
+    parts = [values[own], values[~own]]
+    weights = [torch.full_like(p, 1 / values.numel()) for p in parts]
+    ax.hist(parts, bins=_GRAD_BINS, weights=weights, stacked=True, label=list(_COLORS),
+            color=list(_COLORS.values()))  # fmt: skip
+    frac = sparsity(snap.grads, bias)
+    ax.set_title(f"{title}\n{100 * frac:.1f}% of |∂ℓ/∂d| below {bias:g}", fontsize=9)
+    ax.set(xlabel=f"ln(|∂ℓ/∂d| + {bias:g})", ylabel="fraction of pairs")
+    ax.grid(alpha=0.3)
+
+
+def distance_histogram(ax, snap: GradientSnapshot, title: str) -> None:
+    """Histogram of the query-prototype distances on ``ax`` (own / other prototypes stacked)."""
+    own = _own_mask(snap)
+    d = snap.distances
+    parts = [d[own], d[~own]]
+    weights = [torch.full_like(p, 1 / d.numel()) for p in parts]
+    ax.hist(parts, bins=40, weights=weights, stacked=True, label=list(_COLORS),
+            color=list(_COLORS.values()))  # fmt: skip
+    ax.set_title(f"{title}\nmedian distance {d.median().item():.3g}", fontsize=9)
+    ax.set(xlabel="distance d(z, c_k) seen by the softmax", ylabel="fraction of pairs")
+    ax.grid(alpha=0.3)
+
+
+def histogram_figure(snapshots: dict[int, GradientSnapshot], name: str, bias: float = BIAS):
+    """The layout of the paper's Figures 4-7: one row per iteration, log-gradient histogram on
+    the left, distance histogram on the right; returns the figure."""
+    fig, axes = plt.subplots(
+        len(snapshots), 2, figsize=(10, 2.9 * len(snapshots)), squeeze=False,
+        constrained_layout=True,
+    )  # fmt: skip
+    for row, (it, snap) in enumerate(sorted(snapshots.items())):
+        label = f"{name}, after {it} iteration{'' if it == 1 else 's'}"
+        gradient_histogram(axes[row, 0], snap, label, bias)
+        distance_histogram(axes[row, 1], snap, label)
+    axes[0, 1].legend(fontsize=8)
+    return fig
+
+
+def _cache_key(model: nn.Module, data: torch.Tensor, cfg: TrainConfig, iterations) -> dict:
+    """What determines a capture: configuration, iterations, data shape and initial weights."""
+    with torch.no_grad():
+        weights = sum(p.double().sum().item() for p in model.state_dict().values())
+    return {
+        "config": dataclasses.asdict(cfg),
+        "iterations": sorted(iterations),
+        "data_shape": tuple(data.shape),
+        "weights_sum": weights,
+    }
