@@ -4,7 +4,9 @@ One module per concept: ``data`` (real datasets), ``episodes`` (sampling),
 ``models`` (backbones), ``distances`` (metrics, prototypes, ProtoNet loss),
 ``training`` (episodic training with checkpoints), ``evaluation`` (test
 episodes over cached embeddings), ``results`` (provenance records),
-``profiles`` (smoke / cpu / full), ``plots`` (figures).
+``profiles`` (smoke / cpu / full), ``plots`` (figures), ``saturation``
+(softmax saturation and metric scaling, chapter 1), ``gradients`` (dl/dd of
+training episodes, chapter 2).
 """
 
 __version__ = "0.1.0"
