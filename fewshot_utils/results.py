@@ -48,13 +48,14 @@ def results_dir() -> Path:
 
 
 def git_commit() -> str:
-    """The commit of the code that runs, with ``-dirty`` when tracked files differ from it,
-    or ``unknown`` outside a git checkout (e.g. a pip install on Colab)."""
+    """The commit of the code that runs, with ``-dirty`` when files of ``fewshot_utils`` or
+    ``notebooks`` differ from it (untracked new modules included: code that ran but is not in
+    the commit), or ``unknown`` outside a git checkout (e.g. a pip install on Colab)."""
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=_REPO, capture_output=True, text=True, check=True
         ).stdout.strip()
-        status = ["git", "status", "--porcelain", "--untracked-files=no"]
+        status = ["git", "status", "--porcelain", "--untracked-files=normal"]
         dirty = subprocess.run(
             [*status, "--", "fewshot_utils", "notebooks"],
             cwd=_REPO,

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -251,11 +252,34 @@ def test_resolve_device_falls_back_to_cpu():
 
 
 def test_record_names_the_commit_loaded_at_import(monkeypatch):
-    import re
-
     from fewshot_utils import results
 
     first = results.run_commit()
     assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?|unknown", first)
     monkeypatch.setattr(results, "git_commit", lambda: "f" * 40)  # a commit made mid-run
     assert _record()["commit"] == first
+
+
+def test_git_commit_marks_changed_and_untracked_code_dirty(tmp_path, monkeypatch):
+    import subprocess
+
+    from fewshot_utils import results
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "fewshot_utils").mkdir()
+    (tmp_path / "fewshot_utils" / "a.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "a")
+    monkeypatch.setattr(results, "_REPO", tmp_path)
+    clean = results.git_commit()
+    assert re.fullmatch(r"[0-9a-f]{40}", clean)
+    (tmp_path / "README.md").write_text("not code\n")  # outside the code folders: still clean
+    assert results.git_commit() == clean
+    (tmp_path / "fewshot_utils" / "new.py").write_text("y = 2\n")  # ran, but not committed
+    assert results.git_commit() == clean + "-dirty"
+    (tmp_path / "fewshot_utils" / "new.py").unlink()
+    (tmp_path / "fewshot_utils" / "a.py").write_text("x = 2\n")
+    assert results.git_commit() == clean + "-dirty"
