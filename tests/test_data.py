@@ -413,7 +413,10 @@ def test_omniglot_bad_cache(omniglot_mirror, data_home, corrupt, match):
 
 
 def test_omniglot_crash_while_writing_cache_then_rebuild(omniglot_mirror, data_home, monkeypatch):
+    written = []
+
     def crash(file, array, *args, **kwargs):
+        written.append(Path(file.name))
         file.write(b"\x93NUMPY\x01\x00 half a header")
         raise OSError(28, "No space left on device")
 
@@ -422,6 +425,9 @@ def test_omniglot_crash_while_writing_cache_then_rebuild(omniglot_mirror, data_h
         with pytest.raises(OSError, match="No space left"):
             load_omniglot("train")
     base = data_home / "omniglot"
+    # written under another name in the same folder (a hard kill could not leave a torn cache)
+    assert len(written) == 1 and written[0].parent == base
+    assert written[0].name != "omniglot_28.npy"
     assert not (base / "omniglot_28.npy").exists()
     assert not list(base.glob("*.tmp")), "temporaries are removed"
     assert_tiny_omniglot_loads()

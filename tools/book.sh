@@ -4,7 +4,19 @@
 set -euo pipefail
 source "$(dirname "$0")/setup_env.sh"
 export FEWSHOT_PROFILE="${FEWSHOT_PROFILE:-auto}"
-t0=$SECONDS
-echo "== building the book (profile $FEWSHOT_PROFILE)"
-jupyter-book build . "$@"
-echo "== book built in $((SECONDS - t0)) s: open _build/html/index.html"
+profile="$(python -c 'from fewshot_utils.profiles import resolve_profile; print(resolve_profile())')"
+# Jupyter Book's execution cache keys on the notebooks' code cells only. Outputs made with
+# another profile or another version of fewshot_utils must not be reused: drop the cache then.
+code="$(find fewshot_utils requirements.txt -type f ! -path '*__pycache__*' | LC_ALL=C sort \
+  | xargs cat | sha256sum | cut -c1-16)"
+key="profile=$profile fewshot_utils=$code"
+stamp=_build/.fewshot-execution
+if [ -d _build/.jupyter_cache ] && [ "$(cat "$stamp" 2>/dev/null)" != "$key" ]; then
+  echo "[book] cached outputs are from '$(cat "$stamp" 2>/dev/null || echo unknown)'," \
+    "not '$key': executing every notebook again"
+  rm -rf _build/.jupyter_cache _build/jupyter_execute
+fi
+mkdir -p _build
+echo "$key" > "$stamp"
+step "jupyter-book build ($profile profile)" jupyter-book build . "$@"
+echo "[book] open _build/html/index.html"

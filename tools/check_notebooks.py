@@ -1,5 +1,5 @@
 """Check the paired notebooks: every notebooks/*.ipynb has its .py:percent twin and back, the
-.ipynb carries no outputs, and its cells are exactly what jupytext makes of the .py.
+.ipynb carries no outputs, and its cells (type, source, tags) are what jupytext makes of the .py.
 
 Exit 1 with one line per problem and the command that fixes it.
 """
@@ -15,8 +15,9 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _cells(nb) -> list[tuple[str, str]]:
-    return [(c.cell_type, c.source.strip()) for c in nb.cells]
+def _cells(nb) -> list[tuple[str, str, tuple[str, ...]]]:
+    # Type, source and tags (papermill finds its "parameters" cell by tag).
+    return [(c.cell_type, c.source.strip(), tuple(c.metadata.get("tags", []))) for c in nb.cells]
 
 
 def check(folder: Path = ROOT / "notebooks") -> list[str]:
@@ -27,7 +28,8 @@ def check(folder: Path = ROOT / "notebooks") -> list[str]:
         problems.append(f"{stem}.ipynb has no .py twin: run `jupytext --set-formats "
                         f"ipynb,py:percent notebooks/{stem}.ipynb`")  # fmt: skip
     for stem in sorted(pys - ipynbs):
-        problems.append(f"{stem}.py has no .ipynb twin: run `jupytext --sync notebooks/{stem}.py`")
+        problems.append(f"{stem}.py has no .ipynb twin: run `jupytext --set-formats "
+                        f"ipynb,py:percent notebooks/{stem}.py`")  # fmt: skip
     for stem in sorted(ipynbs & pys):
         ipynb = nbformat.read(folder / f"{stem}.ipynb", as_version=4)
         py = jupytext.read(folder / f"{stem}.py")
@@ -38,7 +40,10 @@ def check(folder: Path = ROOT / "notebooks") -> list[str]:
             problems.append(f"{stem}.ipynb differs from {stem}.py: {fix}")
         formats = ipynb.metadata.get("jupytext", {}).get("formats", "")
         if formats != "ipynb,py:percent":
-            problems.append(f"{stem}.ipynb is not paired as ipynb,py:percent ({formats!r})")
+            problems.append(
+                f"{stem}.ipynb is not paired as ipynb,py:percent ({formats!r}): run "
+                f"`jupytext --set-formats ipynb,py:percent notebooks/{stem}.py`"
+            )
     return problems
 
 

@@ -4,9 +4,9 @@
 set -euo pipefail
 source "$(dirname "$0")/setup_env.sh"
 export FEWSHOT_PROFILE="${FEWSHOT_PROFILE:-smoke}"
-step() { local t0=$SECONDS; echo "== $1"; shift; "$@"; echo "== done in $((SECONDS - t0)) s"; }
-step "ruff" ruff check .
-step "ruff format" ruff format --check .
+step "ruff check" ruff check .
+step "ruff format --check" ruff format --check .
 step "unit tests" python -m pytest -q tests
 step "paired notebooks" python tools/check_notebooks.py
-step "notebooks ($FEWSHOT_PROFILE profile)" python -m pytest -q --nbmake --nbmake-timeout=3600 notebooks/
+step "notebooks ($FEWSHOT_PROFILE profile)" \
+  python -m pytest -q --nbmake --nbmake-timeout=3600 notebooks/
