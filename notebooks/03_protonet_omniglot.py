@@ -100,8 +100,8 @@ settings = pick(
     profile,
     smoke=dict(classes=40, way=10, runs=(1,), max_episodes=6, episodes_per_epoch=3,
                lr_halve_every=2000, val_episodes=10, patience=None, test_episodes=50),
-    cpu=dict(classes=None, way=60, runs=(1,), max_episodes=2000, episodes_per_epoch=100,
-             lr_halve_every=500, val_episodes=100, patience=None, test_episodes=10_000),
+    cpu=dict(classes=None, way=60, runs=(1,), max_episodes=3000, episodes_per_epoch=100,
+             lr_halve_every=1000, val_episodes=100, patience=None, test_episodes=10_000),
     full=dict(classes=None, way=60, runs=(1, 5), max_episodes=1_000_000,
               episodes_per_epoch=100, lr_halve_every=2000, val_episodes=100, patience=200,
               test_episodes=10_000),
@@ -171,7 +171,7 @@ runs_text = {
         "the protocol shortened to fit this notebook in about 40 minutes on a 2-core CPU: "
         f"{settings['max_episodes']} training episodes per model, with the learning rate "
         f"halved every {settings['lr_halve_every']} episodes instead of every 2000 (the "
-        "protocol's schedule compressed 4 times), and only the two 1-shot models: **the "
+        "protocol's schedule compressed 2 times), and only the two 1-shot models: **the "
         "5-shot tests use the models trained on 1-shot episodes**, while the papers train "
         "separate 5-shot models. These are short-training numbers, not the protocol's."
     ),
