@@ -1,0 +1,279 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Results: every reproduced number beside the paper's
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fewshot-book/fewshot-book/blob/main/notebooks/90_results.ipynb)
+#
+# The chapters before this one each train and test a model and save every number they
+# measure as a record under `results/`, with its provenance: the profile it ran in, the
+# device, the wall time and the git commit of the code. This chapter runs nothing: it reads
+# every record and puts it beside the published number it reproduces, for each table of the
+# three papers, LSED {cite}`shen2018lsed` (Table 1), dense classification and implanting
+# {cite}`lifchitz2019dense` (Tables 1-5) and TADAM {cite}`oreshkin2018tadam` (Table 2).
+#
+# Two rules make the tables honest. A number the book has not measured yet is shown as
+# *not measured yet*, never filled with the paper's. And every number says which profile
+# produced it: `cpu` numbers come from real data but from training shortened to fit a laptop,
+# so they are **not** the paper's protocol, and a gap to the paper there says how far a short
+# schedule gets, not whether the paper holds; only `full` numbers follow the protocol.
+
+# %%
+# Set-up: on Colab, install the project when it is missing. This chapter trains nothing:
+# any runtime works (Runtime > Change runtime type > CPU is enough).
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("fewshot_utils") is None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q",
+         "git+https://github.com/fewshot-book/fewshot-book"],
+        check=True,
+    )  # fmt: skip
+print("Runtime: any (CPU is enough); this chapter reads records and trains nothing.")
+
+# %% tags=["parameters"]
+PROFILE = None  # "smoke", "cpu", "full" or "auto"; None reads FEWSHOT_PROFILE
+RESULTS = None  # folder of the records; None: the repository's results/ (cloned on Colab)
+
+# %%
+import inspect
+from collections import Counter
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+from IPython.display import Markdown, display
+
+from fewshot_utils import paper_numbers, reproduction
+from fewshot_utils.profiles import resolve_profile
+from fewshot_utils.results import load_results, results_dir
+
+profile = resolve_profile(PROFILE)
+print(f"profile {profile}: the same in every profile, expected run time a few seconds")
+
+folder = Path(RESULTS) if RESULTS else results_dir()
+if "google.colab" in sys.modules and not list(folder.glob("*.json")):
+    # A pip install has no results/: read the records of the repository itself.
+    subprocess.run(["git", "clone", "-q", "--depth", "1",
+                    "https://github.com/fewshot-book/fewshot-book", "/content/fewshot-book"],
+                   check=True)  # fmt: skip
+    folder = Path("/content/fewshot-book/results")
+records = load_results(folder)
+if not records:
+    print(f"no records in {folder}: every number below is 'not measured yet'")
+by_profile = Counter(r["profile"] for r in records)
+print(f"{len(records)} records in {folder}: "
+      + (", ".join(f"{n} {p}" for p, n in sorted(by_profile.items())) or "none"))  # fmt: skip
+
+
+def show_source(obj) -> None:
+    """Show a function's source from the module itself (never a copy)."""
+    display(Markdown(f"```python\n{inspect.getsource(obj)}```"))
+
+
+# %% [markdown]
+# ## How a record finds its published number
+#
+# The published numbers live in one place, `fewshot_utils.paper_numbers`, one entry per cell
+# of each table (transcribed from the papers; the unit tests check every number against the
+# paper files). A record names the cells it reproduces in its `paper_rows` field; a record
+# without one is matched by the published number its chapter compared with
+# (`paper_accuracy`), in the same dataset, way and shot. Several tables print the same
+# experiment (ResNet-12 with global average pooling, 5-shot, is 76.40 in Tables 1, 2 and 4
+# of the dense-classification paper), so one record can fill several cells; two different
+# experiments that print the same number are an error the record must resolve by naming its
+# cell.
+
+# %%
+show_source(reproduction.record_cells)
+
+# %% [markdown]
+# Each line below is one published cell and one record that reproduces it (a cell measured in
+# both profiles has two lines, `full` first). *ours* is our accuracy with its 95% confidence
+# interval over the test episodes; *ours − paper* is the difference in percentage points with
+# the 95% interval of the difference: ours and the paper's, where the paper prints one, added
+# in quadrature. The last columns are the provenance of our number; the full record, with the
+# whole configuration, is the JSON file named after it under `results/`.
+
+# %%
+comparisons = reproduction.compare(records)
+by_table = {key: [c for c in comparisons if (c.paper.paper, c.paper.table) == key]
+            for key in paper_numbers.TABLES}  # fmt: skip
+
+
+def show_table(paper: str, table: str) -> None:
+    """The caption, how many cells are measured, and the table."""
+    lines = by_table[paper, table]
+    done = {c.paper.id for c in lines if c.record is not None}
+    cells = {c.paper.id for c in lines}
+    profiles = Counter(c.record["profile"] for c in lines if c.record is not None)
+    counts = ", ".join(f"{n} {p}" for p, n in sorted(profiles.items())) or "no"
+    display(Markdown(
+        f"**{paper_numbers.TABLES[paper, table]}.** {len(done)} of {len(cells)} cells measured "
+        f"({counts} lines).\n\n" + reproduction.markdown_table(lines)
+    ))  # fmt: skip
+
+
+# %% [markdown]
+# ## LSED, Table 1
+#
+# ProtoNet with squared Euclidean distance against ProtoNet(LSED), on Omniglot 20-way and
+# miniImageNet 5-way (chapters 3 and 4).
+
+# %%
+show_table("shen2018lsed", "Table 1")
+
+# %% [markdown]
+# The paper's claim is the gain of LSED over squared Euclidean distance rather than either
+# number alone; our gain per setting and profile, with the interval of a difference of two
+# independent measurements (the chapters report the tighter paired interval, on the same test
+# episodes):
+
+# %%
+lsed_lines = [c for c in by_table["shen2018lsed", "Table 1"] if c.record is not None]
+gains = []
+for cell in paper_numbers.table_rows("shen2018lsed", "Table 1"):
+    if cell.row != "ProtoNet(LSED)":
+        continue
+    base = next(p for p in paper_numbers.table_rows("shen2018lsed", "Table 1")
+                if p.row == "ProtoNet" and p.setting == cell.setting)  # fmt: skip
+    paper_gain = cell.accuracy - base.accuracy
+    for prof in ("full", "cpu"):
+        ours = [c for c in lsed_lines if c.paper == cell and c.record["profile"] == prof]
+        theirs = [c for c in lsed_lines if c.paper == base and c.record["profile"] == prof]
+        if ours and theirs:
+            a, b = ours[0], theirs[0]
+            gain, ci = a.ours - b.ours, (a.ours_ci95**2 + b.ours_ci95**2) ** 0.5
+            gains.append(
+                f"| {cell.setting} | {paper_gain:+.2f} | {prof} | {gain:+.2f} ± {ci:.2f} |"
+            )
+if gains:
+    display(Markdown("| setting | paper: LSED − ProtoNet | profile | ours: LSED − ProtoNet |\n"
+                     "| --- | --- | --- | --- |\n" + "\n".join(gains)))  # fmt: skip
+else:
+    print("no setting has both models measured yet")
+
+# %% [markdown]
+# ## Dense classification, Table 1
+#
+# Stage 1 only: a cosine classifier trained with global average pooling (GAP) or dense
+# classification (DC), on the small C128F network and on ResNet-12 (chapter 5).
+
+# %%
+show_table("lifchitz2019dense", "Table 1")
+
+# %% [markdown]
+# ## Dense classification, Table 2
+#
+# Stage 1 only, 5-way 5-shot with ResNet-12: how support and query features are pooled at
+# test time (GMP: global max-pooling), on the novel classes, the base classes, and both
+# together (chapter 5).
+
+# %%
+show_table("lifchitz2019dense", "Table 2")
+
+# %% [markdown]
+# ## Dense classification, Table 3
+#
+# Implanting (stage 2), 5-way 5-shot: the pooling used while training the implants and at
+# test time (chapter 6).
+
+# %%
+show_table("lifchitz2019dense", "Table 3")
+
+# %% [markdown]
+# ## Dense classification, Table 4
+#
+# The ablation on miniImageNet: GAP, DC, DC with the last block widened by 16 channels
+# (WIDE), and DC with implants (IMP, which needs at least two shots) (chapters 5 and 6).
+
+# %%
+show_table("lifchitz2019dense", "Table 4")
+
+# %% [markdown]
+# ## Dense classification, Table 5
+#
+# The same ablation on FC100 (chapters 5 and 6).
+
+# %%
+show_table("lifchitz2019dense", "Table 5")
+
+# %% [markdown]
+# ## TADAM, Table 2
+#
+# The ablation of TADAM's three ingredients on miniImageNet and FC100: metric scaling α,
+# auxiliary co-training (AT) and task conditioning (TC), against a ResNet-12 Prototypical
+# Network (chapter 7).
+
+# %%
+show_table("oreshkin2018tadam", "Table 2")
+
+# %% [markdown]
+# ## Ours minus the paper's
+#
+# One point per measured line, with the 95% interval of the difference; a table with no
+# measured cell yet has no panel, and each panel's title counts its cells measured.
+
+# %%
+measured_tables = [key for key, lines in by_table.items() if any(c.record for c in lines)]
+if measured_tables:
+    heights = [0.45 * max(sum(c.record is not None for c in by_table[k]), 2) + 1.3
+               for k in measured_tables]  # fmt: skip
+    fig, axes = plt.subplots(len(measured_tables), 1, figsize=(8, sum(heights)),
+                             gridspec_kw={"height_ratios": heights}, squeeze=False)  # fmt: skip
+    for ax, key in zip(axes[:, 0], measured_tables):
+        reproduction.plot_differences(by_table[key], ax=ax, title=paper_numbers.TABLES[key])
+    fig.tight_layout()
+    plt.show()
+missing = [paper_numbers.TABLES[k].split(":")[0] for k in by_table if k not in measured_tables]
+print("no cell measured yet: " + ("; ".join(missing) if missing else "none"))
+
+# %% [markdown]
+# ## Records that reproduce no published cell
+#
+# The book also measures things the papers print no number for: chapter 0's first ProtoNet,
+# the 5-way Omniglot tests of chapter 3 (the LSED paper reports 20-way only), chapter 2's
+# grid over LSED's parameters. Every record appears here or in a table above.
+
+# %%
+others = reproduction.unmatched(records)
+if others:
+    display(Markdown(reproduction.records_table(others)))
+else:
+    print("none")
+
+# %% [markdown]
+# ## What the records say
+#
+# Counted from the records above, not typed:
+
+# %%
+n_cells = len(paper_numbers.PAPER_NUMBERS)
+measured = {prof: {c.paper.id for c in comparisons if c.record and c.record["profile"] == prof}
+            for prof in ("full", "cpu")}  # fmt: skip
+inside = [c for c in comparisons
+          if c.record is not None and abs(c.difference) <= c.difference_ci95]  # fmt: skip
+lines_measured = [c for c in comparisons if c.record is not None]
+display(Markdown(
+    f"- {len(records)} records; {n_cells} published cells in the seven tables.\n"
+    f"- Measured with the papers' protocol (`full`): {len(measured['full'])} cells; with the "
+    f"shortened `cpu` profile: {len(measured['cpu'])} cells; not measured yet: "
+    f"{n_cells - len(measured['full'] | measured['cpu'])} cells.\n"
+    f"- The paper's number lies within the 95% interval of the difference on "
+    f"{len(inside)} of {len(lines_measured)} measured lines.\n"
+    f"- {len(others)} records measure something the papers print no number for."
+))  # fmt: skip
