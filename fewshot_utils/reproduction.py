@@ -133,11 +133,14 @@ def unmatched(
     return [r for r in records if not ids.intersection(record_cells(r, numbers))]
 
 
+NBSP = "\u00a0"  # keeps "95.46 ± 0.05" on one line in narrow table columns
+
+
 def _pct(x: float | None, ci: float | None = None, signed: bool = False) -> str:
     if x is None:
         return "—"
     s = f"{x:+.2f}" if signed else f"{x:.2f}"
-    return s if ci is None else f"{s} ± {ci:.2f}"
+    return s if ci is None else f"{s}{NBSP}±{NBSP}{ci:.2f}"
 
 
 def _wall(seconds: float) -> str:
@@ -148,31 +151,25 @@ def _wall(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _provenance(r: dict) -> list[str]:
-    return [
-        r["profile"],
-        r["device"],
-        _wall(r["wall_time_s"]),
-        f"`{str(r['commit'])[:7]}{'-dirty' if str(r['commit']).endswith('-dirty') else ''}`",
-        _how(r),
-    ]
-
-
-def _how(r: dict) -> str:
-    """Experiment, training length and shot when the record says, test episodes."""
+def _provenance(r: dict) -> str:
+    """Device, wall time, commit, experiment, training length (and shot when it differs from
+    the test's), test episodes: what the record says about how the number was made."""
+    commit = str(r["commit"])
     train = ""
     if r.get("train_episodes") is not None:
         shot = r.get("train_shot")
-        train = (
-            f"{r['train_episodes']:,} training episodes"
-            + (f" ({shot}-shot)" if shot is not None and shot != r["shot"] else "")
-            + ", "
+        train = f"{r['train_episodes']:,} training episodes" + (
+            f" ({shot}-shot)" if shot is not None and shot != r["shot"] else ""
         )
-    return f"{r['experiment']}: {train}{r['episodes']:,} test episodes"
+        train += ", "
+    return (
+        f"{r['device']}, {_wall(r['wall_time_s'])}, commit `{commit[:7]}"
+        f"{'-dirty' if commit.endswith('-dirty') else ''}`; {r['experiment']}: {train}"
+        f"{r['episodes']:,} test episodes"
+    )
 
 
-_HEAD = ["row", "setting", "paper", "ours", "ours − paper", "profile", "device", "wall time",
-         "commit", "record"]  # fmt: skip
+_HEAD = ["row", "setting", "paper", "profile", "ours", "ours − paper", "provenance"]
 
 
 def _md(header: list[str], lines: list[list[str]]) -> str:
@@ -181,30 +178,30 @@ def _md(header: list[str], lines: list[list[str]]) -> str:
 
 
 def markdown_table(comparisons: Sequence[Comparison]) -> str:
-    """A Markdown table: the published cell, ours ± 95% CI, the difference ± its 95% CI (in
-    percentage points) and the record's provenance; "not measured yet" where we have none."""
+    """A Markdown table: the published cell, the profile of our number, ours ± 95% CI, the
+    difference ± its 95% CI (percentage points) and the record's provenance; "not measured
+    yet" where no record reproduces the cell."""
     lines = []
     for c in comparisons:
         p = c.paper
         label = p.row + (f" ({p.column})" if p.column else "")
         paper = _pct(p.accuracy, p.ci95)
         if c.record is None:
-            lines.append([label, p.setting, paper, "*not measured yet*", "—", "", "", "", "", ""])
+            lines.append([label, p.setting, paper, "—", "*not measured yet*", "—", ""])
         else:
             lines.append([
-                label, p.setting, paper, _pct(c.ours, c.ours_ci95),
-                _pct(c.difference, c.difference_ci95, signed=True), *_provenance(c.record),
+                label, p.setting, paper, f"**{c.record['profile']}**", _pct(c.ours, c.ours_ci95),
+                _pct(c.difference, c.difference_ci95, signed=True), _provenance(c.record),
             ])  # fmt: skip
     return _md(_HEAD, lines)
 
 
 def records_table(records: Sequence[dict]) -> str:
     """A Markdown table of records on their own (those that reproduce no published cell)."""
-    head = ["experiment", "dataset", "method", "setting", "ours", "profile", "device",
-            "wall time", "commit", "record"]  # fmt: skip
+    head = ["experiment", "dataset", "method", "setting", "profile", "ours", "provenance"]
     lines = [
         [r["experiment"], r["dataset"], str(r["method"]), f"{r['way']}-way {r['shot']}-shot",
-         _pct(100 * r["accuracy"], 100 * r["ci95"]), *_provenance(r)]
+         f"**{r['profile']}**", _pct(100 * r["accuracy"], 100 * r["ci95"]), _provenance(r)]
         for r in sorted(records, key=lambda r: (r["experiment"], r["dataset"], r["method"],
                                                 r["way"], r["shot"], _order(r)))
     ]  # fmt: skip

@@ -109,7 +109,7 @@ show_source(reproduction.record_cells)
 # in quadrature. The last columns are the provenance of our number; the full record, with the
 # whole configuration, is the JSON file named after it under `results/`.
 
-# %%
+# %% tags=["hide-input"]
 comparisons = reproduction.compare(records)
 by_table = {key: [c for c in comparisons if (c.paper.paper, c.paper.table) == key]
             for key in paper_numbers.TABLES}  # fmt: skip
@@ -134,7 +134,7 @@ def show_table(paper: str, table: str) -> None:
 # ProtoNet with squared Euclidean distance against ProtoNet(LSED), on Omniglot 20-way and
 # miniImageNet 5-way (chapters 3 and 4).
 
-# %%
+# %% tags=["hide-input", "full-width"]
 show_table("shen2018lsed", "Table 1")
 
 # %% [markdown]
@@ -143,7 +143,7 @@ show_table("shen2018lsed", "Table 1")
 # independent measurements (the chapters report the tighter paired interval, on the same test
 # episodes):
 
-# %%
+# %% tags=["hide-input"]
 lsed_lines = [c for c in by_table["shen2018lsed", "Table 1"] if c.record is not None]
 gains = []
 for cell in paper_numbers.table_rows("shen2018lsed", "Table 1"):
@@ -173,7 +173,7 @@ else:
 # Stage 1 only: a cosine classifier trained with global average pooling (GAP) or dense
 # classification (DC), on the small C128F network and on ResNet-12 (chapter 5).
 
-# %%
+# %% tags=["hide-input", "full-width"]
 show_table("lifchitz2019dense", "Table 1")
 
 # %% [markdown]
@@ -183,7 +183,7 @@ show_table("lifchitz2019dense", "Table 1")
 # test time (GMP: global max-pooling), on the novel classes, the base classes, and both
 # together (chapter 5).
 
-# %%
+# %% tags=["hide-input", "full-width"]
 show_table("lifchitz2019dense", "Table 2")
 
 # %% [markdown]
@@ -192,7 +192,7 @@ show_table("lifchitz2019dense", "Table 2")
 # Implanting (stage 2), 5-way 5-shot: the pooling used while training the implants and at
 # test time (chapter 6).
 
-# %%
+# %% tags=["hide-input", "full-width"]
 show_table("lifchitz2019dense", "Table 3")
 
 # %% [markdown]
@@ -201,7 +201,7 @@ show_table("lifchitz2019dense", "Table 3")
 # The ablation on miniImageNet: GAP, DC, DC with the last block widened by 16 channels
 # (WIDE), and DC with implants (IMP, which needs at least two shots) (chapters 5 and 6).
 
-# %%
+# %% tags=["hide-input", "full-width"]
 show_table("lifchitz2019dense", "Table 4")
 
 # %% [markdown]
@@ -209,7 +209,7 @@ show_table("lifchitz2019dense", "Table 4")
 #
 # The same ablation on FC100 (chapters 5 and 6).
 
-# %%
+# %% tags=["hide-input", "full-width"]
 show_table("lifchitz2019dense", "Table 5")
 
 # %% [markdown]
@@ -219,7 +219,7 @@ show_table("lifchitz2019dense", "Table 5")
 # auxiliary co-training (AT) and task conditioning (TC), against a ResNet-12 Prototypical
 # Network (chapter 7).
 
-# %%
+# %% tags=["hide-input", "full-width"]
 show_table("oreshkin2018tadam", "Table 2")
 
 # %% [markdown]
@@ -228,7 +228,7 @@ show_table("oreshkin2018tadam", "Table 2")
 # One point per measured line, with the 95% interval of the difference; a table with no
 # measured cell yet has no panel, and each panel's title counts its cells measured.
 
-# %%
+# %% tags=["hide-input"]
 measured_tables = [key for key, lines in by_table.items() if any(c.record for c in lines)]
 if measured_tables:
     heights = [0.45 * max(sum(c.record is not None for c in by_table[k]), 2) + 1.3
@@ -249,7 +249,7 @@ print("no cell measured yet: " + ("; ".join(missing) if missing else "none"))
 # the 5-way Omniglot tests of chapter 3 (the LSED paper reports 20-way only), chapter 2's
 # grid over LSED's parameters. Every record appears here or in a table above.
 
-# %%
+# %% tags=["hide-input", "full-width"]
 others = reproduction.unmatched(records)
 if others:
     display(Markdown(reproduction.records_table(others)))
@@ -261,7 +261,7 @@ else:
 #
 # Counted from the records above, not typed:
 
-# %%
+# %% tags=["hide-input"]
 n_cells = len(paper_numbers.PAPER_NUMBERS)
 measured = {prof: {c.paper.id for c in comparisons if c.record and c.record["profile"] == prof}
             for prof in ("full", "cpu")}  # fmt: skip

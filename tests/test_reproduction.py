@@ -128,10 +128,14 @@ def test_missing_is_missing_never_the_papers_number():
     for ln, c in zip(lines, comps):
         cells = [s.strip() for s in ln.strip("|").split("|")]
         if c.record is None:
-            assert cells[3] == "*not measured yet*" and cells[4] == "—"
+            assert cells[3:] == ["—", "*not measured yet*", "—", ""]
             assert ln.count(f"{c.paper.accuracy:.2f}") == 1  # in the paper's column only
         else:
-            assert cells[3] == "95.46 ± 0.05" and cells[4] == "-0.19 ± 0.05"
+            pm = f"{rp.NBSP}±{rp.NBSP}"
+            assert cells[3:6] == ["**cpu**", f"95.46{pm}0.05", f"-0.19{pm}0.05"]
+            assert cells[6] == (
+                "cpu, 25 min, commit `c474405`; ch03_protonet_omniglot: 10,000 test episodes"
+            )
 
 
 def test_difference_interval_in_quadrature_and_profiles_ordered():
@@ -154,7 +158,9 @@ def test_smoke_records_are_refused_and_unmatched_listed():
     rec = _record(paper_accuracy=0.9565)
     assert rp.unmatched([own, rec]) == [own]
     table = rp.records_table([own])
-    assert "ch00_first_protonet" in table and "95.00 ± 0.20" in table
+    assert "ch00_first_protonet" in table and f"95.00{rp.NBSP}±{rp.NBSP}0.20" in table
+    trained = rp.records_table([{**own, "train_episodes": 600, "train_shot": 1, "shot": 5}])
+    assert "ch00_first_protonet: 600 training episodes (1-shot), 10,000 test episodes" in trained
 
 
 def test_plot_draws_one_point_per_measured_line():
