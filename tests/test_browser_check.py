@@ -42,6 +42,7 @@ BROKEN = """<html><head><title>broken</title>
 <link rel="stylesheet" href="https://cdn.example.org/style.css"></head><body>
 <img src="_images/missing.png"><a href="nowhere.html">dead</a><a href="index.html#gone">x</a>
 <p><span class="math notranslate nohighlight">\\(x^2\\)</span></p>
+<p>a sum left as text: $\\sum_i x_i$ costs $5 or $6</p>
 <div class="cell_output docutils container"><div class="output traceback">
 ZeroDivisionError: division by zero</div></div>
 <script>throw new Error("boom from the page");</script></body></html>"""
@@ -82,6 +83,7 @@ def test_each_fault_of_the_broken_page_is_flagged(reports):
     assert "broken link (404)" in problems and "nowhere.html" in problems
     assert "broken anchor" in problems and "index.html#gone" in problems
     assert "1 of 1 formulas not rendered" in problems
+    assert "formula left as raw TeX: $\\sum_i x_i$" in problems
     assert "a cell printed an error: ZeroDivisionError" in problems
     assert "boom from the page" in problems  # the JavaScript error, from the console
     assert "another host" in problems and "cdn.example.org/style.css" in problems

@@ -8,8 +8,8 @@ also proves that the site works offline. For each page it reports
 
 - a broken internal link (a missing page or a missing ``#anchor``) or a broken image;
 - a resource (script, style sheet, font, image) requested from another host;
-- a formula left unrendered: an element of class ``math`` without MathJax output, or a
-  MathJax error;
+- a formula left unrendered: an element of class ``math`` without MathJax output, TeX left
+  as text (``$...\\cmd...$``, ``\\(``, ``\\[``, ``\\begin{``), or a MathJax error;
 - a cell that printed an error (a traceback in a cell's output);
 - a JavaScript error, or any error the browser logged (e.g. a file that failed to load);
 - on a chapter page (``notebooks/``): no Colab launch button, or a Colab link that opens
@@ -58,6 +58,14 @@ let bare = 0;
 for (const el of maths) if (!el.querySelector('mjx-container')) bare += 1;
 if (bare) problems.push(bare + ' of ' + maths.length + ' formulas not rendered by MathJax' +
   (window.MathJax ? '' : ' (MathJax did not load)'));
+const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT, {acceptNode: (n) =>
+  n.parentElement.closest('pre, code, script, style, textarea, .highlight, mjx-container, .math')
+    ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT});
+const rawTex = /\$(?=\S)[^$]*\\[A-Za-z]+[^$]*\$|\\\(|\\\[|\\begin\{/;
+for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+  const m = n.textContent.match(rawTex);
+  if (m) { problems.push('formula left as raw TeX: ' + m[0].slice(0, 80)); break; }
+}
 for (const err of document.querySelectorAll('mjx-merror, [data-mjx-error]'))
   problems.push('MathJax error: ' + (err.getAttribute('data-mjx-error') || err.textContent));
 for (const out of document.querySelectorAll('.cell_output .traceback'))
