@@ -73,10 +73,11 @@ if "google.colab" in sys.modules and not list(folder.glob("*.json")):
                    check=True)  # fmt: skip
     folder = Path("/content/fewshot-book/results")
 records = load_results(folder)
+shown = folder.name if folder == results_dir() else folder  # no machine-specific path
 if not records:
-    print(f"no records in {folder}: every number below is 'not measured yet'")
+    print(f"no records in {shown}/: every number below is 'not measured yet'")
 by_profile = Counter(r["profile"] for r in records)
-print(f"{len(records)} records in {folder}: "
+print(f"{len(records)} records in {shown}/: "
       + (", ".join(f"{n} {p}" for p, n in sorted(by_profile.items())) or "none"))  # fmt: skip
 
 
