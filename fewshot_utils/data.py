@@ -50,6 +50,10 @@ __all__ = [
     "OMNIGLOT_SPLITS",
     "MINIIMAGENET_SPLITS",
     "OMNIGLOT_ARCHIVES",
+    "load_fc100",
+    "fc100_superclasses",
+    "FC100_SPLITS",
+    "CIFAR100_URL",
 ]
 
 OMNIGLOT_SPLITS = {"train": 4112, "val": 688, "test": 1692, "trainval": 4800}
@@ -485,6 +489,164 @@ def _mini_image(raw: bytes, where: str, resize: bool) -> np.ndarray:
             )
         img = img.resize((MINI_SIZE, MINI_SIZE), Image.Resampling.BICUBIC)
     return np.asarray(img.convert("RGB"), dtype=np.uint8).transpose(2, 0, 1)
+
+
+# --------------------------------------------------------------------------- fc100
+
+FC100_SPLITS = {"train": 12, "val": 4, "test": 4}  # superclasses; 5 CIFAR classes each
+CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
+CIFAR100_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
+CIFAR100_ARCHIVE = "cifar-100-python.tar.gz"
+
+
+def fc100_superclasses(split: str) -> list[str]:
+    """CIFAR-100 superclass names of an FC100 split (Oreshkin et al.), from the package."""
+    _check_split(split, FC100_SPLITS, "fc100")
+    names = json.loads(_split_file("fc100", f"{split}.json"))
+    if len(names) != FC100_SPLITS[split]:
+        raise DataError(
+            f"fc100/{split}.json lists {len(names)} superclasses, expected "
+            f"{FC100_SPLITS[split]}; reinstall fewshot_utils"
+        )
+    return names
+
+
+def load_fc100(split: str = "train", root: str | os.PathLike | None = None) -> torch.Tensor:
+    """FC100 ``split`` as uint8 ``[classes, per_class, 3, 32, 32]``: the CIFAR-100 classes of
+    the split's superclasses (60 / 20 / 20), in CIFAR fine-label order, each with its training
+    then test images (600 per class for the real CIFAR-100).
+
+    Reads ``<data dir>/cifar100/cifar-100-python/{train,test,meta}`` or the archive
+    ``cifar-100-python.tar.gz`` (data directory ``cifar100/``, then the mirror's
+    ``cifar100/``); when online, downloads the archive with torchvision's downloader (MD5
+    checked). The first call decodes all three splits and caches them atomically.
+    """
+    _check_split(split, FC100_SPLITS, "fc100")
+    base = data_dir(root) / "cifar100"
+    cache = base / f"fc100_{split}_32.npy"
+    if not cache.exists():
+        _decode_fc100(base)
+    try:
+        array = np.load(cache)
+    except (ValueError, OSError, EOFError) as e:
+        raise DataError(f"cache file {cache} is unreadable ({e}); delete it and load again") from e
+    n = 5 * FC100_SPLITS[split]
+    ok = array.dtype == np.uint8 and array.ndim == 5 and array.shape[0] == n
+    if not ok or array.shape[2:] != (3, 32, 32):
+        raise DataError(
+            f"cache file {cache} holds {array.dtype}{list(array.shape)}, expected "
+            f"uint8[{n}, per_class, 3, 32, 32]; delete it and load again"
+        )
+    return torch.from_numpy(array)
+
+
+def _decode_fc100(base: Path) -> None:
+    parts = _cifar100_parts(base)
+    try:
+        meta = parts["meta"]
+        coarse_names = list(meta["coarse_label_names"])
+        fine_names = list(meta["fine_label_names"])
+        images = np.concatenate(
+            [
+                np.asarray(parts[p]["data"], np.uint8).reshape(-1, 3, 32, 32)
+                for p in ("train", "test")
+            ]
+        )
+        fine = np.concatenate([np.asarray(parts[p]["fine_labels"]) for p in ("train", "test")])
+        coarse = np.concatenate([np.asarray(parts[p]["coarse_labels"]) for p in ("train", "test")])
+    except (KeyError, ValueError, TypeError) as e:
+        raise DataError(
+            f"CIFAR-100 files in {base} are not in the CIFAR python format ({e}); "
+            f"delete them and download {CIFAR100_URL} again"
+        ) from e
+    fine_to_coarse = {}
+    for f, c in zip(fine.tolist(), coarse.tolist()):
+        fine_to_coarse.setdefault(f, c)
+    counts = np.bincount(fine, minlength=len(fine_names))
+    if len(set(counts.tolist())) != 1:
+        raise DataError(
+            f"CIFAR-100 in {base} has unequal images per class ({counts.min()}-"
+            f"{counts.max()}); the files are incomplete: download them again"
+        )
+    for split in FC100_SPLITS:
+        wanted = fc100_superclasses(split)
+        missing = [w for w in wanted if w not in coarse_names]
+        if missing:
+            raise DataError(f"CIFAR-100 meta in {base} lacks the superclasses {missing}")
+        ids = {coarse_names.index(w) for w in wanted}
+        classes = sorted(f for f, c in fine_to_coarse.items() if c in ids)
+        if len(classes) != 5 * len(wanted):
+            raise DataError(
+                f"FC100 {split}: found {len(classes)} CIFAR classes in superclasses "
+                f"{wanted}, expected {5 * len(wanted)}"
+            )
+        array = np.stack([images[fine == f] for f in classes])
+        _save_atomic(
+            base / f"fc100_{split}_32.npy",
+            array,
+            {"classes": [fine_names[f] for f in classes], "superclasses": wanted},
+        )
+
+
+def _cifar100_parts(base: Path) -> dict:
+    """The unpickled ``train``, ``test`` and ``meta`` of CIFAR-100 (python version), from the
+    extracted folder, the archive in the data directory or mirror, or a download."""
+    import pickle
+
+    folder = base / "cifar-100-python"
+    if all((folder / p).exists() for p in ("train", "test", "meta")):
+        out = {}
+        for p in ("train", "test", "meta"):
+            with open(folder / p, "rb") as f:
+                out[p] = _unpickle(pickle, f.read(), folder / p)
+        return out
+    mirror = mirror_dir()
+    candidates = [base / CIFAR100_ARCHIVE]
+    if mirror is not None:
+        candidates.append(mirror / "cifar100" / CIFAR100_ARCHIVE)
+    archive = next((c for c in candidates if c.exists()), None)
+    if archive is None:
+        try:
+            from torchvision.datasets.utils import download_url
+
+            base.mkdir(parents=True, exist_ok=True)
+            download_url(CIFAR100_URL, str(base), filename=CIFAR100_ARCHIVE, md5=CIFAR100_MD5)
+            archive = base / CIFAR100_ARCHIVE
+        except (OSError, RuntimeError) as e:
+            raise DataError(
+                f"CIFAR-100 (for FC100) is not available and could not be downloaded "
+                f"({type(e).__name__}: {e}). Expected any one of:\n"
+                f"  {folder}/{{train,test,meta}} (the extracted python version)\n"
+                f"  {base / CIFAR100_ARCHIVE}  <- {CIFAR100_URL} (md5 {CIFAR100_MD5})\n"
+                "  an offline mirror: FEWSHOT_DATA_MIRROR pointing at a folder holding "
+                f"cifar100/{CIFAR100_ARCHIVE}"
+                + (f" (now {mirror}, which lacks it)" if mirror else "")
+            ) from e
+    out = {}
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar.getmembers():
+                name = member.name.rsplit("/", 1)[-1]
+                if member.isfile() and name in ("train", "test", "meta"):
+                    out[name] = _unpickle(pickle, tar.extractfile(member).read(), archive)
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+        raise DataError(
+            f"{archive} is truncated or not a tar.gz ({e}); delete it and download "
+            f"{CIFAR100_URL} again"
+        ) from e
+    if set(out) != {"train", "test", "meta"}:
+        raise DataError(
+            f"{archive} lacks cifar-100-python/{{train,test,meta}} (found "
+            f"{sorted(out)}); it is not the CIFAR-100 python archive"
+        )
+    return out
+
+
+def _unpickle(pickle, raw: bytes, where) -> dict:
+    try:
+        return pickle.loads(raw, encoding="latin1")
+    except Exception as e:  # pickle raises many kinds on corrupt data
+        raise DataError(f"{where} is not a readable CIFAR pickle ({e}); download it again") from e
 
 
 # --------------------------------------------------------------------------- helpers

@@ -1,0 +1,672 @@
+"""Dense classification (Lifchitz et al. 2019, stage 1) and its few-shot tests.
+
+Stage 1 trains an embedding network that returns a feature *map* ``[B, d, h, w]`` with a
+cosine classifier on the base classes, on ordinary mini-batches (not episodes):
+
+- ``gap``/``gmp``: the map is pooled (global average / max) into ``[B, d]`` and classified,
+  eq. (6)-(8);
+- ``dc`` (dense classification): the classifier is applied at every spatial location
+  (a 1x1 convolution with normalised weights) and the cross-entropy of every location
+  counts, eq. (9)-(10).
+
+At test time (eq. 13-14) prototypes are the pooled support embeddings averaged per class;
+a query is pooled (``gap``/``gmp``: nearest prototype by cosine similarity) or densely
+classified (``dc``: ``softmax(tau * cos)`` at every location, averaged over locations).
+
+Training resumes exactly from atomic checkpoints (the pattern of
+:mod:`fewshot_utils.training`, whose ``save_atomic`` and ``checkpoint_dir`` it reuses).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .episodes import check_episode, sample_indices
+from .evaluation import EvalResult, _autocast, ci95, embed
+from .profiles import resolve_device
+from .training import _cpu_copy, save_atomic
+
+__all__ = [
+    "POOLINGS",
+    "CosineClassifier",
+    "global_pool",
+    "stage1_logits",
+    "stage1_loss",
+    "dense_scores",
+    "BatchTrainConfig",
+    "BatchTrainResult",
+    "train_classifier",
+    "measure_iterations_per_s",
+    "embed_maps",
+    "FewShotMaps",
+    "evaluate_poolings",
+    "activation_maps",
+    "stage1_protocol",
+    "stage1_config",
+]
+
+POOLINGS = ("gap", "gmp", "dc")
+
+
+class CosineClassifier(nn.Module):
+    """Scaled cosine classifier ``tau * <x / |x|, w_j / |w_j|>`` (eq. 7).
+
+    ``[B, d]`` features give logits ``[B, c]``; a feature map ``[B, d, h, w]`` gives logits
+    ``[B, c, h, w]``, one classification per location (eq. 9). ``tau`` is learnable unless
+    ``learn_tau=False``.
+    """
+
+    def __init__(self, dim: int, classes: int, tau: float = 10.0, learn_tau: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(classes, dim) * math.sqrt(2.0 / dim))
+        t = torch.tensor(float(tau))
+        if learn_tau:
+            self.tau = nn.Parameter(t)
+        else:
+            self.register_buffer("tau", t)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = F.normalize(self.weight.float(), dim=1)
+        if x.dim() == 2:
+            return self.tau * (F.normalize(x.float(), dim=1) @ w.t())
+        if x.dim() == 4:
+            return self.tau * torch.einsum("bdhw,cd->bchw", F.normalize(x.float(), dim=1), w)
+        raise ValueError(f"expected features [B, d] or a map [B, d, h, w], got {tuple(x.shape)}")
+
+
+def global_pool(fmap: torch.Tensor, how: str) -> torch.Tensor:
+    """Global average (``gap``) or max (``gmp``) pooling of ``[..., d, h, w]`` -> ``[..., d]``."""
+    if how == "gap":
+        return fmap.mean((-2, -1))
+    if how == "gmp":
+        return fmap.amax((-2, -1))
+    raise ValueError(f"unknown pooling {how!r}; choose 'gap' or 'gmp'")
+
+
+def _check_pooling(pooling: str) -> None:
+    if pooling not in POOLINGS:
+        raise ValueError(f"unknown pooling {pooling!r}; choose one of {POOLINGS}")
+
+
+def stage1_logits(fmap: torch.Tensor, classifier: nn.Module, pooling: str) -> torch.Tensor:
+    """Logits ``[B, c]`` (``gap``/``gmp``) or ``[B, c, h, w]`` (``dc``) of a feature map."""
+    _check_pooling(pooling)
+    if pooling == "dc":
+        return classifier(fmap)
+    return classifier(global_pool(fmap, pooling))
+
+
+def stage1_loss(
+    fmap: torch.Tensor, classifier: nn.Module, labels: torch.Tensor, pooling: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy and accuracy of a batch. For ``dc`` the loss is the mean over images
+    *and locations* of the per-location cross-entropy (eq. 10 divided by ``n * r``: the same
+    minimiser and gradient direction, a learning rate independent of the map size); its
+    accuracy is that of the location-averaged probabilities (eq. 14 with the base weights)."""
+    logits = stage1_logits(fmap, classifier, pooling)
+    if pooling == "dc":
+        b, _, h, w = logits.shape
+        loss = F.cross_entropy(logits, labels.view(b, 1, 1).expand(b, h, w))
+        pred = logits.softmax(1).mean((2, 3)).argmax(1)
+    else:
+        loss = F.cross_entropy(logits, labels)
+        pred = logits.argmax(1)
+    return loss, (pred == labels).float().mean()
+
+
+def dense_scores(cos: torch.Tensor, tau: float) -> torch.Tensor:
+    """Eq. (14): per-location cosine similarities ``[..., r, k]`` -> class scores ``[..., k]``,
+    the location average of ``softmax(tau * cos)`` over the ``k`` classes."""
+    return (tau * cos).softmax(-1).mean(-2)
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass
+class BatchTrainConfig:
+    """Stage 1 on ordinary mini-batches. Defaults: the paper's miniImageNet protocol (8000
+    iterations of batch 200, SGD with Nesterov momentum, tau initialised at 10); learning
+    rate, weight decay and schedule (x0.1 at 50% and 75%) are ours: the paper does not give
+    them."""
+
+    pooling: str = "dc"
+    iterations: int = 8000
+    batch_size: int = 200
+    optimiser: str = "sgd"  # "sgd" (Nesterov, miniImageNet) or "adam" (FC100)
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of the run; lr x0.1 at each
+    tau: float = 10.0
+    iterations_per_chunk: int = 500  # checkpoint (and validation) every this many
+    seed: int = 0
+    amp: bool | None = None  # None: on for CUDA
+
+    def __post_init__(self) -> None:
+        _check_pooling(self.pooling)
+        if self.optimiser not in ("sgd", "adam"):
+            raise ValueError(f"optimiser must be 'sgd' or 'adam', got {self.optimiser!r}")
+        if self.iterations < 1 or self.batch_size < 1 or self.iterations_per_chunk < 1:
+            raise ValueError("iterations, batch_size and iterations_per_chunk must be >= 1")
+        self.milestones = tuple(float(m) for m in self.milestones)
+
+
+@dataclass
+class BatchTrainResult:
+    """Trained network and classifier (final weights), history and run facts."""
+
+    model: nn.Module
+    classifier: CosineClassifier
+    history: dict[str, list[float]]
+    iterations_done: int
+    wall_time_s: float
+    resumed: bool
+    loaded: bool
+
+    @property
+    def images_per_s(self) -> float:
+        t = sum(self.history["train_seconds"])
+        return self.history["images"][-1] / t if t else float("nan")
+
+
+def train_classifier(
+    model: nn.Module,
+    train_data: torch.Tensor,
+    config: BatchTrainConfig,
+    checkpoint: str | os.PathLike | None = None,
+    retrain: bool = False,
+    device: str | torch.device | None = "auto",
+    validate: Callable[[nn.Module, CosineClassifier], float] | None = None,
+    progress: bool = True,
+) -> BatchTrainResult:
+    """Stage 1: train ``model`` (images -> feature map) and a :class:`CosineClassifier` over
+    the classes of ``train_data`` (uint8 ``[classes, per_class, ...]``) on shuffled
+    mini-batches (every image once per pass, passes reshuffled), with ``config.pooling``.
+
+    Every ``iterations_per_chunk`` iterations ``validate(model, classifier)`` (if given) is
+    recorded and the whole state is checkpointed atomically: an interrupted run resumes
+    exactly, a finished one is loaded (unless ``retrain``). On CUDA the data moves to the GPU
+    once and mixed precision is used; on the CPU the network runs channels_last.
+    """
+    cfg = config
+    n_cls, per_class = train_data.shape[:2]
+    if n_cls < 2 or per_class < 1:
+        raise ValueError(
+            f"train_data must be [classes >= 2, per_class, ...], got {train_data.shape}"
+        )
+    device = resolve_device(device)
+    amp = device.type == "cuda" if cfg.amp is None else cfg.amp
+    dim = getattr(model, "feature_dim", None)
+    if dim is None:
+        raise ValueError("model must have a feature_dim attribute (the channels of its map)")
+    classifier = CosineClassifier(dim, n_cls, cfg.tau)
+    model.to(device)
+    classifier.to(device)
+    if device.type == "cpu":
+        model.to(memory_format=torch.channels_last)
+    flat = train_data.reshape(n_cls * per_class, *train_data.shape[2:]).to(device)
+    labels_all = torch.arange(n_cls, device=device).repeat_interleave(per_class)
+    params = list(model.parameters()) + list(classifier.parameters())
+    optimiser = _optimiser(params, cfg)
+    steps = [int(round(m * cfg.iterations)) for m in cfg.milestones]
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimiser, steps, gamma=0.1)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
+    gen = torch.Generator().manual_seed(cfg.seed)
+    state = {
+        "iteration": 0,
+        "order": torch.randperm(flat.shape[0], generator=gen),
+        "position": 0,
+        "history": {
+            k: []
+            for k in (
+                "iteration",
+                "images",
+                "train_loss",
+                "train_acc",
+                "tau",
+                "lr",
+                "val_acc",
+                "train_seconds",
+            )
+        },  # fmt: skip
+        "finished": False,
+        "wall_time_s": 0.0,
+    }
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    resumed = False
+    if ckpt is not None and ckpt.exists() and not retrain:
+        state = _load(ckpt, cfg, model, classifier, optimiser, scheduler, scaler, gen)
+        resumed = True
+        if state["finished"]:
+            return _batch_result(model, classifier, state, resumed=True, loaded=True)
+
+    start = time.perf_counter() - state["wall_time_s"]
+    bar = _bar(cfg.iterations, state["iteration"], progress)
+    while not state["finished"]:
+        model.train()
+        classifier.train()
+        t0 = time.perf_counter()
+        n_iter = min(cfg.iterations_per_chunk, cfg.iterations - state["iteration"])
+        tot_loss = tot_acc = 0.0
+        for _ in range(n_iter):
+            idx = _next_batch(state, cfg.batch_size, gen).to(device)
+            loss, acc = _step(model, classifier, flat[idx], labels_all[idx], cfg, optimiser,
+                              scaler, device, amp)  # fmt: skip
+            scheduler.step()
+            tot_loss += loss
+            tot_acc += acc
+            bar.update()
+        seconds = time.perf_counter() - t0
+        state["iteration"] += n_iter
+        h = state["history"]
+        h["iteration"].append(state["iteration"])
+        h["images"].append(state["iteration"] * cfg.batch_size)
+        h["train_loss"].append(tot_loss / n_iter)
+        h["train_acc"].append(tot_acc / n_iter)
+        h["tau"].append(float(classifier.tau.detach()))
+        h["lr"].append(scheduler.get_last_lr()[0])
+        h["train_seconds"].append(seconds)
+        h["val_acc"].append(float(validate(model, classifier)) if validate else float("nan"))
+        bar.set_postfix(loss=f"{h['train_loss'][-1]:.3f}", val_acc=f"{h['val_acc'][-1]:.3f}")
+        state["finished"] = state["iteration"] >= cfg.iterations
+        state["wall_time_s"] = time.perf_counter() - start
+        if ckpt is not None:
+            save_atomic(_ckpt(state, cfg, model, classifier, optimiser, scheduler, scaler, gen),
+                        ckpt)  # fmt: skip
+    bar.close()
+    return _batch_result(model, classifier, state, resumed=resumed, loaded=False)
+
+
+def measure_iterations_per_s(
+    model: nn.Module,
+    train_data: torch.Tensor,
+    config: BatchTrainConfig,
+    iterations: int = 3,
+    device: str | torch.device | None = "auto",
+) -> float:
+    """Training iterations per second of ``config`` here, on a copy of ``model``, after one
+    warm-up iteration: multiply by the planned iterations to predict a run's duration."""
+    cfg = config
+    device = resolve_device(device)
+    amp = device.type == "cuda" if cfg.amp is None else cfg.amp
+    probe = copy.deepcopy(model).to(device)
+    if device.type == "cpu":
+        probe.to(memory_format=torch.channels_last)
+    n_cls, per_class = train_data.shape[:2]
+    classifier = CosineClassifier(probe.feature_dim, n_cls, cfg.tau).to(device)
+    optimiser = _optimiser(list(probe.parameters()) + list(classifier.parameters()), cfg)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
+    gen = torch.Generator().manual_seed(cfg.seed)
+    for i in range(iterations + 1):
+        if i == 1:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+        cls = torch.randint(n_cls, (cfg.batch_size,), generator=gen)
+        item = torch.randint(per_class, (cfg.batch_size,), generator=gen)
+        x = train_data[cls, item].to(device)
+        _step(probe, classifier, x, cls.to(device), cfg, optimiser, scaler, device, amp)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return iterations / (time.perf_counter() - t0)
+
+
+def _optimiser(params, cfg: BatchTrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimiser == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
+                           weight_decay=cfg.weight_decay)  # fmt: skip
+
+
+def _next_batch(state: dict, batch_size: int, gen: torch.Generator) -> torch.Tensor:
+    """The next ``batch_size`` indices of the shuffled order, reshuffling after each pass."""
+    parts, need = [], batch_size
+    while need:
+        order, pos = state["order"], state["position"]
+        take = order[pos : pos + need]
+        parts.append(take)
+        need -= take.numel()
+        state["position"] = pos + take.numel()
+        if state["position"] >= order.numel():
+            state["order"] = torch.randperm(order.numel(), generator=gen)
+            state["position"] = 0
+    return torch.cat(parts)
+
+
+def _step(model, classifier, x, y, cfg, optimiser, scaler, device, amp) -> tuple[float, float]:
+    with _autocast(device, amp):
+        fmap = model(x)
+    loss, acc = stage1_loss(fmap.float(), classifier, y, cfg.pooling)
+    optimiser.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimiser)
+    scaler.update()
+    return loss.item(), acc.item()
+
+
+def _ckpt(state, cfg, model, classifier, optimiser, scheduler, scaler, gen) -> dict:
+    return {
+        "config": dataclasses.asdict(cfg),
+        "state": state,
+        "model": _cpu_copy(model.state_dict()),
+        "classifier": _cpu_copy(classifier.state_dict()),
+        "optimiser": copy.deepcopy(optimiser.state_dict()),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "generator": gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "torch_version": torch.__version__,
+    }
+
+
+def _load(path, cfg, model, classifier, optimiser, scheduler, scaler, gen) -> dict:
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # a truncated file raises several kinds
+        raise RuntimeError(
+            f"checkpoint {path} is unreadable ({type(e).__name__}: {e}); delete it, or pass "
+            "retrain=True to start over"
+        ) from e
+    now = dataclasses.asdict(cfg)
+    saved = ck.get("config", {})
+    if saved != now:
+        diff = {k: (saved.get(k), v) for k, v in now.items() if saved.get(k) != v}
+        raise ValueError(
+            f"checkpoint {path} was trained with another configuration (saved, now): {diff}. "
+            "Use another checkpoint path, or pass retrain=True to overwrite it."
+        )
+    try:
+        model.load_state_dict(ck["model"])
+        classifier.load_state_dict(ck["classifier"])
+    except RuntimeError as e:
+        raise ValueError(
+            f"checkpoint {path} holds weights of another network ({e}); use another "
+            "checkpoint path, or pass retrain=True to overwrite it"
+        ) from e
+    optimiser.load_state_dict(ck["optimiser"])
+    scheduler.load_state_dict(ck["scheduler"])
+    scaler.load_state_dict(ck["scaler"])
+    gen.set_state(ck["generator"])
+    torch.set_rng_state(ck["torch_rng"])
+    if ck["cuda_rng"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(ck["cuda_rng"])
+    return ck["state"]
+
+
+def _batch_result(model, classifier, state, resumed: bool, loaded: bool) -> BatchTrainResult:
+    return BatchTrainResult(
+        model=model,
+        classifier=classifier,
+        history=state["history"],
+        iterations_done=state["iteration"],
+        wall_time_s=state["wall_time_s"],
+        resumed=resumed,
+        loaded=loaded,
+    )
+
+
+def _bar(total: int, initial: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="training iterations", disable=not enabled)
+
+
+# --------------------------------------------------------------------------- testing
+
+
+def embed_maps(
+    model: nn.Module,
+    data: torch.Tensor,
+    batch_size: int = 128,
+    device: str | torch.device | None = "auto",
+    amp: bool | None = None,
+) -> torch.Tensor:
+    """Feature maps ``[classes, per_class, d, h, w]`` (float32) of images
+    ``[classes, per_class, ...]``, in eval mode (:func:`fewshot_utils.evaluation.embed`)."""
+    x = data[:1, :1]
+    with torch.no_grad():
+        was = model.training
+        model.eval()
+        try:
+            d, h, w = model(x.reshape(1, *x.shape[2:]).to(next(model.parameters()).device)).shape[
+                1:
+            ]
+        finally:
+            model.train(was)
+    flat = embed(model, data, batch_size=batch_size, device=device, amp=amp)
+    return flat.view(data.shape[0], data.shape[1], d, h, w)
+
+
+@dataclass
+class FewShotMaps:
+    """What the test needs of every image, computed once: its GAP and GMP vectors and its
+    L2-normalised local features ``[classes, per_class, r, d]`` (for dense classification)."""
+
+    gap: torch.Tensor
+    gmp: torch.Tensor
+    local: torch.Tensor
+
+    @classmethod
+    def from_maps(cls, maps: torch.Tensor) -> FewShotMaps:
+        if maps.dim() != 5:
+            raise ValueError(
+                f"expected maps [classes, per_class, d, h, w], got {tuple(maps.shape)}"
+            )
+        local = F.normalize(maps.flatten(3).transpose(2, 3), dim=-1)
+        return cls(global_pool(maps, "gap"), global_pool(maps, "gmp"), local.contiguous())
+
+    def query(self, pooling: str) -> torch.Tensor:
+        """Normalised query representation: ``[..., d]`` pooled or ``[..., r, d]`` local."""
+        _check_pooling(pooling)
+        return self.local if pooling == "dc" else F.normalize(getattr(self, pooling), dim=-1)
+
+
+@dataclass
+class _Grid:
+    combos: list[tuple[str, str]]
+    novel: dict = field(default_factory=dict)
+    base: dict = field(default_factory=dict)
+    both: dict = field(default_factory=dict)
+
+
+def _scores(q: torch.Tensor, protos: torch.Tensor, dense: bool, tau: float) -> torch.Tensor:
+    """Class scores of queries ``q`` (``[e, n, d]`` pooled or ``[e, n, r, d]`` local,
+    normalised) against normalised class vectors ``protos`` ``[e, k, d]`` or ``[k, d]``."""
+    if protos.dim() == 2:
+        protos = protos.expand(q.shape[0], *protos.shape)
+    if dense:
+        return dense_scores(torch.einsum("enrd,ekd->enrk", q, protos), tau)
+    return torch.einsum("end,ekd->enk", q, protos)
+
+
+def _rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Rows ``rows`` of ``x`` ``[classes, per_class, ...]`` seen as ``[classes * per_class,
+    ...]``: one contiguous copy per row (much faster than broadcast fancy indexing)."""
+    return x.reshape(x.shape[0] * x.shape[1], -1).index_select(0, rows)
+
+
+def evaluate_poolings(
+    novel: FewShotMaps,
+    way: int,
+    shot: int,
+    query: int = 30,
+    episodes: int = 10_000,
+    seed: int = 0,
+    combos: Sequence[tuple[str, str]] = (("gap", "gap"), ("gap", "dc")),
+    tau: float = 10.0,
+    base: FewShotMaps | None = None,
+    base_weight: torch.Tensor | None = None,
+    max_chunk_bytes: int = 2**28,
+) -> dict[str, dict[tuple[str, str], EvalResult]]:
+    """Few-shot tasks over precomputed :class:`FewShotMaps`, scored for every
+    ``(support pooling, query pooling)`` in ``combos`` on the *same* tasks (paired).
+
+    Support pooling is ``gap`` or ``gmp``; prototypes are the per-class means of the pooled
+    supports (eq. 1), compared by cosine similarity; query pooling ``dc`` uses eq. (14)
+    with scale ``tau``. Returns ``{"novel": {combo: EvalResult}}``; with ``base`` (held-out
+    images of the base classes) and ``base_weight`` (the stage-1 classifier weights
+    ``[c, d]``) also ``"base"`` (each task's ``way x query`` base queries classified among all
+    ``c`` base classes by the weights) and ``"both"`` (base and novel queries classified
+    among the ``c + way`` weights and prototypes together, as Gidaris & Komodakis).
+    """
+    n_cls, per_class = novel.gap.shape[:2]
+    check_episode(n_cls, per_class, way, shot, query)
+    for sp, qp in combos:
+        if sp not in ("gap", "gmp"):
+            raise ValueError(f"support pooling must be 'gap' or 'gmp', got {sp!r}")
+        _check_pooling(qp)
+    if (base is None) != (base_weight is None):
+        raise ValueError("pass both base (held-out base images) and base_weight, or neither")
+    gen = torch.Generator().manual_seed(seed)
+    blocks = [sample_indices(n_cls, per_class, way, shot + query, gen, min(1000, episodes - b))
+              for b in range(0, episodes, 1000)]  # fmt: skip
+    classes = torch.cat([c for c, _ in blocks])
+    items = torch.cat([i for _, i in blocks])
+    dev = novel.gap.device
+    labels = torch.arange(way, device=dev).repeat_interleave(query)
+    if base is not None:
+        b_cls, b_per = base.gap.shape[:2]
+        check_episode(b_cls, b_per, way, 1, query - 1)  # way classes, query images each
+        if base_weight.shape != (b_cls, novel.gap.shape[-1]):
+            raise ValueError(
+                f"base_weight must be [{b_cls}, {novel.gap.shape[-1]}] (base classes, feature "
+                f"dim), got {tuple(base_weight.shape)}"
+            )
+        bgen = torch.Generator().manual_seed(seed + 1)
+        bblocks = [sample_indices(b_cls, b_per, way, query, bgen, min(1000, episodes - b))
+                   for b in range(0, episodes, 1000)]  # fmt: skip
+        b_classes = torch.cat([c for c, _ in bblocks])
+        b_items = torch.cat([i for _, i in bblocks])
+        w = F.normalize(base_weight.float().to(dev), dim=-1)
+    r, d = novel.local.shape[-2:]
+    per_ep = way * (shot + query) * r * d * 4 * (4 if base is not None else 2)
+    chunk = max(1, min(episodes, max_chunk_bytes // per_ep))
+    out: dict[str, dict] = {"novel": {c: [] for c in combos}}
+    if base is not None:
+        out["base"] = {c: [] for c in combos}
+        out["both"] = {c: [] for c in combos}
+    for s in range(0, episodes, chunk):
+        ci, ii = classes[s : s + chunk].to(dev), items[s : s + chunk].to(dev)
+        e = ci.shape[0]
+        flat = ci[..., None] * per_class + ii  # [e, way, shot + query] rows of [classes * n]
+        sel = flat[:, :, :shot].reshape(-1)
+        qsel = flat[:, :, shot:].reshape(-1)
+        if base is not None:
+            bc, bi = b_classes[s : s + chunk].to(dev), b_items[s : s + chunk].to(dev)
+            bsel = (bc[..., None] * b_per + bi).reshape(-1)
+            b_labels = bc.repeat_interleave(query, dim=1)  # [e, way * query], true base class
+        for sp, qp in combos:
+            sup = _rows(getattr(novel, sp), sel).view(e, way, shot, -1)
+            protos = F.normalize(sup.mean(2), dim=-1)  # [e, way, d]
+            q = _rows(novel.query(qp), qsel).view(e, way * query, *novel.query(qp).shape[2:])
+            dense = qp == "dc"
+            if base is None:
+                pred = _scores(q, protos, dense, tau).argmax(-1)
+                out["novel"][sp, qp].append((pred == labels).float().mean(1))
+                continue
+            # joint label space: [base weights (c), novel prototypes (way)]
+            bq = _rows(base.query(qp), bsel).view(e, way * query, *base.query(qp).shape[2:])
+            allq = torch.cat([q, bq], 1)
+            joint = torch.cat([w.expand(e, *w.shape), protos], 1)
+            if dense:
+                cos = torch.einsum("enrd,ekd->enrk", allq, joint)
+                novel_s = dense_scores(cos[:, : q.shape[1], :, w.shape[0] :], tau)
+                base_s = dense_scores(cos[:, q.shape[1] :, :, : w.shape[0]], tau)
+                both_s = dense_scores(cos, tau)
+            else:
+                cos = torch.einsum("end,ekd->enk", allq, joint)
+                novel_s = cos[:, : q.shape[1], w.shape[0] :]
+                base_s = cos[:, q.shape[1] :, : w.shape[0]]
+                both_s = cos
+            out["novel"][sp, qp].append((novel_s.argmax(-1) == labels).float().mean(1))
+            out["base"][sp, qp].append((base_s.argmax(-1) == b_labels).float().mean(1))
+            truth = torch.cat([labels.expand(e, -1) + w.shape[0], b_labels], 1)
+            out["both"][sp, qp].append((both_s.argmax(-1) == truth).float().mean(1))
+    result: dict[str, dict[tuple[str, str], EvalResult]] = {}
+    for kind, by_combo in out.items():
+        result[kind] = {}
+        for combo, accs in by_combo.items():
+            acc = torch.cat(accs).cpu()
+            result[kind][combo] = EvalResult(acc.mean().item(), ci95(acc), float("nan"),
+                                             episodes, acc)  # fmt: skip
+    return result
+
+
+@torch.no_grad()
+def activation_maps(
+    model: nn.Module,
+    images: torch.Tensor,
+    class_vectors: torch.Tensor,
+    targets: torch.Tensor,
+    tau: float = 10.0,
+    size: int | None = None,
+) -> torch.Tensor:
+    """Class activation maps (Figure 3): at every location of each image's feature map, the
+    probability ``softmax(tau * cos(phi_k(x), v_j))_j`` (eq. 9) of its class ``targets[i]``
+    among ``class_vectors`` ``[k, d]`` (stage-1 weights or prototypes); ``[n, h, w]``, or
+    upsampled bilinearly to ``size`` x ``size``."""
+    device = next(model.parameters()).device
+    was = model.training
+    model.eval()
+    try:
+        fmap = model(images.to(device)).float()
+    finally:
+        model.train(was)
+    cos = torch.einsum(
+        "bdhw,kd->bkhw",
+        F.normalize(fmap, dim=1),
+        F.normalize(class_vectors.float().to(device), dim=1),
+    )
+    prob = (tau * cos).softmax(1)
+    cam = prob[torch.arange(len(targets)), targets.to(device)]
+    if size is not None:
+        cam = F.interpolate(cam[:, None], size=(size, size), mode="bilinear", align_corners=False)[
+            :, 0
+        ]
+    return cam.cpu()
+
+
+# --------------------------------------------------------------------------- protocol
+
+
+def stage1_protocol(profile: str) -> dict:
+    """Stage-1 miniImageNet settings of a profile, shared by chapters 5 and 6 (so that
+    chapter 6 loads the networks chapter 5 trained from the same checkpoints).
+
+    ``full``: the paper (ResNet-12 64-128-256-512, 8000 iterations of batch 200, SGD
+    Nesterov, tau from 10), on 500 images of each base class: the other 100 are held out
+    for the base-class tests of Table 2. ``cpu``: a quarter of the width and a few hundred
+    iterations of batch 64. ``smoke``: a few iterations on a handful of images.
+    """
+    from .profiles import pick
+
+    return pick(
+        profile,
+        smoke=dict(widths=(4, 8, 8, 8), train_classes=6, train_per_class=12, iterations=2,
+                   batch_size=8, chunk=1, heldout=(500, 520)),
+        cpu=dict(widths=(16, 32, 64, 128), train_classes=None, train_per_class=500,
+                 iterations=240, batch_size=64, chunk=80, heldout=(500, 530)),
+        full=dict(widths=(64, 128, 256, 512), train_classes=None, train_per_class=500,
+                  iterations=8000, batch_size=200, chunk=500, heldout=(500, 600)),
+    )  # fmt: skip
+
+
+def stage1_config(profile: str, pooling: str, seed: int = 0) -> BatchTrainConfig:
+    """The :class:`BatchTrainConfig` of :func:`stage1_protocol` for ``pooling``."""
+    p = stage1_protocol(profile)
+    return BatchTrainConfig(pooling=pooling, iterations=p["iterations"],
+                            batch_size=p["batch_size"], iterations_per_chunk=p["chunk"],
+                            seed=seed)  # fmt: skip
