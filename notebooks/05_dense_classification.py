@@ -74,6 +74,7 @@ from fewshot_utils.dense import (
     train_classifier,
 )
 from fewshot_utils.models import C128F, ResBlock, ResNet12
+from fewshot_utils.paper_numbers import by_id
 from fewshot_utils.profiles import pick, resolve_device, resolve_profile
 from fewshot_utils.results import make_record, write_result
 from fewshot_utils.training import checkpoint_dir
@@ -374,34 +375,65 @@ for combo in COMBOS:
 # %% [markdown]
 # ## Results records
 
+
 # %%
+def paper_cells(net, pooling, shot, combo, kind="novel"):
+    """Ids of the published cells (fewshot_utils.paper_numbers) this number reproduces."""
+    sp, qp = combo
+    ids = []
+    if kind == "novel" and combo == T1_COMBO[pooling]:
+        ids.append(f"table-1/{'resnet-12' if net == 'resnet12' else net}-{pooling}")
+    if net == "resnet12":
+        ids.append(f"table-2/{pooling}-{kind}-classes/test-{sp}-{qp}")
+        if kind == "novel" and combo == {"gap": ("gap", "gap"), "dc": ("gap", "dc")}[pooling]:
+            ids.append(f"table-4/{pooling}")
+    out = []
+    for i in ids:
+        try:
+            out.append(by_id(f"lifchitz2019dense/{i}/miniimagenet/5w{shot}s").id)
+        except KeyError:  # the paper has no such cell (e.g. Table 2 is 5-shot only)
+            pass
+    return out
+
+
+def config_of(net, pooling):
+    return {**stage1_config(profile, pooling, SEED).__dict__, "network": net,
+            "widths": list(proto["widths"]) if net == "resnet12" else [64, 64, 128, 128],
+            "train_per_class": train_x.shape[1], "test_per_class": test_x.shape[1],
+            "heldout_base_per_class": base_x.shape[1]}  # fmt: skip
+
+
 written = 0
 for (net, pooling), run in runs.items():
+    common = dict(experiment="ch05_dense_classification", dataset="miniimagenet", way=5,
+                  profile=profile, device=device, config=config_of(net, pooling),
+                  query=ts["query"], train_iterations=run.iterations_done,
+                  tau=float(run.classifier.tau.detach()))  # fmt: skip
     for shot in ts["shots"]:
         for combo in COMBOS:
             res = tests[(net, pooling), shot, combo]
-            extra = {}
-            if net == "resnet12" and shot == 5:
-                extra = {f"{kind}_accuracy": t2[pooling][kind][combo].accuracy
-                         for kind in ("base", "novel", "both")}  # fmt: skip
-                extra.update({f"{kind}_ci95": t2[pooling][kind][combo].ci95
-                              for kind in ("base", "novel", "both")})  # fmt: skip
-                extra["base_both_episodes"] = ts["base_episodes"]
-            paper = PAPER_T1[net, pooling][[1, 5, 10].index(shot)] / 100 if (
-                combo == T1_COMBO[pooling] and shot in (1, 5, 10)) else None  # fmt: skip
+            cells = paper_cells(net, pooling, shot, combo)
             record = make_record(
-                experiment="ch05_dense_classification", dataset="miniimagenet",
-                method=f"{net}-{pooling}-support-{combo[0]}-query-{combo[1]}",
-                way=5, shot=shot, accuracy=res.accuracy, ci95=res.ci95, episodes=res.episodes,
-                profile=profile, device=device,
+                method=f"{net}-{pooling}-support-{combo[0]}-query-{combo[1]}", shot=shot,
+                accuracy=res.accuracy, ci95=res.ci95, episodes=res.episodes,
                 wall_time_s=run.wall_time_s + embed_seconds[net, pooling]
                 + test_seconds[(net, pooling), shot],
-                config={**stage1_config(profile, pooling, SEED).__dict__,
-                        "network": net, "widths": list(proto["widths"]) if net == "resnet12"
-                        else [64, 64, 128, 128], "train_per_class": train_x.shape[1],
-                        "test_per_class": test_x.shape[1]},
-                query=ts["query"], train_iterations=run.iterations_done,
-                tau=float(run.classifier.tau.detach()), paper_accuracy=paper, **extra,
+                paper_rows=cells, paper_accuracy=by_id(cells[0]).accuracy / 100 if cells else None,
+                **common,
+            )  # fmt: skip
+            written += write_result(record) is not None
+    if net != "resnet12" or 5 not in ts["shots"]:
+        continue
+    for kind in ("base", "both"):  # Table 2's base- and both-classes rows
+        for combo in COMBOS:
+            res = t2[pooling][kind][combo]
+            cells = paper_cells(net, pooling, 5, combo, kind)
+            record = make_record(
+                method=f"{net}-{pooling}-support-{combo[0]}-query-{combo[1]}-{kind}-classes",
+                shot=5, accuracy=res.accuracy, ci95=res.ci95, episodes=res.episodes,
+                wall_time_s=run.wall_time_s + embed_seconds[net, pooling] + t2_seconds[pooling],
+                paper_rows=cells, paper_accuracy=by_id(cells[0]).accuracy / 100 if cells else None,
+                **common,
             )  # fmt: skip
             written += write_result(record) is not None
 print(f"{written} records written" if written else f"{profile} profile: no records written")
@@ -504,6 +536,8 @@ if fc is not None:
                 shot=shot, accuracy=res.accuracy, ci95=res.ci95, episodes=res.episodes,
                 profile=profile, device=device, wall_time_s=fc_run.wall_time_s,
                 config={**fc_cfg.__dict__, "widths": list(proto["widths"])}, query=ts["query"],
+                paper_rows=[f"lifchitz2019dense/table-5/{pooling}/fc100/5w{shot}s"]
+                if shot in (1, 5, 10) else [],
             ))  # fmt: skip
         rows.append(f"| {pooling.upper()} | " + " | ".join(cells) + " | "
                     + " / ".join(map(str, PAPER_T5[pooling])) + " |")  # fmt: skip

@@ -71,6 +71,7 @@ from fewshot_utils.dense import (
 )
 from fewshot_utils.implanting import ImplantConfig, evaluate_implanting, prefix_features
 from fewshot_utils.models import ResNet12
+from fewshot_utils.paper_numbers import by_id
 from fewshot_utils.profiles import pick, resolve_device, resolve_profile
 from fewshot_utils.results import make_record, write_result
 from fewshot_utils.training import checkpoint_dir
@@ -338,13 +339,29 @@ if fc_test is not None:
 # %% [markdown]
 # ## Results records
 
+
 # %%
+def cells(*ids, shot):
+    """Ids of the published cells (fewshot_utils.paper_numbers) that exist among ``ids``."""
+    out = []
+    for i in ids:
+        try:
+            out.append(by_id(f"lifchitz2019dense/{i}/miniimagenet/5w{shot}s").id)
+        except KeyError:  # no such cell (e.g. Table 3 is 5-shot only)
+            pass
+    return out
+
+
+def paper_of(ids):
+    return by_id(ids[0]).accuracy / 100 if ids else None
+
+
 written = 0
 cfg_imp = ImplantConfig(epochs=st["epochs"]).__dict__
 for name, run in nets.items():
     for shot in st["shots"]:
         res = table4[name, shot]
-        paper = PAPER_T4[name][(5, 10).index(shot)] / 100 if shot in (5, 10) else None
+        ids = cells(f"table-4/{name}", shot=shot)
         written += write_result(make_record(
             experiment="ch06_implanting", dataset="miniimagenet",
             method=f"resnet12-{name.replace('+', '-')}-support-gap-query-{QUERY_POOL[name]}",
@@ -352,11 +369,13 @@ for name, run in nets.items():
             profile=profile, device=device, wall_time_s=run.wall_time_s + t4_seconds[name],
             config={**stage1_config(profile, NETS[name][0], SEED).__dict__,
                     "widths": list(NETS[name][1])},
-            query=st["query"], paper_accuracy=paper,
+            query=st["query"], paper_rows=ids, paper_accuracy=paper_of(ids),
         )) is not None  # fmt: skip
 for shot, r in implant_runs.items():
     for t in ("gap", "gmp", "dc"):
         res = r.implanted[t]
+        ids = cells(f"table-3/stage-2-gap-gap/test-queries-{t}",
+                    *(["table-4/dc+imp"] if t == "dc" else []), shot=shot)  # fmt: skip
         written += write_result(make_record(
             experiment="ch06_implanting", dataset="miniimagenet",
             method=f"resnet12-dc-imp-stage2-gap-gap-support-gap-query-{t}", way=5, shot=shot,
@@ -366,14 +385,14 @@ for shot, r in implant_runs.items():
             baseline_accuracy=r.baseline[t].accuracy, baseline_ci95=r.baseline[t].ci95,
             seconds_per_task=sum(r.task_seconds) / len(r.task_seconds),
             implant_train_seconds_per_task=sum(r.train_seconds) / len(r.train_seconds),
-            paper_accuracy=(PAPER_T4["dc+imp"][(5, 10).index(shot)] / 100
-                            if t == "dc" and shot in (5, 10) else None),
+            paper_rows=ids, paper_accuracy=paper_of(ids),
         )) is not None  # fmt: skip
 for (sp, qp), r in table3.items():
     if (sp, qp) == ("gap", "gap"):
         continue
     for t in ("gap", "gmp", "dc"):
         res = r.implanted[t]
+        ids = cells(f"table-3/stage-2-{sp}-{qp}/test-queries-{t}", shot=shot)
         written += write_result(make_record(
             experiment="ch06_implanting", dataset="miniimagenet",
             method=f"resnet12-dc-imp-stage2-{sp}-{qp}-support-gap-query-{t}", way=5, shot=shot,
@@ -383,7 +402,7 @@ for (sp, qp), r in table3.items():
                     "widths": list(widths)},
             query=st["query"], baseline_accuracy=r.baseline[t].accuracy,
             seconds_per_task=sum(r.task_seconds) / len(r.task_seconds),
-            paper_accuracy=PAPER_T3[sp, qp][("gap", "gmp", "dc").index(t)] / 100,
+            paper_rows=ids, paper_accuracy=paper_of(ids),
         )) is not None  # fmt: skip
 print(f"{written} records written" if written else f"{profile} profile: no records written")
 
