@@ -279,7 +279,11 @@ class TadamNet(nn.Module):
 
     ``backbone(x)`` (and ``backbone(x, film=...)`` with a TEN) returns features ``[B, D]`` or
     a feature map ``[B, D, h, w]``, which is average-pooled. ``alpha`` is the metric scale:
-    a buffer when fixed, a parameter when ``learn_alpha``. ``ten``: a
+    a buffer when fixed; when ``learn_alpha``, ``exp`` of the parameter ``log_alpha``. The
+    official code learns ``alpha`` itself, but at initialisation ``dL/dalpha`` is large and
+    positive (the saturated softmax weights the nearest prototype, rarely the own one), and
+    SGD at learning rate 0.1 with momentum drives a plain ``alpha`` below 0 within a few
+    steps; in log space it stays positive and moves by a factor per step. ``ten``: a
     :class:`TaskEmbeddingNetwork` (task conditioning), or None. ``aux_classes``: the number of
     base classes of the auxiliary head, or None.
 
@@ -313,12 +317,17 @@ class TadamNet(nn.Module):
         self.feature_dim = int(dim)
         self.alpha_init = float(alpha)
         self.learn_alpha = learn_alpha
-        if learn_alpha:
-            self.alpha = nn.Parameter(torch.tensor(float(alpha)))
+        if learn_alpha:  # learned in log space: alpha = exp(log_alpha) stays > 0
+            self.log_alpha = nn.Parameter(torch.tensor(math.log(alpha)))
         else:
-            self.register_buffer("alpha", torch.tensor(float(alpha)))
+            self.register_buffer("fixed_alpha", torch.tensor(float(alpha)))
         self.ten = ten
         self.aux_head = nn.Linear(self.feature_dim, aux_classes) if aux_classes else None
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        """The metric scale: the fixed value, or ``exp(log_alpha)`` when learned."""
+        return self.log_alpha.exp() if self.learn_alpha else self.fixed_alpha
 
     def describe(self) -> dict:
         """What a checkpoint must agree with: the parts and their settings."""
@@ -327,6 +336,7 @@ class TadamNet(nn.Module):
             "distance_kwargs": self.distance_kwargs,
             "alpha_init": self.alpha_init,
             "learn_alpha": self.learn_alpha,
+            "alpha_space": "log" if self.learn_alpha else "fixed",
             "task_conditioning": self.ten is not None,
             "aux_classes": None if self.aux_head is None else self.aux_head.out_features,
             "feature_dim": self.feature_dim,

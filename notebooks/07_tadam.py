@@ -181,8 +181,12 @@ show_source(tadam.near_zero_fraction)
 #
 # the distance to the own prototype minus its softmax-weighted mean: negative as long as the
 # queries are nearer their own prototype than the softmax expects, so $\alpha$ grows until the
-# softmax is as sharp as the embedding deserves. The tests check this closed form against
-# autograd and finite differences.
+# softmax is as sharp as the embedding deserves, and shrinks while the softmax is sharper
+# than that. The tests check this closed form against autograd and finite differences. At
+# initialisation it is large and positive (below, a saturated softmax mostly weights a wrong
+# prototype), and SGD with momentum at TADAM's learning rate would push a plain $\alpha$
+# below zero within a few steps; we learn $\log \alpha$ instead, whose gradient is
+# $\alpha\, \partial L / \partial \alpha$, so $\alpha$ stays positive.
 
 # %%
 show_source(tadam.alpha_gradient)
@@ -271,7 +275,7 @@ plt.show()
 # ## 7.3 Training with a scaled metric
 #
 # Every model of the chapter is a `TadamNet`: the backbone, the distance, $\alpha$ (a buffer
-# when fixed, a parameter when learned) and, for the ablation, the TEN and the auxiliary head.
+# when fixed, $\exp$ of a parameter when learned) and, for the ablation, the TEN and the auxiliary head.
 # The logits of an episode come from the same `distances.protonet_logits(scale=alpha)` as in
 # every other chapter:
 

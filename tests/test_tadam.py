@@ -205,9 +205,15 @@ def test_learned_alpha_receives_the_closed_form_gradient():
     labels = query_labels(3, 2)
     protonet_loss(logits, labels)[0].backward()
     d = -logits.detach() / 0.7
-    assert net.alpha.grad.item() == pytest.approx(alpha_gradient(d, labels, 0.7).item(), rel=1e-4)
-    assert "alpha" in dict(net.named_parameters())
-    assert "alpha" not in dict(_net().named_parameters()) and "alpha" in _net().state_dict()
+    # alpha = exp(log_alpha): dL/dlog_alpha = alpha * dL/dalpha
+    expected = 0.7 * alpha_gradient(d, labels, 0.7).item()
+    assert net.log_alpha.grad.item() == pytest.approx(expected, rel=1e-4)
+    assert net.alpha.item() == pytest.approx(0.7)
+    assert "log_alpha" in dict(net.named_parameters())
+    fixed = _net(alpha=0.1)
+    assert not any("alpha" in n for n, _ in fixed.named_parameters())
+    assert fixed.state_dict()["fixed_alpha"].item() == pytest.approx(0.1)
+    assert fixed.alpha.item() == pytest.approx(0.1)
 
 
 def test_near_zero_fraction():
