@@ -1,6 +1,7 @@
 """tools/browser_check.py against a tiny site: a good page passes, a broken one is flagged for
 each kind of fault. Needs Chromium, chromedriver and selenium (CI has them); skipped without."""
 
+import base64
 import importlib.util
 import shutil
 import struct
@@ -38,13 +39,14 @@ GOOD = """<html><head><title>good</title></head><body>
 <h1 id="top">Good</h1><img src="_images/dot.png"><a href="notebooks/chapter.html#sec">ok</a>
 <a href="#top">self</a><a href="https://example.org/">other host, not fetched</a></body></html>"""
 
-BROKEN = """<html><head><title>broken</title>
+BROKEN = f"""<html><head><title>broken</title>
 <link rel="stylesheet" href="https://cdn.example.org/style.css"></head><body>
 <img src="_images/missing.png"><a href="nowhere.html">dead</a><a href="index.html#gone">x</a>
 <p><span class="math notranslate nohighlight">\\(x^2\\)</span></p>
 <p>a sum left as text: $\\sum_i x_i$ costs $5 or $6</p>
 <div class="cell_output docutils container"><div class="output traceback">
 ZeroDivisionError: division by zero</div></div>
+<div class="cell_output"><img src="data:image/png;base64,{base64.b64encode(_png()).decode()}"></div>
 <script>throw new Error("boom from the page");</script></body></html>"""
 
 COLAB = "https://colab.research.google.com/github/o/r/blob/main/notebooks/"
@@ -85,6 +87,7 @@ def test_each_fault_of_the_broken_page_is_flagged(reports):
     assert "1 of 1 formulas not rendered" in problems
     assert "formula left as raw TeX: $\\sum_i x_i$" in problems
     assert "a cell printed an error: ZeroDivisionError" in problems
+    assert "figure embedded in the page, not a file: data:image/png;base64" in problems
     assert "boom from the page" in problems  # the JavaScript error, from the console
     assert "another host" in problems and "cdn.example.org/style.css" in problems
 

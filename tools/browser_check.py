@@ -6,7 +6,8 @@ broken. Run by .ci/run after the book build:
 The site is served on 127.0.0.1 and the browser cannot resolve any other host, so the check
 also proves that the site works offline. For each page it reports
 
-- a broken internal link (a missing page or a missing ``#anchor``) or a broken image;
+- a broken internal link (a missing page or a missing ``#anchor``) or a broken image, or a
+  cell's figure embedded in the page rather than written as a file;
 - a resource (script, style sheet, font, image) requested from another host;
 - a formula left unrendered: an element of class ``math`` without MathJax output, TeX left
   as text (``$...\\cmd...$``, ``\\(``, ``\\[``, ``\\begin{``), or a MathJax error;
@@ -53,6 +54,8 @@ for (const img of document.images) {
   const src = img.currentSrc || img.src;
   if (!img.complete || img.naturalWidth === 0) problems.push('broken image: ' + src);
 }
+for (const img of document.querySelectorAll('.cell_output img[src^="data:"]'))
+  problems.push('figure embedded in the page, not a file: ' + img.src.slice(0, 40));
 const maths = document.querySelectorAll('.math');
 let bare = 0;
 for (const el of maths) if (!el.querySelector('mjx-container')) bare += 1;
