@@ -16,7 +16,7 @@ also proves that the site works offline. For each page it reports
 - on a chapter page (``notebooks/``): no Colab launch button, or a Colab link that opens
   another notebook than the page's own;
 
-and saves a screenshot of the page (its first 12,000 pixels) into ``--screenshots`` with
+and saves a screenshot of the page (its first 16,000 pixels) into ``--screenshots`` with
 ``report.json``. Exit status 1 when a page has a problem. Needs ``chromium`` and
 ``chromium-driver`` (Debian), or the browser and driver named by the environment variables
 CHROMIUM and CHROMEDRIVER, and the ``selenium`` package.
@@ -212,7 +212,7 @@ def _colab_problems(rel: str, colab: list[list[str]]) -> list[str]:
 
 
 def check_page(driver, base: str, rel: str, targets: _Targets, shots: Path | None,
-               max_height: int = 12000) -> dict:  # fmt: skip
+               max_height: int = 16000) -> dict:  # fmt: skip
     """Open one page, wait for MathJax, and list its problems; save its screenshot."""
     url = urljoin(base, rel)
     t0 = time.perf_counter()
@@ -240,12 +240,16 @@ def check_page(driver, base: str, rel: str, targets: _Targets, shots: Path | Non
     shot = None
     if shots is not None:
         shot = shots / (rel.replace("/", "__").removesuffix(".html") + ".png")
+        # The whole page (up to max_height): a viewport as tall as the page, then back.
         height = min(int(found["height"]), max_height)
         width = driver.execute_script("return document.documentElement.clientWidth")
-        png = driver.execute_cdp_cmd("Page.captureScreenshot", {
-            "format": "png", "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
-        })["data"]  # fmt: skip
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": width, "height": height, "deviceScaleFactor": 1, "mobile": False,
+        })  # fmt: skip
+        try:
+            png = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})["data"]
+        finally:
+            driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
         shot.write_bytes(base64.b64decode(png))
     return {
         "page": rel,
