@@ -70,8 +70,11 @@ def _entry(profile, wall, ran, seconds=(60.0, 120.0)):
 
 
 def test_readme_block_needs_a_full_build_then_a_cached_one(tmp_path):
-    with pytest.raises(SystemExit, match="executed every chapter"):
-        bt.readme_block([_entry("cpu", 50.0, False)])
+    with pytest.raises(SystemExit, match="no cpu build .* executed every chapter"):
+        bt.readme_block([_entry("cpu", 50.0, False), _entry("smoke", 20.0, True)])
+    assert "smoke profile" in bt.readme_block(
+        [_entry("smoke", 20.0, True), _entry("smoke", 1.0, False)], profile="smoke"
+    )
     with pytest.raises(SystemExit, match="again"):
         bt.readme_block([_entry("cpu", 200.0, True), _entry("smoke", 20.0, False)])
     block = bt.readme_block([

@@ -120,18 +120,18 @@ def table(entry: dict) -> str:
     return "\n".join(lines)
 
 
-def readme_block(history: list[dict]) -> str:
-    """The README's table: the last build that executed every chapter and the next build of
-    the same profile that executed none. A clear error when either is missing."""
+def readme_block(history: list[dict], profile: str = "cpu") -> str:
+    """The README's table: the last build of ``profile`` that executed every chapter and the
+    next build of that profile that executed none. A clear error when either is missing."""
 
     def ran(entry: dict) -> list[bool]:
         return [c["executed_in_this_build"] for c in entry["chapters"].values()]
 
-    full = [i for i, e in enumerate(history) if ran(e) and all(ran(e))]
+    full = [i for i, e in enumerate(history) if e["profile"] == profile and ran(e) and all(ran(e))]
     if not full:
         raise SystemExit(
-            "no build in _build/build_times.json executed every chapter: run "
-            "`FEWSHOT_PROFILE=cpu bash tools/book.sh` from an empty _build first"
+            f"no {profile} build in _build/build_times.json executed every chapter: run "
+            f"`FEWSHOT_PROFILE={profile} bash tools/book.sh` from an empty _build first"
         )
     first = history[full[-1]]
     again = [
@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     rd = sub.add_parser("readme", help="fill README.md from the measured builds")
     rd.add_argument("--build", type=Path, default=ROOT / "_build")
     rd.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    rd.add_argument("--profile", default="cpu", help="whose builds fill the table (cpu)")
     args = parser.parse_args(argv)
     if args.command == "record":
         entry = record(args.build, args.start, time.time() - args.start, args.profile)
@@ -197,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[book] build with nothing changed: {last['wall_seconds']:.0f} s, "
               f"chapters executed again: {', '.join(ran) or 'none'}")  # fmt: skip
         return 1 if ran else 0
-    fill_readme(args.readme, readme_block(json.loads(path.read_text())))
+    fill_readme(args.readme, readme_block(json.loads(path.read_text()), args.profile))
     print(f"[book] {args.readme} build-times table filled from {path}")
     return 0
 
