@@ -9,17 +9,19 @@ on the episode it appears in.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .distances import protonet_logits
 from .episodes import check_episode, query_labels, sample_indices
 from .profiles import resolve_device
 
-__all__ = ["EvalResult", "embed", "evaluate_embeddings", "evaluate", "ci95"]
+__all__ = ["EvalResult", "embed", "inference_copy", "evaluate_embeddings", "evaluate", "ci95"]
 
 
 @dataclass
@@ -53,30 +55,52 @@ def embed(
     amp: bool | None = None,
 ) -> torch.Tensor:
     """Embeddings ``[classes, per_class, d]`` (float32, on ``device``) of images
-    ``[classes, per_class, ...]``, with the model in eval mode (restored afterwards).
+    ``[classes, per_class, ...]``, computed by ``model`` in eval mode.
 
-    On the CPU the model is switched to channels_last (as training does): with
-    batches of about a hundred images that embeds 3-4x faster than contiguous
-    tensors in large batches, whose activations spill out of the caches.
+    The caller's ``model`` is left untouched (mode, device, memory format): the
+    work is done by an inference copy (:func:`inference_copy`) with every
+    conv + batch-norm pair folded into one conv, which gives the same outputs
+    (to float rounding) for about half the work of a Conv-4. On the CPU the copy
+    runs in channels_last: with batches of about a hundred images that embeds
+    3-4x faster than contiguous tensors in large batches, whose activations
+    spill out of the caches.
     """
     device = resolve_device(device)
     amp = device.type == "cuda" if amp is None else amp
-    model.to(device)
-    if device.type == "cpu":
-        model.to(memory_format=torch.channels_last)
-    was_training = model.training
-    model.eval()
+    net = inference_copy(model, device)
     flat = data.reshape(-1, *data.shape[2:])
     out = []
-    try:
-        for start in range(0, flat.shape[0], batch_size):
-            x = flat[start : start + batch_size].to(device, non_blocking=True)
-            with _autocast(device, amp):
-                out.append(model(x).float())
-    finally:
-        model.train(was_training)
+    for start in range(0, flat.shape[0], batch_size):
+        x = flat[start : start + batch_size].to(device, non_blocking=True)
+        with _autocast(device, amp):
+            out.append(net(x).float())
     emb = torch.cat(out)
     return emb.reshape(data.shape[0], data.shape[1], -1)
+
+
+def inference_copy(model: nn.Module, device: str | torch.device = "cpu") -> nn.Module:
+    """A copy of ``model`` in eval mode on ``device`` (channels_last on the CPU) in which
+    every ``Conv2d`` directly followed by a ``BatchNorm2d`` inside an ``nn.Sequential`` is
+    replaced by one conv with the batch norm folded in (``fuse_conv_bn_eval``): in eval mode
+    batch norm is a fixed per-channel affine map, so ``bn(conv(x))`` is itself a conv.
+    Other layers (and models without such pairs) are copied as they are."""
+    device = torch.device(device)
+    net = copy.deepcopy(model).eval()
+    for seq in [m for m in net.modules() if isinstance(m, nn.Sequential)]:
+        for i in range(len(seq) - 1):
+            conv, bn = seq[i], seq[i + 1]
+            if (
+                type(conv) is nn.Conv2d
+                and type(bn) is nn.BatchNorm2d
+                and bn.track_running_stats
+                and bn.running_mean is not None
+            ):
+                seq[i] = fuse_conv_bn_eval(conv, bn)
+                seq[i + 1] = nn.Identity()
+    net.to(device)
+    if device.type == "cpu":
+        net.to(memory_format=torch.channels_last)
+    return net
 
 
 def evaluate_embeddings(
@@ -88,11 +112,15 @@ def evaluate_embeddings(
     seed: int = 0,
     distance: str = "squared_euclidean",
     scale: float = 1.0,
-    max_chunk_bytes: int = 2**28,
+    max_chunk_bytes: int = 2**23,
     **distance_kwargs: float,
 ) -> EvalResult:
     """Score ``episodes`` random ``way``-way ``shot``-shot episodes over embeddings
-    ``[classes, per_class, d]``, many episodes per batched tensor operation."""
+    ``[classes, per_class, d]``, many episodes per batched tensor operation.
+
+    Episodes go in chunks of about ``max_chunk_bytes`` of gathered embeddings: 8 MB keeps
+    a chunk in the CPU caches (twice as fast here as 256 MB chunks); the chunk size never
+    changes which episodes a seed gives."""
     n_cls, per_class, dim = emb.shape
     check_episode(n_cls, per_class, way, shot, query)
     # Indices for every episode first, in fixed blocks: the episodes a seed gives do not

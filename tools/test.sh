@@ -8,5 +8,7 @@ step "ruff check" ruff check .
 step "ruff format --check" ruff format --check .
 step "unit tests" python -m pytest -q tests
 step "paired notebooks" python tools/check_notebooks.py
+step "benchmark, quick mode (figures printed, not written)" \
+  python benchmarks/bench_performance.py --quick
 step "notebooks ($FEWSHOT_PROFILE profile)" \
   python -m pytest -q --nbmake --nbmake-timeout=3600 notebooks/
