@@ -271,8 +271,8 @@ if not evals:
 # ## Reading the figures
 #
 # Evaluation is where the design pays most: a test image's embedding does not depend on the
-# episode it appears in (the network is in eval mode), so 10,000 episodes need the 33,840
-# Omniglot test images embedded once, not 3.2 million times. Training cannot share work
+# episode it appears in (the network is in eval mode), so the test images are embedded once
+# each, not once for every episode that draws them. Training cannot share work
 # between episodes: every episode needs its own forward and backward pass, so no pipeline can
 # beat the ceiling, and the room left to a faster library is the data pipeline (PIL images,
 # per-image transforms, collation) and the memory layout of the convolutions. The ratios
