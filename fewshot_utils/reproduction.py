@@ -153,7 +153,7 @@ def _wall(seconds: float) -> str:
 
 def _provenance(r: dict) -> str:
     """Device, wall time, commit, experiment, training length (and shot when it differs from
-    the test's), test episodes: what the record says about how the number was made."""
+    the test's), test (or ``split``) episodes: what the record says about how it was made."""
     commit = str(r["commit"])
     train = ""
     if r.get("train_episodes") is not None:
@@ -165,7 +165,7 @@ def _provenance(r: dict) -> str:
     return (
         f"{r['device']}, {_wall(r['wall_time_s'])}, commit `{commit[:7]}"
         f"{'-dirty' if commit.endswith('-dirty') else ''}`; {r['experiment']}: {train}"
-        f"{r['episodes']:,} test episodes"
+        f"{r['episodes']:,} {r.get('split') or 'test'} episodes"
     )
 
 

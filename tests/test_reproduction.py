@@ -161,6 +161,7 @@ def test_smoke_records_are_refused_and_unmatched_listed():
     assert "ch00_first_protonet" in table and f"95.00{rp.NBSP}±{rp.NBSP}0.20" in table
     trained = rp.records_table([{**own, "train_episodes": 600, "train_shot": 1, "shot": 5}])
     assert "ch00_first_protonet: 600 training episodes (1-shot), 10,000 test episodes" in trained
+    assert "ch00_first_protonet: 10,000 val episodes" in rp.records_table([{**own, "split": "val"}])
 
 
 def test_plot_draws_one_point_per_measured_line():
