@@ -184,8 +184,8 @@ show_source(tadam.near_zero_fraction)
 # queries are nearer their own prototype than the softmax expects, so $\alpha$ grows until the
 # softmax is as sharp as the embedding deserves, and shrinks while the softmax is sharper
 # than that. The tests check this closed form against autograd and finite differences. At
-# initialisation it is large and positive (below, a saturated softmax mostly weights a wrong
-# prototype), and SGD with momentum at TADAM's learning rate would push a plain $\alpha$
+# initialisation it is large and positive (printed below: the saturated softmax mostly weights
+# a wrong prototype), and SGD with momentum at TADAM's learning rate would push a plain $\alpha$
 # below zero within a few steps; we learn $\log \alpha$ instead, whose gradient is
 # $\alpha\, \partial L / \partial \alpha$, so $\alpha$ stays positive.
 
@@ -239,6 +239,11 @@ lsed_fresh = sweep("lsed", [1.0])[0]
 d_sq = torch.cat(dist["squared_euclidean"])
 print(f"fresh network: squared distances median {d_sq.median():.3g}, "
       f"max {d_sq.max():.3g}; feature dimension {fresh.feature_dim}")  # fmt: skip
+grad_alpha = [
+    tadam.alpha_gradient(d, y, 1.0).item() for d, y in zip(dist["squared_euclidean"], labels)
+]
+print(f"dL/dalpha at alpha = 1 (squared Euclidean), mean over the episodes: "
+      f"{sum(grad_alpha) / len(grad_alpha):+.3g}")  # fmt: skip
 print(f"near-zero fraction at alpha = 1: squared Euclidean "
       f"{100 * sweep('squared_euclidean', [1.0])[0]:.1f}%, cosine "
       f"{100 * sweep('cosine', [1.0])[0]:.1f}%, LSED {100 * lsed_fresh:.1f}%")  # fmt: skip
