@@ -25,6 +25,8 @@
 # {cite}`snell2017prototypical` trained on Omniglot and tested on alphabets it never saw.
 
 # %%
+# Runtime: on Colab, pick Runtime > Change runtime type > GPU for the `full` profile (the
+# papers' protocol); a CPU runtime runs the shorter `cpu` profile.
 # Set-up: on Colab, install the project when it is missing.
 import importlib.util
 import subprocess

@@ -45,6 +45,7 @@
 # 5. TADAM's metric scaling and its Lemma 1, on a real network.
 
 # %%
+# Runtime: any; a CPU runtime is enough (nothing in this chapter trains for long).
 # Set-up: on Colab, install the project when it is missing.
 import importlib.util
 import subprocess

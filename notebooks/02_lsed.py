@@ -44,6 +44,8 @@
 # (the paper's Table 1) are chapter 4's subject.
 
 # %%
+# Runtime: on Colab, pick Runtime > Change runtime type > GPU for the `full` profile (the
+# papers' protocol); a CPU runtime runs the shorter `cpu` profile.
 # Set-up: on Colab, install the project when it is missing.
 import importlib.util
 import subprocess

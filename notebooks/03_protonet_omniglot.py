@@ -29,6 +29,8 @@
 # numbers, and is the LSED gain larger than the uncertainty of our own measurement?
 
 # %%
+# Runtime: on Colab, pick Runtime > Change runtime type > GPU for the `full` profile (the
+# papers' protocol); a CPU runtime runs the shorter `cpu` profile.
 # Set-up: on Colab, install the project when it is missing.
 import importlib.util
 import subprocess

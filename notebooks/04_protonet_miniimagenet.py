@@ -31,6 +31,8 @@
 # schedule and is labelled as such everywhere.
 
 # %%
+# Runtime: on Colab, pick Runtime > Change runtime type > GPU for the `full` profile (the
+# papers' protocol); a CPU runtime runs the shorter `cpu` profile.
 # Set-up: on Colab, install the project when it is missing.
 import importlib.util
 import subprocess

@@ -43,6 +43,8 @@
 # that fits in half an hour on a laptop, and every number it prints is labelled as such.
 
 # %%
+# Runtime: on Colab, pick Runtime > Change runtime type > GPU for the `full` profile (the
+# papers' protocol); a CPU runtime runs the shorter `cpu` profile.
 # Set-up: on Colab, install the project when it is missing.
 import importlib.util
 import subprocess

@@ -43,6 +43,7 @@
 # measure again: `python benchmarks/bench_performance.py` (see the README).
 
 # %%
+# Runtime: any; a CPU runtime is enough (nothing in this chapter trains for long).
 # Set-up: on Colab, install the project when it is missing.
 import importlib.util
 import subprocess

@@ -33,6 +33,7 @@ def test_notebook_header(path):
     badge = f"https://colab.research.google.com/github/{repo}/blob/main/notebooks/{path.name}"
     assert badge in nb.cells[0].source, f"{path.name}: Colab badge must link {badge}"
     assert f"git+{url}" in nb.cells[1].source, f"{path.name}: set-up cell must install {url}"
+    assert "# Runtime:" in nb.cells[1].source, f"{path.name}: set-up cell must say which runtime"
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1 and "PROFILE = None" in params[0].source
     assert f"notebooks/{path.stem}" in _toc_files() or path.stem.startswith("99_"), (
