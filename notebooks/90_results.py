@@ -32,9 +32,8 @@
 # schedule gets, not whether the paper holds; only `full` numbers follow the protocol.
 
 # %%
-# Runtime: any; a CPU runtime is enough (nothing in this chapter trains for long).
-# Set-up: on Colab, install the project when it is missing. This chapter trains nothing:
-# any runtime works (Runtime > Change runtime type > CPU is enough).
+# Runtime: any; this chapter trains nothing (Runtime > Change runtime type > CPU is enough).
+# Set-up: on Colab, install the project when it is missing.
 import importlib.util
 import subprocess
 import sys
