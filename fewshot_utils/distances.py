@@ -30,18 +30,13 @@ def squared_euclidean(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     episodes fit in memory and run at BLAS speed; the result is clamped at 0
     because rounding can make the expansion slightly negative when two rows
     nearly coincide (its absolute error is about 1e-7 times the squared norms).
-    For plain and equally batched matrices the sum and the product are one fused
-    ``addmm``/``baddbmm`` (no temporary for ``x.y``: 20-30% faster on the CPU).
     """
     _check_pair(x, y)
-    norms = x.pow(2).sum(-1, keepdim=True) + y.pow(2).sum(-1).unsqueeze(-2)
-    yt = y.transpose(-1, -2)
-    if x.dim() == 2 and y.dim() == 2:
-        d = torch.addmm(norms, x, yt, alpha=-2)
-    elif x.dim() == 3 and y.dim() == 3 and x.shape[0] == y.shape[0]:
-        d = torch.baddbmm(norms, x, yt, alpha=-2)
-    else:  # other batch shapes (broadcasting): the unfused expansion
-        d = norms - 2 * x @ yt
+    d = (
+        x.pow(2).sum(-1, keepdim=True)
+        + y.pow(2).sum(-1).unsqueeze(-2)
+        - 2 * x @ y.transpose(-1, -2)
+    )
     return d.clamp_min(0)
 
 
