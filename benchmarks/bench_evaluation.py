@@ -30,7 +30,6 @@ from pathlib import Path
 
 import torch
 
-from fewshot_utils import distances
 from fewshot_utils.data import load_omniglot
 from fewshot_utils.distances import protonet_logits
 from fewshot_utils.episodes import query_labels, sample_indices
@@ -119,16 +118,6 @@ def _old_embed(model, data, batch_size=128):
     return torch.cat(out).reshape(data.shape[0], data.shape[1], -1)
 
 
-def _old_squared_euclidean(x, y):
-    """squared_euclidean before the speed-ups: the unfused expansion."""
-    d = (
-        x.pow(2).sum(-1, keepdim=True)
-        + y.pow(2).sum(-1).unsqueeze(-2)
-        - 2 * x @ y.transpose(-1, -2)
-    )
-    return d.clamp_min(0)
-
-
 def _timed(fn):
     t = time.perf_counter()
     out = fn()
@@ -176,16 +165,6 @@ def speedups(data, episodes: int, seed: int) -> list[dict]:
     name = "evaluate_embeddings: chunks of 8 MB (were 256 MB)"
     rows.append(dict(name=name, before_s=t_old, after_s=t_new, same_accuracy=same))
 
-    new_fn = distances.DISTANCES["squared_euclidean"]
-    distances.DISTANCES["squared_euclidean"] = _old_squared_euclidean
-    try:
-        t_old, r_old = _timed(ev)
-    finally:
-        distances.DISTANCES["squared_euclidean"] = new_fn
-    t_new, r_new = _timed(ev)
-    same = bool(torch.equal(r_old.per_episode, r_new.per_episode))
-    name = "squared_euclidean: fused baddbmm"
-    rows.append(dict(name=name, before_s=t_old, after_s=t_new, same_accuracy=same))
     for r in rows:
         r["factor"] = r["before_s"] / r["after_s"]
     return rows

@@ -241,8 +241,9 @@ if perf is not None:
 # 15 queries, Conv-4, embedding included) and each of the speed-ups of `fewshot_utils`'
 # evaluation switched off and on: the batch norm folded into the convolutions of an inference
 # copy of the network, the episodes' indices drawn by a partial selection (the very same
-# indices as the full sort it replaces), chunks of episodes that stay in the CPU caches, and
-# the distance as one fused matrix product.
+# indices as the full sort it replaces) and chunks of episodes that stay in the CPU caches.
+# A measurement may also list the distance computed as one fused matrix product
+# (`baddbmm`): it was measured, gained nothing, and was dropped.
 
 # %%
 evals = sorted(bench_dir.glob("evaluation_*threads.json"))
