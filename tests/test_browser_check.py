@@ -49,6 +49,9 @@ ZeroDivisionError: division by zero</div></div>
 <div class="cell_output"><img src="data:image/png;base64,{base64.b64encode(_png()).decode()}"></div>
 <script>throw new Error("boom from the page");</script></body></html>"""
 
+# Jupyter Book's index.html: a page that replaces itself at once (the check follows its link).
+REDIRECT = '<html><head><meta http-equiv="refresh" content="0; url={}" /></head></html>'
+
 COLAB = "https://colab.research.google.com/github/o/r/blob/main/notebooks/"
 CHAPTER = f"""<html><head><title>chapter</title></head><body>
 <div class="dropdown-launch-buttons"><a href="{COLAB}chapter.ipynb">launch</a></div>
@@ -67,13 +70,16 @@ def reports(tmp_path_factory):
     (site / "index.html").write_text(GOOD)
     (site / "broken.html").write_text(BROKEN)
     (site / "notebooks" / "chapter.html").write_text(CHAPTER)
+    (site / "redirect.html").write_text(REDIRECT.format("notebooks/chapter.html"))
+    (site / "redirect_broken.html").write_text(REDIRECT.format("notebooks/gone.html"))
     shots = site.parent / "shots"
     return {r["page"]: r for r in bc.check_site(site, shots)}, shots
 
 
 def test_good_page_passes_with_a_screenshot(reports):
     by_page, shots = reports
-    assert set(by_page) == {"index.html", "broken.html", "notebooks/chapter.html"}
+    assert set(by_page) == {"index.html", "broken.html", "notebooks/chapter.html",
+                            "redirect.html", "redirect_broken.html"}  # fmt: skip
     assert by_page["index.html"]["problems"] == []
     png = Path(by_page["index.html"]["screenshot"])
     assert png.parent == shots.resolve() and png.read_bytes().startswith(b"\x89PNG")
@@ -90,6 +96,23 @@ def test_each_fault_of_the_broken_page_is_flagged(reports):
     assert "figure embedded in the page, not a file: data:image/png;base64" in problems
     assert "boom from the page" in problems  # the JavaScript error, from the console
     assert "another host" in problems and "cdn.example.org/style.css" in problems
+
+
+def test_redirect_page_is_followed_not_inspected(reports):
+    by_page = reports[0]
+    assert by_page["redirect.html"]["problems"] == []
+    assert by_page["redirect.html"]["math"] == "redirect to notebooks/chapter.html"
+    (problem,) = by_page["redirect_broken.html"]["problems"]
+    assert problem.startswith("redirect to a missing page (404)") and "gone.html" in problem
+
+
+def test_a_page_the_browser_cannot_inspect_is_reported_not_fatal():
+    class Dead:
+        def get_log(self, kind):
+            raise RuntimeError("session lost\nstack")
+
+    r = bc.check_page(Dead(), "http://127.0.0.1:1/", "a.html", bc._Targets(), None)
+    assert r["problems"] == ["the browser check failed on this page: RuntimeError: session lost"]
 
 
 def test_chapter_must_open_its_own_notebook_on_colab(reports):

@@ -61,7 +61,8 @@ let bare = 0;
 for (const el of maths) if (!el.querySelector('mjx-container')) bare += 1;
 if (bare) problems.push(bare + ' of ' + maths.length + ' formulas not rendered by MathJax' +
   (window.MathJax ? '' : ' (MathJax did not load)'));
-const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT, {acceptNode: (n) =>
+const walker = document.createTreeWalker(document.body || document.documentElement,
+                                         NodeFilter.SHOW_TEXT, {acceptNode: (n) =>
   n.parentElement.closest('pre, code, script, style, textarea, .highlight, mjx-container, .math')
     ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT});
 const rawTex = /\$(?=\S)[^$]*\\[A-Za-z]+[^$]*\$|\\\(|\\\[|\\begin\{/;
@@ -98,13 +99,31 @@ const t0 = Date.now();
 const loads = document.querySelector('script[src*="mathjax" i]') !== null;
 const needs = document.querySelector('.math') !== null;
 (function wait() {
-  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+  if (document.readyState !== 'complete' || !document.body) {
+    // still loading (e.g. a page that replaced itself): wait for the whole document
+    if (Date.now() - t0 > 10000) done('the page did not finish loading');
+    else setTimeout(wait, 100);
+  } else if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
     MathJax.startup.promise.then(() => done('typeset'), (e) => done('MathJax failed: ' + e));
   } else if (!loads && !needs) { done('none on the page'); }
   else if (Date.now() - t0 > 10000) { done('MathJax did not start'); }
   else { setTimeout(wait, 100); }
 })();
 """
+
+
+_REFRESH = re.compile(
+    r"""<meta[^>]+http-equiv=["']?refresh["']?[^>]*content=["'][^"']*url=([^"'>\s]+)""", re.I
+)
+
+
+def redirect_target(page: Path) -> str | None:
+    """The URL a redirect-only page (``<meta http-equiv="refresh" ... url=...>``, as Jupyter
+    Book writes ``index.html``) sends the reader to, else None. Such a page replaces itself
+    while it is being inspected, so the check follows its link instead of opening it."""
+    head = page.read_text(encoding="utf-8", errors="replace")[:4000]
+    m = _REFRESH.search(head)
+    return m.group(1) if m else None
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -216,12 +235,35 @@ def check_page(driver, base: str, rel: str, targets: _Targets, shots: Path | Non
     """Open one page, wait for MathJax, and list its problems; save its screenshot."""
     url = urljoin(base, rel)
     t0 = time.perf_counter()
+    try:
+        return _inspect(driver, base, rel, url, targets, shots, max_height, t0)
+    except Exception as err:  # the browser failed on this page: report it, check the rest
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        msg = f"the browser check failed on this page: {type(err).__name__}: {first}"
+        return {"page": rel, "title": None, "math": None, "problems": [msg[:300]],
+                "screenshot": None, "seconds": round(time.perf_counter() - t0, 2)}  # fmt: skip
+
+
+def check_redirect(base: str, rel: str, target: str, targets: _Targets) -> dict:
+    """A redirect-only page passes when the page it sends the reader to exists."""
+    link = urljoin(urljoin(base, rel), target)
+    status, _ = targets.get(urldefrag(link)[0]) if link.startswith(base) else (0, set())
+    problems = [] if status == 200 else [f"redirect to a missing page ({status}): {link}"]
+    return {"page": rel, "title": None, "math": f"redirect to {target}", "problems": problems,
+            "screenshot": None, "seconds": 0.0}  # fmt: skip
+
+
+def _inspect(driver, base: str, rel: str, url: str, targets: _Targets, shots: Path | None,
+             max_height: int, t0: float) -> dict:  # fmt: skip
     driver.get_log("browser")  # drop what earlier pages logged
     driver.get(url)
     typeset = driver.execute_async_script(_TYPESET_JS)
     found = driver.execute_script(_PAGE_JS, COLAB)
     problems = list(found["problems"])
-    if typeset.startswith("MathJax failed") or typeset == "MathJax did not start":
+    if typeset.startswith("MathJax failed") or typeset in (
+        "MathJax did not start",
+        "the page did not finish loading",
+    ):
         problems.append(typeset)
     for entry in driver.get_log("browser"):
         # (the browser asks for /favicon.ico by itself; a page's own icon would be a link)
@@ -275,10 +317,14 @@ def check_site(root: Path, shots: Path | None = None) -> list[dict]:
     driver = browser()
     targets = _Targets()
     try:
-        return [
-            check_page(driver, base, p.relative_to(root).as_posix(), targets, shots)
-            for p in pages(root)
-        ]
+        reports = []
+        for p in pages(root):
+            rel, target = p.relative_to(root).as_posix(), redirect_target(p)
+            if target is not None:
+                reports.append(check_redirect(base, rel, target, targets))
+            else:
+                reports.append(check_page(driver, base, rel, targets, shots))
+        return reports
     finally:
         driver.quit()
         server.shutdown()
