@@ -2,7 +2,7 @@
 
 One module per concept: ``data`` (real datasets), ``episodes`` (sampling),
 ``models`` (backbones), ``distances`` (metrics, prototypes, ProtoNet loss),
-``training`` (episodic training with checkpoints), ``evaluation`` (test
+``training`` (episodic training), ``checkpoints`` (exact resume), ``evaluation`` (test
 episodes over cached embeddings), ``results`` (provenance records),
 ``profiles`` (smoke / cpu / full), ``plots`` (figures), ``saturation``
 (softmax saturation and metric scaling, chapter 1), ``gradients`` (dl/dd of

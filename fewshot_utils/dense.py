@@ -13,8 +13,8 @@ At test time (eq. 13-14) prototypes are the pooled support embeddings averaged p
 a query is pooled (``gap``/``gmp``: nearest prototype by cosine similarity) or densely
 classified (``dc``: ``softmax(tau * cos)`` at every location, averaged over locations).
 
-Training resumes exactly from atomic checkpoints (the pattern of
-:mod:`fewshot_utils.training`, whose ``save_atomic`` and ``checkpoint_dir`` it reuses).
+Training resumes exactly from atomic checkpoints (:mod:`fewshot_utils.checkpoints`, as
+:mod:`fewshot_utils.training` does).
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import checkpoints
 from .episodes import check_episode, sample_indices
 from .evaluation import EvalResult, _autocast, ci95, embed
 from .profiles import resolve_device
-from .training import _cpu_copy, save_atomic
 
 __all__ = [
     "POOLINGS",
@@ -246,14 +246,19 @@ def train_classifier(
     }
     ckpt = Path(checkpoint) if checkpoint is not None else None
     resumed = False
+    signature = dataclasses.asdict(cfg)
+    stateful = {"model": model, "classifier": classifier, "optimiser": optimiser,
+                "scheduler": scheduler, "scaler": scaler}  # fmt: skip
+    generators = {"batches": gen}
     if ckpt is not None and ckpt.exists() and not retrain:
-        state = _load(ckpt, cfg, model, classifier, optimiser, scheduler, scaler, gen)
+        state = checkpoints.load(ckpt, signature, stateful, generators)
         resumed = True
         if state["finished"]:
             return _batch_result(model, classifier, state, resumed=True, loaded=True)
 
     start = time.perf_counter() - state["wall_time_s"]
-    bar = _bar(cfg.iterations, state["iteration"], progress)
+    bar = checkpoints.progress(cfg.iterations, state["iteration"], progress,
+                               "training iterations")  # fmt: skip
     while not state["finished"]:
         model.train()
         classifier.train()
@@ -283,8 +288,8 @@ def train_classifier(
         state["finished"] = state["iteration"] >= cfg.iterations
         state["wall_time_s"] = time.perf_counter() - start
         if ckpt is not None:
-            save_atomic(_ckpt(state, cfg, model, classifier, optimiser, scheduler, scaler, gen),
-                        ckpt)  # fmt: skip
+            ck = checkpoints.pack(signature, state, stateful, generators)
+            checkpoints.save_atomic(ck, ckpt)
     bar.close()
     return _batch_result(model, classifier, state, resumed=resumed, loaded=False)
 
@@ -356,56 +361,6 @@ def _step(model, classifier, x, y, cfg, optimiser, scaler, device, amp) -> tuple
     return loss.item(), acc.item()
 
 
-def _ckpt(state, cfg, model, classifier, optimiser, scheduler, scaler, gen) -> dict:
-    return {
-        "config": dataclasses.asdict(cfg),
-        "state": state,
-        "model": _cpu_copy(model.state_dict()),
-        "classifier": _cpu_copy(classifier.state_dict()),
-        "optimiser": copy.deepcopy(optimiser.state_dict()),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict(),
-        "generator": gen.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        "torch_version": torch.__version__,
-    }
-
-
-def _load(path, cfg, model, classifier, optimiser, scheduler, scaler, gen) -> dict:
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # a truncated file raises several kinds
-        raise RuntimeError(
-            f"checkpoint {path} is unreadable ({type(e).__name__}: {e}); delete it, or pass "
-            "retrain=True to start over"
-        ) from e
-    now = dataclasses.asdict(cfg)
-    saved = ck.get("config", {})
-    if saved != now:
-        diff = {k: (saved.get(k), v) for k, v in now.items() if saved.get(k) != v}
-        raise ValueError(
-            f"checkpoint {path} was trained with another configuration (saved, now): {diff}. "
-            "Use another checkpoint path, or pass retrain=True to overwrite it."
-        )
-    try:
-        model.load_state_dict(ck["model"])
-        classifier.load_state_dict(ck["classifier"])
-    except RuntimeError as e:
-        raise ValueError(
-            f"checkpoint {path} holds weights of another network ({e}); use another "
-            "checkpoint path, or pass retrain=True to overwrite it"
-        ) from e
-    optimiser.load_state_dict(ck["optimiser"])
-    scheduler.load_state_dict(ck["scheduler"])
-    scaler.load_state_dict(ck["scaler"])
-    gen.set_state(ck["generator"])
-    torch.set_rng_state(ck["torch_rng"])
-    if ck["cuda_rng"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(ck["cuda_rng"])
-    return ck["state"]
-
-
 def _batch_result(model, classifier, state, resumed: bool, loaded: bool) -> BatchTrainResult:
     return BatchTrainResult(
         model=model,
@@ -416,12 +371,6 @@ def _batch_result(model, classifier, state, resumed: bool, loaded: bool) -> Batc
         resumed=resumed,
         loaded=loaded,
     )
-
-
-def _bar(total: int, initial: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc="training iterations", disable=not enabled)
 
 
 # --------------------------------------------------------------------------- testing

@@ -24,11 +24,12 @@ import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
+from .checkpoints import save_atomic
 from .distances import protonet_logits, protonet_loss, prototypes
 from .episodes import Episode, query_labels, sample_episode
 from .profiles import resolve_device
 from .saturation import sparsity
-from .training import TrainConfig, save_atomic
+from .training import TrainConfig
 
 __all__ = [
     "GradientSnapshot",

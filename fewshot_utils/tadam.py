@@ -37,13 +37,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import checkpoints
+from .checkpoints import cpu_copy
 from .distances import DISTANCES, protonet_logits, protonet_loss, prototypes
 from .episodes import check_episode, query_labels, sample_episode, sample_indices
 from .evaluation import EvalResult, _autocast, ci95, embed, evaluate_embeddings
 from .models import activation_layer
 from .profiles import resolve_device
 from .saturation import distance_gradient, sparsity
-from .training import TrainResult, _bar, _cpu_copy, save_atomic
+from .training import TrainResult
 
 __all__ = [
     "FILM_PENALTY",
@@ -479,16 +481,19 @@ def train_tadam(
     state = _fresh_state(model)
     ckpt = Path(checkpoint) if checkpoint is not None else None
     resumed = False
+    signature = {"config": dataclasses.asdict(cfg), "model": model.describe()}
+    stateful = {"model": model, **parts}
+    generators = {"episodes": gen, "aux": aux_gen}
     if ckpt is not None and ckpt.exists() and not retrain:
-        state = _load(ckpt, cfg, model, parts, gen, aux_gen)
+        state = checkpoints.load(ckpt, signature, stateful, generators)
         resumed = True
         if state["finished"]:
             model.load_state_dict(state["best_model"])
-            return _result(model, state, resumed=True, loaded=True)
+            return TrainResult.from_state(model, state, resumed=True, loaded=True)
 
     labels = query_labels(cfg.way, cfg.query, device)
     start = time.perf_counter() - state["wall_time_s"]
-    bar = _bar(cfg.max_episodes, state["episode"], progress)
+    bar = checkpoints.progress(cfg.max_episodes, state["episode"], progress, "training episodes")
     while not state["finished"]:
         model.train()
         t0 = time.perf_counter()
@@ -513,12 +518,13 @@ def train_tadam(
         )
         state["wall_time_s"] = time.perf_counter() - start
         if ckpt is not None:
-            save_atomic(_checkpoint(state, cfg, model, parts, gen, aux_gen), ckpt)
+            ck = checkpoints.pack(signature, state, stateful, generators)
+            checkpoints.save_atomic(ck, ckpt)
         if on_epoch_end is not None:
             on_epoch_end(len(state["history"]["episode"]), state["history"])
     bar.close()
     model.load_state_dict(state["best_model"])
-    return _result(model, state, resumed=resumed, loaded=False)
+    return TrainResult.from_state(model, state, resumed=resumed, loaded=False)
 
 
 def measure_tadam_seconds(
@@ -737,7 +743,7 @@ def _fresh_state(model: nn.Module) -> dict:
     return {
         "episode": 0,
         "history": {k: [] for k in _KEYS},
-        "best_model": _cpu_copy(model.state_dict()),
+        "best_model": cpu_copy(model.state_dict()),
         "best_score": None,
         "best_epoch": 0,
         "bad_epochs": 0,
@@ -767,71 +773,7 @@ def _update_best(state, model, cfg, val) -> None:
     if state["best_score"] is None or score < state["best_score"]:
         state["best_score"] = score
         state["best_epoch"] = len(state["history"]["episode"])
-        state["best_model"] = _cpu_copy(model.state_dict())
+        state["best_model"] = cpu_copy(model.state_dict())
         state["bad_epochs"] = 0
     else:
         state["bad_epochs"] += 1
-
-
-def _signature(cfg: TadamConfig, model: TadamNet) -> dict:
-    return {"config": dataclasses.asdict(cfg), "model": model.describe()}
-
-
-def _checkpoint(state, cfg, model, parts, gen, aux_gen) -> dict:
-    sd = {k: (v.state_dict() if v is not None else None) for k, v in parts.items()}
-    return {
-        "signature": _signature(cfg, model),
-        "state": state,
-        "model": _cpu_copy(model.state_dict()),
-        "parts": copy.deepcopy(sd),
-        "generator": gen.get_state(),
-        "aux_generator": aux_gen.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        "torch_version": torch.__version__,
-    }
-
-
-def _load(path, cfg, model, parts, gen, aux_gen) -> dict:
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # a truncated file raises several kinds
-        raise RuntimeError(
-            f"checkpoint {path} is unreadable ({type(e).__name__}: {e}); delete it, or pass "
-            "retrain=True to start over"
-        ) from e
-    now = _signature(cfg, model)
-    saved = ck.get("signature", {})
-    if saved != now:
-        diff = {
-            f"{part}.{k}": (saved.get(part, {}).get(k), v)
-            for part in now
-            for k, v in now[part].items()
-            if saved.get(part, {}).get(k) != v
-        }
-        raise ValueError(
-            f"checkpoint {path} was trained with another model or configuration (saved, now): "
-            f"{diff}. Use another checkpoint path, or pass retrain=True to overwrite it."
-        )
-    model.load_state_dict(ck["model"])
-    for k, v in parts.items():
-        if v is not None:
-            v.load_state_dict(ck["parts"][k])
-    gen.set_state(ck["generator"])
-    aux_gen.set_state(ck["aux_generator"])
-    torch.set_rng_state(ck["torch_rng"])
-    if ck["cuda_rng"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(ck["cuda_rng"])
-    return ck["state"]
-
-
-def _result(model, state, resumed: bool, loaded: bool) -> TrainResult:
-    return TrainResult(
-        model=model,
-        history=state["history"],
-        best_epoch=state["best_epoch"],
-        episodes_done=state["episode"],
-        wall_time_s=state["wall_time_s"],
-        resumed=resumed,
-        loaded=loaded,
-    )

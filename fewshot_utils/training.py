@@ -4,9 +4,10 @@ One epoch is ``episodes_per_epoch`` training episodes followed by a
 validation pass (fixed validation episodes, the same every epoch, so the
 curves are comparable). After every epoch the whole state - model,
 optimiser, scheduler, episode generator, RNG states, history, best weights -
-is written atomically to the checkpoint, so an interrupted run resumes where
-it stopped and ends with exactly the weights of an uninterrupted one; a
-finished run is loaded instead of retrained unless ``retrain=True``.
+is written atomically to the checkpoint (:mod:`fewshot_utils.checkpoints`), so
+an interrupted run resumes where it stopped and ends with exactly the weights
+of an uninterrupted one; a finished run is loaded instead of retrained unless
+``retrain=True``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import checkpoints
+from .checkpoints import cpu_copy
 from .distances import protonet_logits, protonet_loss
 from .episodes import check_episode, query_labels, sample_episode
 from .evaluation import _autocast, embed, evaluate_embeddings
@@ -32,8 +35,6 @@ __all__ = [
     "TrainResult",
     "train_protonet",
     "measure_episodes_per_s",
-    "save_atomic",
-    "checkpoint_dir",
 ]
 
 
@@ -95,25 +96,19 @@ class TrainResult:
         t = sum(self.history["train_seconds"])
         return self.history["episode"][-1] / t if t else float("nan")
 
-
-def checkpoint_dir() -> Path:
-    """``FEWSHOT_CHECKPOINT_DIR``, else ``<data dir>/checkpoints``."""
-    from .data import data_dir
-
-    env = os.environ.get("FEWSHOT_CHECKPOINT_DIR")
-    return Path(env).expanduser() if env else data_dir() / "checkpoints"
-
-
-def save_atomic(obj: object, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    @classmethod
+    def from_state(cls, model: nn.Module, state: dict, resumed: bool, loaded: bool) -> TrainResult:
+        """The result of an episodic loop's state (the keys of ``train_protonet``'s, which
+        ``tadam.train_tadam`` shares)."""
+        return cls(
+            model=model,
+            history=state["history"],
+            best_epoch=state["best_epoch"],
+            episodes_done=state["episode"],
+            wall_time_s=state["wall_time_s"],
+            resumed=resumed,
+            loaded=loaded,
+        )
 
 
 def train_protonet(
@@ -152,17 +147,21 @@ def train_protonet(
     state = _fresh_state(model)
     ckpt = Path(checkpoint) if checkpoint is not None else None
     resumed = False
+    signature = dataclasses.asdict(cfg)
+    stateful = {"model": model, "optimiser": optimiser, "scheduler": scheduler, "scaler": scaler}
+    generators = {"episodes": gen}
     if ckpt is not None and ckpt.exists() and not retrain:
-        state = _load_checkpoint(ckpt, cfg, model, optimiser, scheduler, scaler, gen)
+        state = checkpoints.load(ckpt, signature, stateful, generators)
         resumed = True
         if state["finished"]:
             model.load_state_dict(state["best_model"])
-            return _result(model, state, resumed=True, loaded=True)
+            return TrainResult.from_state(model, state, resumed=True, loaded=True)
 
     labels = query_labels(cfg.way, cfg.query, device)
     start = time.perf_counter() - state["wall_time_s"]
     epochs = cfg.max_episodes // cfg.episodes_per_epoch
-    bar = _bar(epochs * cfg.episodes_per_epoch, state["episode"], progress)
+    bar = checkpoints.progress(epochs * cfg.episodes_per_epoch, state["episode"], progress,
+                               "training episodes")  # fmt: skip
     while not state["finished"]:
         model.train()
         t0 = time.perf_counter()
@@ -195,12 +194,13 @@ def train_protonet(
         )
         state["wall_time_s"] = time.perf_counter() - start
         if ckpt is not None:
-            save_atomic(_checkpoint(state, cfg, model, optimiser, scheduler, scaler, gen), ckpt)
+            ck = checkpoints.pack(signature, state, stateful, generators)
+            checkpoints.save_atomic(ck, ckpt)
         if on_epoch_end is not None:
             on_epoch_end(len(state["history"]["episode"]), state["history"])
     bar.close()
     model.load_state_dict(state["best_model"])
-    return _result(model, state, resumed=resumed, loaded=False)
+    return TrainResult.from_state(model, state, resumed=resumed, loaded=False)
 
 
 def measure_episodes_per_s(
@@ -260,7 +260,7 @@ def _fresh_state(model: nn.Module) -> dict:
     return {
         "episode": 0,
         "history": {k: [] for k in keys + ["train_seconds"]},
-        "best_model": _cpu_copy(model.state_dict()),
+        "best_model": cpu_copy(model.state_dict()),
         "best_score": None,
         "best_epoch": 0,
         "bad_epochs": 0,
@@ -286,80 +286,7 @@ def _update_best(state: dict, model: nn.Module, cfg: TrainConfig, val) -> None:
     if state["best_score"] is None or score < state["best_score"]:
         state["best_score"] = score
         state["best_epoch"] = len(state["history"]["episode"])
-        state["best_model"] = _cpu_copy(model.state_dict())
+        state["best_model"] = cpu_copy(model.state_dict())
         state["bad_epochs"] = 0
     else:
         state["bad_epochs"] += 1
-
-
-def _cpu_copy(sd: dict) -> dict:
-    return {
-        k: v.detach().to("cpu", memory_format=torch.contiguous_format, copy=True)
-        for k, v in sd.items()
-    }
-
-
-def _config_dict(cfg: TrainConfig) -> dict:
-    return dataclasses.asdict(cfg)
-
-
-def _checkpoint(state, cfg, model, optimiser, scheduler, scaler, gen) -> dict:
-    return {
-        "config": _config_dict(cfg),
-        "state": state,
-        "model": _cpu_copy(model.state_dict()),
-        "optimiser": copy.deepcopy(optimiser.state_dict()),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict(),
-        "generator": gen.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        "torch_version": torch.__version__,
-    }
-
-
-def _load_checkpoint(path, cfg, model, optimiser, scheduler, scaler, gen) -> dict:
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # a truncated file raises several kinds
-        raise RuntimeError(
-            f"checkpoint {path} is unreadable ({type(e).__name__}: {e}); delete it, or pass "
-            "retrain=True to start over"
-        ) from e
-    if ck.get("config") != _config_dict(cfg):
-        diff = {
-            k: (ck.get("config", {}).get(k), v)
-            for k, v in _config_dict(cfg).items()
-            if ck.get("config", {}).get(k) != v
-        }
-        raise ValueError(
-            f"checkpoint {path} was trained with another configuration (saved, now): {diff}. "
-            "Use another checkpoint path, or pass retrain=True to overwrite it."
-        )
-    model.load_state_dict(ck["model"])
-    optimiser.load_state_dict(ck["optimiser"])
-    scheduler.load_state_dict(ck["scheduler"])
-    scaler.load_state_dict(ck["scaler"])
-    gen.set_state(ck["generator"])
-    torch.set_rng_state(ck["torch_rng"])
-    if ck["cuda_rng"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(ck["cuda_rng"])
-    return ck["state"]
-
-
-def _result(model, state, resumed: bool, loaded: bool) -> TrainResult:
-    return TrainResult(
-        model=model,
-        history=state["history"],
-        best_epoch=state["best_epoch"],
-        episodes_done=state["episode"],
-        wall_time_s=state["wall_time_s"],
-        resumed=resumed,
-        loaded=loaded,
-    )
-
-
-def _bar(total: int, initial: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc="training episodes", disable=not enabled)

@@ -53,11 +53,12 @@ import torch
 from IPython.display import Markdown, display
 
 from fewshot_utils import data, distances, episodes, plots
+from fewshot_utils.checkpoints import checkpoint_dir
 from fewshot_utils.evaluation import embed, evaluate_embeddings
 from fewshot_utils.models import conv4_for
 from fewshot_utils.profiles import pick, resolve_device, resolve_profile
 from fewshot_utils.results import make_record, write_result
-from fewshot_utils.training import TrainConfig, checkpoint_dir, train_protonet
+from fewshot_utils.training import TrainConfig, train_protonet
 
 profile = resolve_profile(PROFILE)
 device = resolve_device("auto")

@@ -58,17 +58,13 @@ import torch
 from IPython.display import Markdown, display
 
 from fewshot_utils import data, distances, plots
+from fewshot_utils.checkpoints import checkpoint_dir
 from fewshot_utils.episodes import sample_episode
 from fewshot_utils.evaluation import ci95, embed, evaluate_embeddings
 from fewshot_utils.models import conv4_for
 from fewshot_utils.profiles import pick, resolve_device, resolve_profile
 from fewshot_utils.results import make_record, write_result
-from fewshot_utils.training import (
-    TrainConfig,
-    checkpoint_dir,
-    measure_episodes_per_s,
-    train_protonet,
-)
+from fewshot_utils.training import TrainConfig, measure_episodes_per_s, train_protonet
 
 notebook_start = time.perf_counter()
 profile = resolve_profile(PROFILE)

@@ -65,6 +65,7 @@ import torch
 from IPython.display import Markdown, display
 
 from fewshot_utils import data, dense
+from fewshot_utils.checkpoints import checkpoint_dir
 from fewshot_utils.dense import (
     FewShotMaps,
     activation_maps,
@@ -79,7 +80,6 @@ from fewshot_utils.models import C128F, ResBlock, ResNet12
 from fewshot_utils.paper_numbers import by_id
 from fewshot_utils.profiles import pick, resolve_device, resolve_profile
 from fewshot_utils.results import make_record, write_result
-from fewshot_utils.training import checkpoint_dir
 
 profile = resolve_profile(PROFILE)
 device = resolve_device("auto")

@@ -62,6 +62,7 @@ import torch
 from IPython.display import Markdown, display
 
 from fewshot_utils import data, implanting
+from fewshot_utils.checkpoints import checkpoint_dir, saved_weights
 from fewshot_utils.dense import (
     FewShotMaps,
     embed_maps,
@@ -76,7 +77,6 @@ from fewshot_utils.models import ResNet12
 from fewshot_utils.paper_numbers import by_id
 from fewshot_utils.profiles import pick, resolve_device, resolve_profile
 from fewshot_utils.results import make_record, write_result
-from fewshot_utils.training import checkpoint_dir
 
 profile = resolve_profile(PROFILE)
 device = resolve_device("auto")
@@ -327,9 +327,8 @@ if fc_test is not None:
     if not fc_ckpt.exists():
         print(f"FC100 skipped: run chapter 5 first (no {fc_ckpt.name})")
     else:
-        ck = torch.load(fc_ckpt, map_location="cpu", weights_only=False)
         fc_net = ResNet12(widths=widths)
-        fc_net.load_state_dict(ck["model"])
+        fc_net.load_state_dict(saved_weights(fc_ckpt))
         fc_net.to(device)
         fc_prefix = prefix_features(fc_net, fc_test, device=device)
         for shot in st["shots"]:

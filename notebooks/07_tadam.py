@@ -71,6 +71,7 @@ import torch
 from IPython.display import Markdown, display
 
 from fewshot_utils import data, gradients, paper_numbers, plots, tadam
+from fewshot_utils.checkpoints import checkpoint_dir
 from fewshot_utils.distances import DISTANCES
 from fewshot_utils.episodes import sample_episode
 from fewshot_utils.evaluation import ci95, embed
@@ -78,7 +79,6 @@ from fewshot_utils.models import ResNet12
 from fewshot_utils.profiles import pick, resolve_device, resolve_profile
 from fewshot_utils.results import make_record, write_result
 from fewshot_utils.tadam import TadamConfig, TadamNet, TaskEmbeddingNetwork
-from fewshot_utils.training import checkpoint_dir
 
 notebook_start = time.perf_counter()
 profile = resolve_profile(PROFILE)

@@ -7,7 +7,6 @@ from fewshot_utils.models import conv4_for
 from fewshot_utils.training import (
     TrainConfig,
     measure_episodes_per_s,
-    save_atomic,
     train_protonet,
 )
 
@@ -115,20 +114,6 @@ def test_corrupt_checkpoint_error(tmp_path):
     ckpt.write_bytes(b"not a checkpoint")
     with pytest.raises(RuntimeError, match="unreadable.*retrain=True"):
         train_protonet(_model(), data[:8], data[8:], _config(), ckpt, device="cpu", progress=False)
-
-
-def test_save_atomic_leaves_old_file_on_failure(tmp_path):
-    path = tmp_path / "x.pt"
-    save_atomic({"a": 1}, path)
-
-    class Unpicklable:
-        def __reduce__(self):
-            raise RuntimeError("boom")
-
-    with pytest.raises(RuntimeError, match="boom"):
-        save_atomic({"a": Unpicklable()}, path)
-    assert torch.load(path) == {"a": 1}
-    assert [p.name for p in tmp_path.iterdir()] == ["x.pt"]
 
 
 def test_gpu_code_paths_fall_back_on_cpu(tmp_path):
