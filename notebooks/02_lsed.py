@@ -76,15 +76,12 @@ from fewshot_utils import data, distances, gradients, plots, saturation
 from fewshot_utils.episodes import sample_episode
 from fewshot_utils.evaluation import ci95, embed, evaluate_embeddings
 from fewshot_utils.models import conv4_for
-from fewshot_utils.profiles import pick, resolve_device, resolve_profile
+from fewshot_utils.profiles import pick, start
 from fewshot_utils.results import make_record, write_result
 from fewshot_utils.training import TrainConfig, checkpoint_dir, train_protonet
 
-notebook_start = time.perf_counter()
-profile = resolve_profile(PROFILE)
-device = resolve_device("auto")
-torch.manual_seed(SEED)
-print(f"profile {profile} | device {device} | torch {torch.__version__}")
+session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
+profile, device = session.profile, session.device
 
 
 def show_source(obj) -> None:
@@ -770,7 +767,7 @@ if profile != "full":
         f"training episodes and at most {settings['max_episodes']} per model. They say how LSED "
         "changes the first epochs, not what it does at the paper's training length."
     ))  # fmt: skip
-print(f"notebook wall time {time.perf_counter() - notebook_start:.0f} s ({profile} profile)")
+print(f"notebook wall time {session.elapsed():.0f} s ({profile} profile)")
 
 # %% [markdown]
 # The gradient histograms test the paper's mechanism directly, and they can be read without

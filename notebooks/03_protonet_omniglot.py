@@ -61,7 +61,7 @@ from fewshot_utils import data, distances, plots
 from fewshot_utils.episodes import sample_episode
 from fewshot_utils.evaluation import ci95, embed, evaluate_embeddings
 from fewshot_utils.models import conv4_for
-from fewshot_utils.profiles import pick, resolve_device, resolve_profile
+from fewshot_utils.profiles import pick, start
 from fewshot_utils.results import make_record, write_result
 from fewshot_utils.training import (
     TrainConfig,
@@ -70,11 +70,8 @@ from fewshot_utils.training import (
     train_protonet,
 )
 
-notebook_start = time.perf_counter()
-profile = resolve_profile(PROFILE)
-device = resolve_device("auto")
-torch.manual_seed(SEED)
-print(f"profile {profile} | device {device} | torch {torch.__version__}")
+session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
+profile, device = session.profile, session.device
 phases = {}  # wall time of each phase of this notebook, in seconds
 trained, spent_now = {}, {}  # training: time of the run that trained it, time spent here
 
@@ -456,7 +453,7 @@ print(f"the two models disagree on {(preds['lsed'] != preds['squared_euclidean']
 # checkpoint shows the time of the run that trained it):
 
 # %%
-elapsed = time.perf_counter() - notebook_start
+elapsed = session.elapsed()
 phases["everything else (figures, set-up)"] = (
     elapsed - sum(phases.values()) - sum(spent_now.values())
 )

@@ -62,7 +62,7 @@ from IPython.display import Markdown, display
 from fewshot_utils import data, plots
 from fewshot_utils.evaluation import ci95, embed, evaluate_embeddings
 from fewshot_utils.models import conv4_for
-from fewshot_utils.profiles import pick, resolve_device, resolve_profile
+from fewshot_utils.profiles import pick, start
 from fewshot_utils.results import make_record, write_result
 from fewshot_utils.training import (
     TrainConfig,
@@ -71,12 +71,8 @@ from fewshot_utils.training import (
     train_protonet,
 )
 
-profile = resolve_profile(PROFILE)
-device = resolve_device("auto")
-torch.manual_seed(SEED)
-print(f"profile {profile} | device {device} | torch {torch.__version__}")
-if device.type == "cuda":
-    print(torch.cuda.get_device_name())
+session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
+profile, device = session.profile, session.device
 
 # %% [markdown]
 # ## Getting miniImageNet

@@ -77,17 +77,12 @@ from fewshot_utils.dense import (
 )
 from fewshot_utils.models import C128F, ResBlock, ResNet12
 from fewshot_utils.paper_numbers import by_id
-from fewshot_utils.profiles import pick, resolve_device, resolve_profile
+from fewshot_utils.profiles import pick, start
 from fewshot_utils.results import make_record, write_result
 from fewshot_utils.training import checkpoint_dir
 
-profile = resolve_profile(PROFILE)
-device = resolve_device("auto")
-torch.manual_seed(SEED)
-print(f"profile {profile} | device {device} | torch {torch.__version__}")
-if device.type == "cuda":
-    print(torch.cuda.get_device_name())
-t_notebook = time.perf_counter()
+session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
+profile, device = session.profile, session.device
 
 # %% [markdown]
 # ## Data: base classes, held-out base images, novel classes
@@ -549,7 +544,7 @@ if fc is not None:
 # ## What we found
 
 # %%
-total_s = time.perf_counter() - t_notebook
+total_s = session.elapsed()
 r_gap, r_dc = runs["resnet12", "gap"], runs["resnet12", "dc"]
 s5 = 5 if 5 in ts["shots"] else ts["shots"][-1]
 a = tests[("resnet12", "gap"), s5, ("gap", "gap")]

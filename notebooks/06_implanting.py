@@ -74,17 +74,12 @@ from fewshot_utils.dense import (
 from fewshot_utils.implanting import ImplantConfig, evaluate_implanting, prefix_features
 from fewshot_utils.models import ResNet12
 from fewshot_utils.paper_numbers import by_id
-from fewshot_utils.profiles import pick, resolve_device, resolve_profile
+from fewshot_utils.profiles import pick, start
 from fewshot_utils.results import make_record, write_result
 from fewshot_utils.training import checkpoint_dir
 
-profile = resolve_profile(PROFILE)
-device = resolve_device("auto")
-torch.manual_seed(SEED)
-print(f"profile {profile} | device {device} | torch {torch.__version__}")
-if device.type == "cuda":
-    print(torch.cuda.get_device_name())
-t_notebook = time.perf_counter()
+session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
+profile, device = session.profile, session.device
 
 # %% [markdown]
 # ## Data and the stage-1 networks
@@ -412,7 +407,7 @@ print(f"{written} records written" if written else f"{profile} profile: no recor
 # ## What we found
 
 # %%
-total_s = time.perf_counter() - t_notebook
+total_s = session.elapsed()
 all_tasks = list(implant_runs.values()) + [r for k, r in table3.items() if k != ("gap", "gap")]
 n_tasks = sum(len(r.task_seconds) for r in all_tasks)
 sec_task = sum(sum(r.task_seconds) for r in all_tasks) / n_tasks

@@ -75,18 +75,13 @@ from fewshot_utils.distances import DISTANCES
 from fewshot_utils.episodes import sample_episode
 from fewshot_utils.evaluation import ci95, embed
 from fewshot_utils.models import ResNet12
-from fewshot_utils.profiles import pick, resolve_device, resolve_profile
+from fewshot_utils.profiles import pick, start
 from fewshot_utils.results import make_record, write_result
 from fewshot_utils.tadam import TadamConfig, TadamNet, TaskEmbeddingNetwork
 from fewshot_utils.training import checkpoint_dir
 
-notebook_start = time.perf_counter()
-profile = resolve_profile(PROFILE)
-device = resolve_device("auto")
-torch.manual_seed(SEED)
-print(f"profile {profile} | device {device} | torch {torch.__version__}")
-if device.type == "cuda":
-    print(torch.cuda.get_device_name())
+session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
+profile, device = session.profile, session.device
 
 
 def show_source(obj) -> None:
@@ -594,7 +589,7 @@ cos_rows = [n for n in SCALING if MODELS[n]["distance"] == "cosine"]
 cos_best = max(cos_rows, key=lambda n: tests[n].accuracy)
 lsed_gap = 100 * (tests["LSED"].per_episode - sq1.per_episode)
 tadam_gap = 100 * (tests["TADAM"].per_episode - sq1.per_episode)
-total_min = (time.perf_counter() - notebook_start) / 60
+total_min = session.elapsed() / 60
 z1, z_small = sweep("squared_euclidean", [1.0, 0.01])
 lines = [
     f"- At initialisation, {100 * z1:.1f}% of the squared Euclidean gradients are near zero at "
