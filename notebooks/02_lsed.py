@@ -231,11 +231,12 @@ show_source(gradients.capture_training_gradients)
 
 # %%
 t0 = time.perf_counter()
-omni_train = data.load_omniglot("train")[: settings["omni_classes"]]
-mini = {split: data.load_miniimagenet(split) for split in ("train", "val", "test")}
-mini_train = mini["train"][: settings["mini_classes"], : settings["mini_per_class"]]
-mini_val = mini["val"][:, : settings["val_per_class"]]
-mini_test = mini["test"][:, : settings["test_per_class"]]
+omni_train = data.subset(data.load_omniglot("train"), settings["omni_classes"])
+mini_train, mini_val, mini_test = data.load_miniimagenet_subsets(
+    train=(settings["mini_classes"], settings["mini_per_class"]),
+    val=(None, settings["val_per_class"]),
+    test=(None, settings["test_per_class"]),
+).values()
 print(f"Omniglot train {tuple(omni_train.shape)}; miniImageNet train {tuple(mini_train.shape)}, "
       f"val {tuple(mini_val.shape)}, test {tuple(mini_test.shape)} "
       f"(loaded in {time.perf_counter() - t0:.1f} s)")  # fmt: skip

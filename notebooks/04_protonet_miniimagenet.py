@@ -138,9 +138,9 @@ settings = pick(
               max_episodes=60_000, episodes_per_epoch=100, val_per_class=None,
               val_episodes=600, patience=50, test_per_class=None, test_episodes=10_000),
 )  # fmt: skip
-train_x = mini["train"][: settings["train_classes"], : settings["per_class"]]
-val_x = mini["val"][:, : settings["val_per_class"]]
-test_x = mini["test"][:, : settings["test_per_class"]]
+train_x = data.subset(mini["train"], settings["train_classes"], settings["per_class"])
+val_x = data.subset(mini["val"], None, settings["val_per_class"])
+test_x = data.subset(mini["test"], None, settings["test_per_class"])
 METHODS = {"squared_euclidean": {}, "lsed": {"s": 4.0, "r": 0.01}}
 
 

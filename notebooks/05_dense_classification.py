@@ -109,12 +109,14 @@ test_settings = pick(
 )  # fmt: skip
 ts = test_settings
 t0 = time.perf_counter()
-mini = {split: data.load_miniimagenet(split) for split in ("train", "val", "test")}
-train_x = mini["train"][: proto["train_classes"], : proto["train_per_class"]]
+base_classes, val_x, test_x = data.load_miniimagenet_subsets(
+    train=(proto["train_classes"], None),
+    val=(ts["val_classes"], ts["val_per_class"]),
+    test=(ts["test_classes"], ts["test_per_class"]),
+).values()
+train_x = data.subset(base_classes, None, proto["train_per_class"])
 lo, hi = proto["heldout"]
-base_x = mini["train"][: proto["train_classes"], lo:hi]
-val_x = mini["val"][: ts["val_classes"], : ts["val_per_class"]]
-test_x = mini["test"][: ts["test_classes"], : ts["test_per_class"]]
+base_x = base_classes[:, lo:hi]
 print(f"loaded in {time.perf_counter() - t0:.1f} s")
 for name, x in [("stage-1 training", train_x), ("held-out base", base_x),
                 ("validation (novel)", val_x), ("test (novel)", test_x)]:  # fmt: skip

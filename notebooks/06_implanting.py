@@ -101,9 +101,10 @@ st = pick(
     full=dict(test_classes=None, test_per_class=None, shots=(5, 10), query=30, episodes=5000,
               implant_tasks=5000, table3_tasks=5000, epochs=50),
 )  # fmt: skip
-mini = {split: data.load_miniimagenet(split) for split in ("train", "test")}
-train_x = mini["train"][: proto["train_classes"], : proto["train_per_class"]]
-test_x = mini["test"][: st["test_classes"], : st["test_per_class"]]
+train_x, test_x = data.load_miniimagenet_subsets(
+    train=(proto["train_classes"], proto["train_per_class"]),
+    test=(st["test_classes"], st["test_per_class"]),
+).values()
 print(f"stage 1: {tuple(train_x.shape[:2])}, test: {tuple(test_x.shape[:2])} (classes, images)")
 
 widths = tuple(proto["widths"])

@@ -129,15 +129,15 @@ settings = pick(
 WAY, SHOT, QUERY = 5, 5, 6  # training episodes: TADAM's 5-way 5-shot, 32 queries ~ 6 per class
 
 t0 = time.perf_counter()
-mini = {split: data.load_miniimagenet(split) for split in ("train", "val", "test")}
-train_x = mini["train"][: settings["train_classes"], : settings["per_class"]]
-val_x = mini["val"][:, : settings["val_per_class"]]
-test_x = mini["test"][:, : settings["test_per_class"]]
+train_x, val_x, test_x = data.load_miniimagenet_subsets(
+    train=(settings["train_classes"], settings["per_class"]),
+    val=(None, settings["val_per_class"]),
+    test=(None, settings["test_per_class"]),
+).values()
 if settings["side"] != train_x.shape[-1]:
     train_x, val_x, test_x = (
         tadam.downsample(x, settings["side"]) for x in (train_x, val_x, test_x)
     )
-del mini
 print(f"data ready in {time.perf_counter() - t0:.1f} s")
 for name, x in (("train", train_x), ("val", val_x), ("test", test_x)):
     print(f"{name:5s} {tuple(x.shape)}")
