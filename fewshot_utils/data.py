@@ -46,6 +46,8 @@ __all__ = [
     "mirror_dir",
     "load_omniglot",
     "load_miniimagenet",
+    "load_miniimagenet_subsets",
+    "subset",
     "split_names",
     "OMNIGLOT_SPLITS",
     "MINIIMAGENET_SPLITS",
@@ -389,6 +391,36 @@ def load_miniimagenet(
     data = _load_cache(cache, shape)
     assert data is not None
     return data
+
+
+def subset(x: torch.Tensor, classes: int | None = None, images: int | None = None) -> torch.Tensor:
+    """The first ``classes`` classes and first ``images`` images per class of a
+    ``[classes, images, ...]`` split (``None``: all), as a view.
+
+    The profiles shrink the data this way (``smoke`` uses a few classes). A limit beyond the
+    data raises ``ValueError``: plain slicing would silently give fewer than asked for.
+    """
+    for name, limit, have in (("classes", classes, x.shape[0]), ("images", images, x.shape[1])):
+        if limit is not None and not 1 <= limit <= have:
+            raise ValueError(
+                f"{name}={limit} is outside the data: it has {have} {name} (1..{have})"
+            )
+    return x[:classes, :images]
+
+
+def load_miniimagenet_subsets(
+    root: str | os.PathLike | None = None, **limits: tuple[int | None, int | None]
+) -> dict[str, torch.Tensor]:
+    """miniImageNet splits cut to their profile's size in one call:
+    ``load_miniimagenet_subsets(train=(8, 40), test=(None, 100))`` is
+    ``{"train": subset(load_miniimagenet("train"), 8, 40), "test": ...}``, in the order
+    given. Each value is a ``(classes, images per class)`` pair for :func:`subset`."""
+    if not limits:
+        raise ValueError("name at least one split, e.g. train=(None, None) for all of it")
+    return {
+        split: subset(load_miniimagenet(split, root), classes, images)
+        for split, (classes, images) in limits.items()
+    }
 
 
 def _decode_miniimagenet(base: Path, resize: bool) -> None:

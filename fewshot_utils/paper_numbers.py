@@ -24,6 +24,12 @@ whose accuracy equals its ``paper_accuracy`` field (the published number its cha
 with). The same experiment is printed in several tables (e.g. ResNet-12 GAP 5-shot, 76.40, in
 Lifchitz Tables 1, 2 and 4); :data:`SAME_EXPERIMENT` lists those cells, and the tests check
 that no other two cells could be confused that way.
+
+:data:`QUOTED_NUMBERS` holds the published numbers the chapters print beside their own for
+context but that the results chapter does not pair records with: Snell et al.'s
+Prototypical Networks accuracies (``protocols.md``; miniImageNet also quoted, with its
+intervals, as "PN [42]" in Lifchitz et al. Table 4), which chapters 3 and 4 show beside the
+LSED paper's ProtoNet row that their records reproduce. :func:`by_id` finds both kinds.
 """
 
 from __future__ import annotations
@@ -31,7 +37,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["PaperNumber", "PAPER_NUMBERS", "SAME_EXPERIMENT", "TABLES", "by_id", "table_rows"]
+__all__ = [
+    "PaperNumber",
+    "PAPER_NUMBERS",
+    "QUOTED_NUMBERS",
+    "SAME_EXPERIMENT",
+    "TABLES",
+    "by_id",
+    "table_rows",
+]
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,7 @@ def _grid(paper, table, rows, dataset, way, shots, column=""):
 
 
 LSED, DENSE, TADAM = "shen2018lsed", "lifchitz2019dense", "oreshkin2018tadam"
+SNELL = "snell2017prototypical"
 
 # Table captions, for the chapter's headings.
 TABLES: dict[tuple[str, str], str] = {
@@ -201,8 +216,19 @@ SAME_EXPERIMENT: list[set[str]] = [
     },
 ]
 
-_BY_ID = {p.id: p for p in PAPER_NUMBERS}
-if len(_BY_ID) != len(PAPER_NUMBERS):  # two cells with one id: a transcription mistake
+# Snell et al. 2017 (Prototypical Networks, squared Euclidean, 64-d Conv-4 embeddings), as
+# listed in protocols.md: Table 1 Omniglot 5- and 20-way, Table 2 miniImageNet 5-way (the
+# 30-way 1-shot / 20-way 5-shot trained models), 1 / 5 shots.
+QUOTED_NUMBERS: list[PaperNumber] = [
+    *_grid(SNELL, "Table 1", [("Prototypical Networks", (98.8, 99.7))], "omniglot", 5, (1, 5)),
+    *_grid(SNELL, "Table 1", [("Prototypical Networks", (96.0, 98.9))], "omniglot", 20, (1, 5)),
+    *_grid(SNELL, "Table 2", [("Prototypical Networks", ((49.42, 0.78), (68.20, 0.66)))],
+           "miniimagenet", 5, (1, 5)),
+]  # fmt: skip
+
+_ALL = PAPER_NUMBERS + QUOTED_NUMBERS
+_BY_ID = {p.id: p for p in _ALL}
+if len(_BY_ID) != len(_ALL):  # two cells with one id: a transcription mistake
     raise RuntimeError("fewshot_utils.paper_numbers: duplicate cell ids")
 
 

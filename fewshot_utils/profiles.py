@@ -7,16 +7,19 @@
 
 The profile comes from the notebook's papermill parameter ``PROFILE`` when it
 is set, else from the environment variable ``FEWSHOT_PROFILE``, else ``auto``.
+:func:`start` is every chapter's set-up: profile, device, seed, provenance line, clock.
 """
 
 from __future__ import annotations
 
 import os
+import time
+from dataclasses import dataclass
 from typing import TypeVar
 
 import torch
 
-__all__ = ["PROFILES", "resolve_profile", "pick", "resolve_device"]
+__all__ = ["PROFILES", "resolve_profile", "pick", "resolve_device", "Session", "start"]
 
 PROFILES = ("smoke", "cpu", "full")
 T = TypeVar("T")
@@ -59,3 +62,37 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         warnings.warn("CUDA was requested but is not available; running on the CPU", stacklevel=2)
         return torch.device("cpu")
     return device
+
+
+@dataclass(frozen=True)
+class Session:
+    """What a notebook runs with, for its records' provenance, and when it started, for the
+    wall time it prints at the end."""
+
+    profile: str  # "smoke", "cpu" or "full", resolved
+    device: torch.device
+    seed: int
+    started: float  # time.perf_counter() when start() was called
+
+    def elapsed(self) -> float:
+        """Wall time since :func:`start`, in seconds."""
+        return time.perf_counter() - self.started
+
+
+def start(profile: str | None, seed: int, device: str | torch.device | None = "auto") -> Session:
+    """A chapter's set-up, the same in every chapter so that every run is comparable.
+
+    Starts the clock, resolves the profile (:func:`resolve_profile`) and the device
+    (:func:`resolve_device`), seeds torch's global generator with ``seed`` (and nothing
+    else: the chapter's random draws start from there) and prints the provenance line
+    ``profile ... | device ... | torch ...``, followed by the GPU's name on CUDA. An unknown
+    profile raises ``ValueError`` before anything is seeded or printed.
+    """
+    started = time.perf_counter()
+    resolved = resolve_profile(profile)
+    dev = resolve_device(device)
+    torch.manual_seed(seed)
+    print(f"profile {resolved} | device {dev} | torch {torch.__version__}")
+    if dev.type == "cuda":
+        print(torch.cuda.get_device_name(dev))
+    return Session(resolved, dev, seed, started)

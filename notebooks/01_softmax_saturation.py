@@ -76,18 +76,19 @@ from tqdm.auto import tqdm
 from fewshot_utils import data, distances, saturation
 from fewshot_utils.episodes import query_labels, sample_episode
 from fewshot_utils.models import conv4_for
-from fewshot_utils.profiles import pick, resolve_device, resolve_profile
+from fewshot_utils.profiles import pick, start
 
-notebook_start = time.perf_counter()
-profile = resolve_profile(PROFILE)
-device = resolve_device("auto")
-print(f"profile {profile} | device {device} | torch {torch.__version__}")
+session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
+profile, device = session.profile, session.device
 
 # On a CPU shared with other jobs, two threads that wait for each other can be slower than one
 # on the small tensors of this chapter: time both on a Conv-4 forward pass and keep the faster.
+# The probe draws its weights and input from a forked generator: the chapter's random draws
+# start from the seed as if there were no probe.
 if device.type == "cpu" and torch.get_num_threads() > 1:
-    probe_net = conv4_for("miniimagenet").train()
-    probe_x = torch.randint(0, 256, (16, 3, 84, 84), dtype=torch.uint8)
+    with torch.random.fork_rng(devices=[]):
+        probe_net = conv4_for("miniimagenet").train()
+        probe_x = torch.randint(0, 256, (16, 3, 84, 84), dtype=torch.uint8)
     timings = {}
     for n in (torch.get_num_threads(), 1, torch.get_num_threads()):  # the first run warms up
         torch.set_num_threads(n)
@@ -98,7 +99,6 @@ if device.type == "cpu" and torch.get_num_threads() > 1:
     torch.set_num_threads(min(timings, key=timings.get))
     print("Conv-4 probe: " + ", ".join(f"{n} thread(s) {t:.2f} s" for n, t in timings.items())
           + f"; using {torch.get_num_threads()}")  # fmt: skip
-torch.manual_seed(SEED)
 np.random.seed(SEED)
 
 
@@ -1208,7 +1208,7 @@ display(Markdown("\n".join([
     f"{100 * sweep[SWEEP[0]][i01]:.1f}% (Omniglot) and {100 * sweep[SWEEP[1]][i01]:.1f}% "
     f"(miniImageNet); much smaller α makes every wrong prototype's push the same.",
 ])))  # fmt: skip
-print(f"notebook wall time {time.perf_counter() - notebook_start:.0f} s ({profile} profile)")
+print(f"notebook wall time {session.elapsed():.0f} s ({profile} profile)")
 
 # %% [markdown]
 # The early sparse gradients of Shen and Liu are therefore not a property of squared distances

@@ -77,15 +77,12 @@ from fewshot_utils.checkpoints import checkpoint_dir
 from fewshot_utils.episodes import sample_episode
 from fewshot_utils.evaluation import ci95, embed, evaluate_embeddings
 from fewshot_utils.models import conv4_for
-from fewshot_utils.profiles import pick, resolve_device, resolve_profile
+from fewshot_utils.profiles import pick, start
 from fewshot_utils.results import make_record, write_result
 from fewshot_utils.training import TrainConfig, train_protonet
 
-notebook_start = time.perf_counter()
-profile = resolve_profile(PROFILE)
-device = resolve_device("auto")
-torch.manual_seed(SEED)
-print(f"profile {profile} | device {device} | torch {torch.__version__}")
+session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
+profile, device = session.profile, session.device
 
 
 def show_source(obj) -> None:
@@ -235,11 +232,12 @@ show_source(gradients.capture_training_gradients)
 
 # %%
 t0 = time.perf_counter()
-omni_train = data.load_omniglot("train")[: settings["omni_classes"]]
-mini = {split: data.load_miniimagenet(split) for split in ("train", "val", "test")}
-mini_train = mini["train"][: settings["mini_classes"], : settings["mini_per_class"]]
-mini_val = mini["val"][:, : settings["val_per_class"]]
-mini_test = mini["test"][:, : settings["test_per_class"]]
+omni_train = data.subset(data.load_omniglot("train"), settings["omni_classes"])
+mini_train, mini_val, mini_test = data.load_miniimagenet_subsets(
+    train=(settings["mini_classes"], settings["mini_per_class"]),
+    val=(None, settings["val_per_class"]),
+    test=(None, settings["test_per_class"]),
+).values()
 print(f"Omniglot train {tuple(omni_train.shape)}; miniImageNet train {tuple(mini_train.shape)}, "
       f"val {tuple(mini_val.shape)}, test {tuple(mini_test.shape)} "
       f"(loaded in {time.perf_counter() - t0:.1f} s)")  # fmt: skip
@@ -771,7 +769,7 @@ if profile != "full":
         f"training episodes and at most {settings['max_episodes']} per model. They say how LSED "
         "changes the first epochs, not what it does at the paper's training length."
     ))  # fmt: skip
-print(f"notebook wall time {time.perf_counter() - notebook_start:.0f} s ({profile} profile)")
+print(f"notebook wall time {session.elapsed():.0f} s ({profile} profile)")
 
 # %% [markdown]
 # The gradient histograms test the paper's mechanism directly, and they can be read without

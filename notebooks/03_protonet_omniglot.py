@@ -57,20 +57,17 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from fewshot_utils import data, distances, plots
+from fewshot_utils import data, distances, paper_numbers, plots
 from fewshot_utils.checkpoints import checkpoint_dir
 from fewshot_utils.episodes import sample_episode
 from fewshot_utils.evaluation import ci95, embed, evaluate_embeddings
 from fewshot_utils.models import conv4_for
-from fewshot_utils.profiles import pick, resolve_device, resolve_profile
+from fewshot_utils.profiles import pick, start
 from fewshot_utils.results import make_record, write_result
 from fewshot_utils.training import TrainConfig, measure_episodes_per_s, train_protonet
 
-notebook_start = time.perf_counter()
-profile = resolve_profile(PROFILE)
-device = resolve_device("auto")
-torch.manual_seed(SEED)
-print(f"profile {profile} | device {device} | torch {torch.__version__}")
+session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
+profile, device = session.profile, session.device
 phases = {}  # wall time of each phase of this notebook, in seconds
 trained, spent_now = {}, {}  # training: time of the run that trained it, time spent here
 
@@ -330,22 +327,23 @@ else:
 show_source(ci95)
 
 # %%
-PAPER = {  # published accuracies in %, as listed in protocols.md
-    # LSED paper Table 1 (Omniglot 20-way only)
-    ("lsed_paper", "squared_euclidean", 20, 1): 95.14, ("lsed_paper", "lsed", 20, 1): 95.65,
-    ("lsed_paper", "squared_euclidean", 20, 5): 98.54, ("lsed_paper", "lsed", 20, 5): 98.70,
+PAPER_ROWS = {  # the published rows in fewshot_utils.paper_numbers (ids without the setting)
+    ("lsed_paper", "squared_euclidean"): "shen2018lsed/table-1/protonet",  # Omniglot 20-way only
+    ("lsed_paper", "lsed"): "shen2018lsed/table-1/protonet-lsed",
     # Prototypical Networks paper (squared Euclidean, 64-d Conv-4)
-    ("protonet_paper", "squared_euclidean", 5, 1): 98.8,
-    ("protonet_paper", "squared_euclidean", 5, 5): 99.7,
-    ("protonet_paper", "squared_euclidean", 20, 1): 96.0,
-    ("protonet_paper", "squared_euclidean", 20, 5): 98.9,
-}  # fmt: skip
+    ("protonet_paper", "squared_euclidean"): "snell2017prototypical/table-1/prototypical-networks",
+}
 
 
 def paper(which: str, distance: str, way: int, shot: int) -> float | None:
     """A published accuracy as a fraction, or None where that paper reports none."""
-    value = PAPER.get((which, distance, way, shot))
-    return None if value is None else value / 100
+    if (which, distance) not in PAPER_ROWS:
+        return None
+    try:
+        cell = paper_numbers.by_id(f"{PAPER_ROWS[which, distance]}/omniglot/{way}w{shot}s")
+    except KeyError:
+        return None
+    return cell.accuracy / 100
 
 
 tests, embed_s, test_s = {}, 0.0, 0.0
@@ -404,15 +402,15 @@ for way, shot in [(5, 1), (5, 5), (20, 1), (20, 5)]:
     verdict = "larger than its uncertainty" if abs(d) > dci else "within its uncertainty"
     train_shot = shot if shot in settings["runs"] else min(settings["runs"])
     lsed_paper = (
-        f"{PAPER['lsed_paper', 'squared_euclidean', way, shot]:.2f} / "
-        f"{PAPER['lsed_paper', 'lsed', way, shot]:.2f}"
-        if ("lsed_paper", "lsed", way, shot) in PAPER else "-"
+        f"{100 * paper('lsed_paper', 'squared_euclidean', way, shot):.2f} / "
+        f"{100 * paper('lsed_paper', 'lsed', way, shot):.2f}"
+        if paper("lsed_paper", "lsed", way, shot) is not None else "-"
     )  # fmt: skip
     rows.append(
         f"| {way}-way {shot}-shot | {settings['way']}-way {train_shot}-shot | "
         f"{100 * a.accuracy:.2f} ± {100 * a.ci95:.2f} | {100 * b.accuracy:.2f} ± "
         f"{100 * b.ci95:.2f} | {d:+.2f} ± {dci:.2f} ({verdict}) | {lsed_paper} | "
-        f"{PAPER['protonet_paper', 'squared_euclidean', way, shot]:.1f} |"
+        f"{100 * paper('protonet_paper', 'squared_euclidean', way, shot):.1f} |"
     )
 display(Markdown(
     f"**`{profile}` profile**, {settings['test_episodes']:,} test episodes per number, "
@@ -452,7 +450,7 @@ print(f"the two models disagree on {(preds['lsed'] != preds['squared_euclidean']
 # checkpoint shows the time of the run that trained it):
 
 # %%
-elapsed = time.perf_counter() - notebook_start
+elapsed = session.elapsed()
 phases["everything else (figures, set-up)"] = (
     elapsed - sum(phases.values()) - sum(spent_now.values())
 )
@@ -475,7 +473,9 @@ print(f"probe before training: {', '.join(f'{r:.2f}/s ({s}-shot)' for s, r in ra
 # %%
 a1, b1 = tests["squared_euclidean", 20, 1], tests["lsed", 20, 1]
 d1, dci1 = diffs[20, 1]
-paper_gap = PAPER["lsed_paper", "lsed", 20, 1] - PAPER["lsed_paper", "squared_euclidean", 20, 1]
+paper_gap = 100 * (
+    paper("lsed_paper", "lsed", 20, 1) - paper("lsed_paper", "squared_euclidean", 20, 1)
+)
 lines = [
     f"- **20-way 1-shot** ({profile} profile): ProtoNet {100 * a1.accuracy:.2f} ± "
     f"{100 * a1.ci95:.2f}%, ProtoNet(LSED) {100 * b1.accuracy:.2f} ± {100 * b1.ci95:.2f}%. "

@@ -59,20 +59,16 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from fewshot_utils import data, plots
+from fewshot_utils import data, paper_numbers, plots
 from fewshot_utils.checkpoints import checkpoint_dir
 from fewshot_utils.evaluation import ci95, embed, evaluate_embeddings
 from fewshot_utils.models import conv4_for
-from fewshot_utils.profiles import pick, resolve_device, resolve_profile
+from fewshot_utils.profiles import pick, start
 from fewshot_utils.results import make_record, write_result
 from fewshot_utils.training import TrainConfig, measure_episodes_per_s, train_protonet
 
-profile = resolve_profile(PROFILE)
-device = resolve_device("auto")
-torch.manual_seed(SEED)
-print(f"profile {profile} | device {device} | torch {torch.__version__}")
-if device.type == "cuda":
-    print(torch.cuda.get_device_name())
+session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
+profile, device = session.profile, session.device
 
 # %% [markdown]
 # ## Getting miniImageNet
@@ -138,9 +134,9 @@ settings = pick(
               max_episodes=60_000, episodes_per_epoch=100, val_per_class=None,
               val_episodes=600, patience=50, test_per_class=None, test_episodes=10_000),
 )  # fmt: skip
-train_x = mini["train"][: settings["train_classes"], : settings["per_class"]]
-val_x = mini["val"][:, : settings["val_per_class"]]
-test_x = mini["test"][:, : settings["test_per_class"]]
+train_x = data.subset(mini["train"], settings["train_classes"], settings["per_class"])
+val_x = data.subset(mini["val"], None, settings["val_per_class"])
+test_x = data.subset(mini["test"], None, settings["test_per_class"])
 METHODS = {"squared_euclidean": {}, "lsed": {"s": 4.0, "r": 0.01}}
 
 
@@ -244,12 +240,19 @@ print(
 # interval.
 
 # %%
-PAPER = {  # LSED paper Table 1 and Prototypical Networks (protocols.md), in %
-    ("lsed_paper", "squared_euclidean", 1): 48.34, ("lsed_paper", "lsed", 1): 51.74,
-    ("lsed_paper", "squared_euclidean", 5): 67.94, ("lsed_paper", "lsed", 5): 68.39,
-    ("protonet_paper", "squared_euclidean", 1): 49.42,
-    ("protonet_paper", "squared_euclidean", 5): 68.20,
-}  # fmt: skip
+PAPER_ROWS = {  # LSED paper Table 1 and Prototypical Networks, in fewshot_utils.paper_numbers
+    ("lsed_paper", "squared_euclidean"): "shen2018lsed/table-1/protonet",
+    ("lsed_paper", "lsed"): "shen2018lsed/table-1/protonet-lsed",
+    ("protonet_paper", "squared_euclidean"): "snell2017prototypical/table-2/prototypical-networks",
+}
+
+
+def paper(which: str, distance: str, shot: int) -> float:
+    """A published 5-way accuracy as a fraction."""
+    cell = paper_numbers.by_id(f"{PAPER_ROWS[which, distance]}/miniimagenet/5w{shot}s")
+    return cell.accuracy / 100
+
+
 tests, embeddings = {}, {}
 for distance in METHODS:
     for test_shot in (1, 5):
@@ -274,7 +277,7 @@ for distance in METHODS:
             profile=profile, device=device, wall_time_s=run.wall_time_s + seconds,
             config={**run_config.__dict__, "backbone": "conv4-1600"},
             query=15, train_shot=train_shot, train_episodes=run.episodes_done,
-            paper_accuracy=PAPER[("lsed_paper", distance, test_shot)] / 100,
+            paper_accuracy=paper("lsed_paper", distance, test_shot),
         )  # fmt: skip
         print("  ", write_result(record) or f"{profile} profile: record not written")
 
@@ -289,9 +292,9 @@ for test_shot in (1, 5):
     rows.append(
         f"| {test_shot}-shot | {100 * a.accuracy:.2f} ± {100 * a.ci95:.2f} | "
         f"{100 * b.accuracy:.2f} ± {100 * b.ci95:.2f} | {d:+.2f} ± {dci:.2f} ({verdict}) | "
-        f"{PAPER['lsed_paper', 'squared_euclidean', test_shot]:.2f} / "
-        f"{PAPER['lsed_paper', 'lsed', test_shot]:.2f} | "
-        f"{PAPER['protonet_paper', 'squared_euclidean', test_shot]:.2f} |"
+        f"{100 * paper('lsed_paper', 'squared_euclidean', test_shot):.2f} / "
+        f"{100 * paper('lsed_paper', 'lsed', test_shot):.2f} | "
+        f"{100 * paper('protonet_paper', 'squared_euclidean', test_shot):.2f} |"
     )
 display(Markdown(f"**{profile} profile**, {settings['test_episodes']} test episodes each\n\n"
                  + "\n".join(rows)))  # fmt: skip
@@ -328,7 +331,7 @@ display(Markdown(
     f"{first_gap:+.2f} points (intervals up to ±{first_ci:.2f}).\n"
     f"- 5-way 1-shot test: {100 * a1.accuracy:.2f}% vs {100 * b1.accuracy:.2f}%, a paired "
     f"difference of {gap.mean():+.2f} ± {ci95(gap):.2f} points; the paper reports "
-    f"{PAPER['lsed_paper', 'lsed', 1] - PAPER['lsed_paper', 'squared_euclidean', 1]:+.2f}.\n"
+    f"{100 * (paper('lsed_paper', 'lsed', 1) - paper('lsed_paper', 'squared_euclidean', 1)):+.2f}.\n"
     + ("- These networks saw a few hundred 5-way episodes, not the protocol's tens of "
        "thousands of 30-way ones: they show how the two distances *start*, the paper's "
        "mechanism, not what they reach. The `full` profile on a GPU is the comparison with "

@@ -78,16 +78,11 @@ from fewshot_utils.dense import (
 )
 from fewshot_utils.models import C128F, ResBlock, ResNet12
 from fewshot_utils.paper_numbers import by_id
-from fewshot_utils.profiles import pick, resolve_device, resolve_profile
+from fewshot_utils.profiles import pick, start
 from fewshot_utils.results import make_record, write_result
 
-profile = resolve_profile(PROFILE)
-device = resolve_device("auto")
-torch.manual_seed(SEED)
-print(f"profile {profile} | device {device} | torch {torch.__version__}")
-if device.type == "cuda":
-    print(torch.cuda.get_device_name())
-t_notebook = time.perf_counter()
+session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
+profile, device = session.profile, session.device
 
 # %% [markdown]
 # ## Data: base classes, held-out base images, novel classes
@@ -114,12 +109,14 @@ test_settings = pick(
 )  # fmt: skip
 ts = test_settings
 t0 = time.perf_counter()
-mini = {split: data.load_miniimagenet(split) for split in ("train", "val", "test")}
-train_x = mini["train"][: proto["train_classes"], : proto["train_per_class"]]
+base_classes, val_x, test_x = data.load_miniimagenet_subsets(
+    train=(proto["train_classes"], None),
+    val=(ts["val_classes"], ts["val_per_class"]),
+    test=(ts["test_classes"], ts["test_per_class"]),
+).values()
+train_x = data.subset(base_classes, None, proto["train_per_class"])
 lo, hi = proto["heldout"]
-base_x = mini["train"][: proto["train_classes"], lo:hi]
-val_x = mini["val"][: ts["val_classes"], : ts["val_per_class"]]
-test_x = mini["test"][: ts["test_classes"], : ts["test_per_class"]]
+base_x = base_classes[:, lo:hi]
 print(f"loaded in {time.perf_counter() - t0:.1f} s")
 for name, x in [("stage-1 training", train_x), ("held-out base", base_x),
                 ("validation (novel)", val_x), ("test (novel)", test_x)]:  # fmt: skip
@@ -549,7 +546,7 @@ if fc is not None:
 # ## What we found
 
 # %%
-total_s = time.perf_counter() - t_notebook
+total_s = session.elapsed()
 r_gap, r_dc = runs["resnet12", "gap"], runs["resnet12", "dc"]
 s5 = 5 if 5 in ts["shots"] else ts["shots"][-1]
 a = tests[("resnet12", "gap"), s5, ("gap", "gap")]

@@ -75,16 +75,11 @@ from fewshot_utils.dense import (
 from fewshot_utils.implanting import ImplantConfig, evaluate_implanting, prefix_features
 from fewshot_utils.models import ResNet12
 from fewshot_utils.paper_numbers import by_id
-from fewshot_utils.profiles import pick, resolve_device, resolve_profile
+from fewshot_utils.profiles import pick, start
 from fewshot_utils.results import make_record, write_result
 
-profile = resolve_profile(PROFILE)
-device = resolve_device("auto")
-torch.manual_seed(SEED)
-print(f"profile {profile} | device {device} | torch {torch.__version__}")
-if device.type == "cuda":
-    print(torch.cuda.get_device_name())
-t_notebook = time.perf_counter()
+session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
+profile, device = session.profile, session.device
 
 # %% [markdown]
 # ## Data and the stage-1 networks
@@ -106,9 +101,10 @@ st = pick(
     full=dict(test_classes=None, test_per_class=None, shots=(5, 10), query=30, episodes=5000,
               implant_tasks=5000, table3_tasks=5000, epochs=50),
 )  # fmt: skip
-mini = {split: data.load_miniimagenet(split) for split in ("train", "test")}
-train_x = mini["train"][: proto["train_classes"], : proto["train_per_class"]]
-test_x = mini["test"][: st["test_classes"], : st["test_per_class"]]
+train_x, test_x = data.load_miniimagenet_subsets(
+    train=(proto["train_classes"], proto["train_per_class"]),
+    test=(st["test_classes"], st["test_per_class"]),
+).values()
 print(f"stage 1: {tuple(train_x.shape[:2])}, test: {tuple(test_x.shape[:2])} (classes, images)")
 
 widths = tuple(proto["widths"])
@@ -411,7 +407,7 @@ print(f"{written} records written" if written else f"{profile} profile: no recor
 # ## What we found
 
 # %%
-total_s = time.perf_counter() - t_notebook
+total_s = session.elapsed()
 all_tasks = list(implant_runs.values()) + [r for k, r in table3.items() if k != ("gap", "gap")]
 n_tasks = sum(len(r.task_seconds) for r in all_tasks)
 sec_task = sum(sum(r.task_seconds) for r in all_tasks) / n_tasks

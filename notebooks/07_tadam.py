@@ -76,17 +76,12 @@ from fewshot_utils.distances import DISTANCES
 from fewshot_utils.episodes import sample_episode
 from fewshot_utils.evaluation import ci95, embed
 from fewshot_utils.models import ResNet12
-from fewshot_utils.profiles import pick, resolve_device, resolve_profile
+from fewshot_utils.profiles import pick, start
 from fewshot_utils.results import make_record, write_result
 from fewshot_utils.tadam import TadamConfig, TadamNet, TaskEmbeddingNetwork
 
-notebook_start = time.perf_counter()
-profile = resolve_profile(PROFILE)
-device = resolve_device("auto")
-torch.manual_seed(SEED)
-print(f"profile {profile} | device {device} | torch {torch.__version__}")
-if device.type == "cuda":
-    print(torch.cuda.get_device_name())
+session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
+profile, device = session.profile, session.device
 
 
 def show_source(obj) -> None:
@@ -134,15 +129,15 @@ settings = pick(
 WAY, SHOT, QUERY = 5, 5, 6  # training episodes: TADAM's 5-way 5-shot, 32 queries ~ 6 per class
 
 t0 = time.perf_counter()
-mini = {split: data.load_miniimagenet(split) for split in ("train", "val", "test")}
-train_x = mini["train"][: settings["train_classes"], : settings["per_class"]]
-val_x = mini["val"][:, : settings["val_per_class"]]
-test_x = mini["test"][:, : settings["test_per_class"]]
+train_x, val_x, test_x = data.load_miniimagenet_subsets(
+    train=(settings["train_classes"], settings["per_class"]),
+    val=(None, settings["val_per_class"]),
+    test=(None, settings["test_per_class"]),
+).values()
 if settings["side"] != train_x.shape[-1]:
     train_x, val_x, test_x = (
         tadam.downsample(x, settings["side"]) for x in (train_x, val_x, test_x)
     )
-del mini
 print(f"data ready in {time.perf_counter() - t0:.1f} s")
 for name, x in (("train", train_x), ("val", val_x), ("test", test_x)):
     print(f"{name:5s} {tuple(x.shape)}")
@@ -594,7 +589,7 @@ cos_rows = [n for n in SCALING if MODELS[n]["distance"] == "cosine"]
 cos_best = max(cos_rows, key=lambda n: tests[n].accuracy)
 lsed_gap = 100 * (tests["LSED"].per_episode - sq1.per_episode)
 tadam_gap = 100 * (tests["TADAM"].per_episode - sq1.per_episode)
-total_min = (time.perf_counter() - notebook_start) / 60
+total_min = session.elapsed() / 60
 z1, z_small = sweep("squared_euclidean", [1.0, 0.01])
 lines = [
     f"- At initialisation, {100 * z1:.1f}% of the squared Euclidean gradients are near zero at "

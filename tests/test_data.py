@@ -757,3 +757,36 @@ def test_real_prepare_cli(real_data_dir):
         r"miniimagenet \d+\.\d s",
         proc.stdout,
     )
+
+
+# ----------------------------------------------------------------------------- subsets
+
+
+def test_subset_values_limits_and_errors():
+    x = torch.arange(4 * 5 * 2).reshape(4, 5, 2)
+    assert torch.equal(data.subset(x, 2, 3), x[:2, :3])
+    assert data.subset(x, None, None).data_ptr() == x.data_ptr()  # a view, nothing copied
+    assert data.subset(x, 4, 5).shape == (4, 5, 2)  # exactly the data: allowed
+    assert data.subset(x, None, 1).shape == (4, 1, 2)
+    with pytest.raises(ValueError, match=r"classes=5 is outside the data: it has 4 classes"):
+        data.subset(x, 5)
+    with pytest.raises(ValueError, match=r"images=6 is outside the data: it has 5 images"):
+        data.subset(x, 2, 6)
+    with pytest.raises(ValueError, match="classes=0"):
+        data.subset(x, 0)
+
+
+def test_load_miniimagenet_subsets_one_call(tiny_mini, tmp_path, monkeypatch):
+    files = mini_files()
+    write_mini_tar(tmp_path / "mirror" / "miniimagenet" / "miniimagenet.tar.gz", files)
+    monkeypatch.setenv("FEWSHOT_DATA_MIRROR", str(tmp_path / "mirror"))
+    got = data.load_miniimagenet_subsets(test=(None, 2), train=(1, None))
+    assert list(got) == ["test", "train"]  # the order asked for
+    assert torch.equal(got["train"], load_miniimagenet("train")[:1])
+    assert torch.equal(got["test"], load_miniimagenet("test")[:, :2])
+    with pytest.raises(ValueError, match=r"images=4 is outside the data: it has 3 images"):
+        data.load_miniimagenet_subsets(val=(None, 4))
+    with pytest.raises(ValueError, match="unknown miniimagenet split 'valid'"):
+        data.load_miniimagenet_subsets(valid=(None, None))
+    with pytest.raises(ValueError, match="name at least one split"):
+        data.load_miniimagenet_subsets()

@@ -187,3 +187,23 @@ def test_committed_records_name_known_cells():
                 f"{rec['paper_accuracy']}, which no cell of fewshot_utils.paper_numbers prints; "
                 "add the cell or name it in the record's paper_rows"
             )
+
+
+@pytest.mark.skipif(PAPERS is None, reason="shared/papers is not beside the checkout")
+def test_quoted_numbers_against_protocols_and_found_by_id():
+    """Snell et al.'s numbers, which chapters 3 and 4 print beside their own, are in
+    protocols.md; by_id finds them; records are never paired with them."""
+    protocols = (PAPERS / "protocols.md").read_text()
+    dense = (PAPERS / "dense_classification_implanting_lifchitz2019.md").read_text()
+    assert len(pn.QUOTED_NUMBERS) == 6
+    for p in pn.QUOTED_NUMBERS:
+        assert pn.by_id(p.id) is p
+        assert f"{p.accuracy:g}" in protocols, p.id
+        if p.ci95 is not None:  # miniImageNet: "49.42 +- 0.78", also "PN [42]" in Lifchitz T4
+            assert f"{p.accuracy:.2f} +- {p.ci95:.2f}" in protocols, p.id
+            assert f"{p.accuracy:.2f} $\\pm$ {p.ci95:.2f}" in dense, p.id
+    assert not {p.id for p in pn.QUOTED_NUMBERS} & {p.id for p in pn.PAPER_NUMBERS}
+    assert (
+        pn.by_id("snell2017prototypical/table-1/prototypical-networks/omniglot/20w1s").accuracy
+        == 96.0
+    )

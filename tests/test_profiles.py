@@ -1,0 +1,42 @@
+"""profiles.start: every chapter's set-up (profile, device, seed, provenance line, clock)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from fewshot_utils.profiles import Session, start
+
+
+def test_start_resolves_seeds_and_prints(monkeypatch, capsys):
+    monkeypatch.setenv("FEWSHOT_PROFILE", "cpu")
+    torch.manual_seed(123)
+    s = start(None, 7, device="cpu")
+    after_start = torch.rand(3)
+    torch.manual_seed(7)
+    assert torch.equal(after_start, torch.rand(3))  # exactly torch.manual_seed(seed), no draw
+    assert (s.profile, s.device, s.seed) == ("cpu", torch.device("cpu"), 7)
+    assert capsys.readouterr().out == f"profile cpu | device cpu | torch {torch.__version__}\n"
+    assert start("smoke", 0, device="cpu").profile == "smoke"  # the parameter wins
+
+
+def test_start_unknown_profile_fails_before_seeding_or_printing(capsys):
+    torch.manual_seed(5)
+    with pytest.raises(ValueError, match="unknown profile 'fast'"):
+        start("fast", 0)
+    assert capsys.readouterr().out == ""
+    drawn = torch.rand(2)
+    torch.manual_seed(5)
+    assert torch.equal(drawn, torch.rand(2))  # the generator was not reseeded
+
+
+def test_session_elapsed_is_wall_time_since_start():
+    s = start("smoke", 0, device="cpu")
+    first = s.elapsed()
+    time.sleep(0.02)
+    assert 0 <= first < s.elapsed()
+    assert s.elapsed() >= 0.02
+    fixed = Session("smoke", torch.device("cpu"), 0, time.perf_counter() - 60)
+    assert 60 <= fixed.elapsed() < 70
