@@ -105,7 +105,7 @@ def table(header: list[str], rows: list[list[str]]) -> None:
 # $5 \cdot 10^{-4}$, gradient clipping) for 30,000 steps of 5-way 5-shot episodes; chapter 4
 # describes how to get miniImageNet. On two CPU cores one such step takes seconds, so the `cpu`
 # profile shrinks everything it can while keeping the method intact: images averaged down to
-# 42x42, a ResNet-12 of widths 16-32-64-128, five hundred training episodes per model with the
+# 42x42, a ResNet-12 of widths 16-32-64-128, a thousand training episodes per model with the
 # same learning-rate schedule compressed to that length (so the second half runs at a learning
 # rate of 0.01 and below), and a thousand test episodes instead of ten thousand.
 
@@ -117,7 +117,7 @@ settings = pick(
                test_episodes=3, aux_batch=8, sq_grid=(1.0,), cos_grid=(1.0,),
                fresh_episodes=2, test_query=15, probe_episodes=1),
     cpu=dict(side=42, widths=(16, 32, 64, 128), train_classes=None, per_class=None,
-             val_per_class=60, test_per_class=100, episodes=500, episodes_per_epoch=100,
+             val_per_class=60, test_per_class=100, episodes=1000, episodes_per_epoch=100,
              val_episodes=50, test_episodes=1000, aux_batch=32, sq_grid=(0.1, 1.0),
              cos_grid=(1.0, 10.0), fresh_episodes=10, test_query=15, probe_episodes=2),
     full=dict(side=84, widths=(64, 128, 256, 512), train_classes=None, per_class=None,
