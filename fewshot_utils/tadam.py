@@ -38,14 +38,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoints
-from .checkpoints import cpu_copy
 from .distances import DISTANCES, protonet_logits, protonet_loss, prototypes
 from .episodes import check_episode, query_labels, sample_episode, sample_indices
 from .evaluation import EvalResult, _autocast, ci95, embed, evaluate_embeddings
 from .models import activation_layer
 from .profiles import resolve_device
 from .saturation import distance_gradient, sparsity
-from .training import TrainResult
+from .training import TrainResult, _fresh_state, _update_best
 
 __all__ = [
     "FILM_PENALTY",
@@ -478,7 +477,7 @@ def train_tadam(
     parts = _optimisers(model, cfg, device, amp)
     gen = torch.Generator().manual_seed(cfg.seed)
     aux_gen = torch.Generator().manual_seed(cfg.seed + 2)
-    state = _fresh_state(model)
+    state = _fresh_state(model, _KEYS)
     ckpt = Path(checkpoint) if checkpoint is not None else None
     resumed = False
     signature = {"config": dataclasses.asdict(cfg), "model": model.describe()}
@@ -739,19 +738,6 @@ _KEYS = ["episode", "train_loss", "train_acc", "val_loss", "val_acc", "val_ci95"
          "alpha", "near_zero", "aux_steps", "train_seconds"]  # fmt: skip
 
 
-def _fresh_state(model: nn.Module) -> dict:
-    return {
-        "episode": 0,
-        "history": {k: [] for k in _KEYS},
-        "best_model": cpu_copy(model.state_dict()),
-        "best_score": None,
-        "best_epoch": 0,
-        "bad_epochs": 0,
-        "finished": False,
-        "wall_time_s": 0.0,
-    }
-
-
 def _record(state, cfg, sums, val, train_seconds, parts, model) -> None:
     n = cfg.episodes_per_epoch
     h = state["history"]
@@ -766,14 +752,3 @@ def _record(state, cfg, sums, val, train_seconds, parts, model) -> None:
     h["near_zero"].append(sums["near_zero"] / n)
     h["aux_steps"].append(sums["aux"])
     h["train_seconds"].append(train_seconds)
-
-
-def _update_best(state, model, cfg, val) -> None:
-    score = val.loss if cfg.select_on == "loss" else -val.accuracy
-    if state["best_score"] is None or score < state["best_score"]:
-        state["best_score"] = score
-        state["best_epoch"] = len(state["history"]["episode"])
-        state["best_model"] = cpu_copy(model.state_dict())
-        state["bad_epochs"] = 0
-    else:
-        state["bad_epochs"] += 1

@@ -16,7 +16,7 @@ import copy
 import dataclasses
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -255,11 +255,16 @@ def _train_step(model, ep, labels, cfg, optimiser, scaler, device, amp) -> tuple
     return loss.item(), acc.item()
 
 
-def _fresh_state(model: nn.Module) -> dict:
-    keys = ["episode", "train_loss", "train_acc", "val_loss", "val_acc", "val_ci95", "lr"]
+_HISTORY_KEYS = ("episode", "train_loss", "train_acc", "val_loss", "val_acc", "val_ci95", "lr",
+                 "train_seconds")  # fmt: skip
+
+
+def _fresh_state(model: nn.Module, history_keys: Sequence[str] = _HISTORY_KEYS) -> dict:
+    """The state of an episodic loop before its first episode (``train_protonet``'s, and
+    ``tadam.train_tadam``'s with its longer history)."""
     return {
         "episode": 0,
-        "history": {k: [] for k in keys + ["train_seconds"]},
+        "history": {k: [] for k in history_keys},
         "best_model": cpu_copy(model.state_dict()),
         "best_score": None,
         "best_epoch": 0,
@@ -282,6 +287,9 @@ def _record(state, cfg, tot_loss, tot_acc, val, train_seconds, scheduler) -> Non
 
 
 def _update_best(state: dict, model: nn.Module, cfg: TrainConfig, val) -> None:
+    """Keep the weights of the best validation epoch (``cfg.select_on``: loss or accuracy)
+    and count the epochs since, for early stopping. ``cfg`` may be any configuration with
+    ``select_on`` (``tadam.TadamConfig`` too)."""
     score = val.loss if cfg.select_on == "loss" else -val.accuracy
     if state["best_score"] is None or score < state["best_score"]:
         state["best_score"] = score
