@@ -10,6 +10,9 @@ Implementations:
 
   fewshot_utils   train_protonet (the chapters' loop: uint8 tensor episodes, channels_last),
                   evaluate (embed every test image once, score episodes over the cache)
+  fewshot_utils_bf16  (training only) the same with TrainConfig(amp=True): bfloat16 autocast
+                  (fast where the CPU has bfloat16 units, e.g. AMX); opt-in, not counted for
+                  the goals
   reference       in the style of the original ProtoNet code: PIL images through a DataLoader
                   with an episodic batch sampler, ToTensor + Normalize on every image of every
                   episode, the broadcast distance of the original code; every test episode
@@ -70,7 +73,15 @@ TASKS = {
     "train_miniimagenet": dict(kind="train", dataset="miniimagenet", way=5, shot=1, query=15),
     "eval_omniglot": dict(kind="eval", dataset="omniglot", way=20, shot=1, query=15),
 }
-TRAIN_IMPLS = ["fewshot_utils", "reference", "easyfsl", "easyfsl_tensors", "learn2learn", "ceiling"]
+TRAIN_IMPLS = [
+    "fewshot_utils",
+    "fewshot_utils_bf16",
+    "reference",
+    "easyfsl",
+    "easyfsl_tensors",
+    "learn2learn",
+    "ceiling",
+]
 EVAL_IMPLS = ["fewshot_utils", "reembed", "reference", "easyfsl", "easyfsl_tensors", "learn2learn"]
 PEERS = {"easyfsl": "easyfsl", "easyfsl_tensors": "easyfsl", "learn2learn": "learn2learn"}
 EVAL_EPISODES = 10_000
@@ -215,9 +226,11 @@ def train_worker(task: dict, impl: str, cfg: dict, seed: int) -> dict:
     labels = torch.arange(way).repeat_interleave(query)
     extra: dict = {}
 
-    if impl == "fewshot_utils":
+    if impl in ("fewshot_utils", "fewshot_utils_bf16"):
         from fewshot_utils.models import conv4_for
         from fewshot_utils.training import TrainConfig, train_protonet
+
+        amp = impl == "fewshot_utils_bf16"  # TrainConfig(amp=True): bfloat16 autocast on a CPU
 
         model = conv4_for(dataset)
         val = data[:5, :20]  # validation is not timed (train_seconds); keep it small
@@ -225,14 +238,19 @@ def train_worker(task: dict, impl: str, cfg: dict, seed: int) -> dict:
         def run(n: int) -> float:
             conf = TrainConfig(
                 way=way, shot=shot, query=query, max_episodes=n, episodes_per_epoch=n,
-                val_way=5, val_episodes=2, seed=seed, lr_halve_every=10**6,
+                val_way=5, val_episodes=2, seed=seed, lr_halve_every=10**6, amp=amp,
             )  # fmt: skip
             res = train_protonet(model, data, val, conf, device="cpu", progress=False)
             return sum(res.history["train_seconds"])
 
         run(cfg["warmup"])
         seconds = [run(cfg["train_episodes"]) for _ in range(cfg["reps"])]
-        extra["how"] = "train_protonet, validation excluded (train_seconds)"
+        extra["how"] = "train_protonet, validation excluded (train_seconds)" + (
+            "; TrainConfig(amp=True): bfloat16 autocast, distances in float32 (opt-in, not "
+            "what the chapters use on a CPU; not counted for the goals)"
+            if amp
+            else ""
+        )
 
     elif impl == "ceiling":
         from fewshot_utils.distances import protonet_logits
@@ -656,7 +674,7 @@ def summarise(tasks: dict) -> dict:
         peers = {
             k: r["episodes_per_s"]
             for k, r in ok.items()
-            if k not in ("fewshot_utils", "ceiling", "reembed")
+            if k not in ("fewshot_utils", "fewshot_utils_bf16", "ceiling", "reembed")
         }
         s: dict = {}
         if ours and peers:
@@ -669,6 +687,13 @@ def summarise(tasks: dict) -> dict:
             s["goal_vs_fastest_peer_met"] = (
                 s.get("vs_fastest_peer", 0) >= GOALS["train_vs_fastest_peer"]
             )
+            if "fastest_peer" in s:
+                # the most any loop with the same arithmetic could gain over that peer: a
+                # loop at the ceiling. Below the goal, the goal is out of reach for the
+                # data pipeline alone (only less arithmetic per episode could reach it).
+                s["ceiling_vs_fastest_peer"] = (
+                    ok["ceiling"]["episodes_per_s"] / peers[s["fastest_peer"]]
+                )
             s["goal_ceiling_met"] = s["ceiling_fraction"] >= GOALS["train_ceiling_fraction"]
         if TASKS[name]["kind"] == "eval" and ours:
             re_embed = {k: r["episodes_per_s"] for k, r in ok.items() if k != "fewshot_utils"}

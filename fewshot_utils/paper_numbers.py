@@ -35,6 +35,7 @@ LSED paper's ProtoNet row that their records reproduce. :func:`by_id` finds both
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "SAME_EXPERIMENT",
     "TABLES",
     "by_id",
+    "printed",
     "table_rows",
 ]
 
@@ -243,6 +245,12 @@ def by_id(row_id: str) -> PaperNumber:
             f"no published number with id {row_id!r}; ids look like {near or list(_BY_ID)[:4]} "
             "(see fewshot_utils.paper_numbers.PAPER_NUMBERS)"
         ) from None
+
+
+def printed(row_ids: Iterable[str]) -> str:
+    """The published accuracies of the cells ``row_ids``, as a chapter's "paper" column shows
+    them: ``"54.28 / 71.60 / 76.92"`` (two decimals, the papers' precision)."""
+    return " / ".join(f"{by_id(i).accuracy:.2f}" for i in row_ids)
 
 
 def table_rows(paper: str, table: str) -> list[PaperNumber]:

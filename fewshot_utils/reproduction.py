@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from . import display
 from .paper_numbers import PAPER_NUMBERS, SAME_EXPERIMENT, PaperNumber, by_id
 
 __all__ = [
@@ -172,11 +173,6 @@ def _provenance(r: dict) -> str:
 _HEAD = ["row", "setting", "paper", "profile", "ours", "ours − paper", "provenance"]
 
 
-def _md(header: list[str], lines: list[list[str]]) -> str:
-    rows = [header, ["---"] * len(header), *lines]
-    return "\n".join("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows)
-
-
 def markdown_table(comparisons: Sequence[Comparison]) -> str:
     """A Markdown table: the published cell, the profile of our number, ours ± 95% CI, the
     difference ± its 95% CI (percentage points) and the record's provenance; "not measured
@@ -193,7 +189,7 @@ def markdown_table(comparisons: Sequence[Comparison]) -> str:
                 label, p.setting, paper, f"**{c.record['profile']}**", _pct(c.ours, c.ours_ci95),
                 _pct(c.difference, c.difference_ci95, signed=True), _provenance(c.record),
             ])  # fmt: skip
-    return _md(_HEAD, lines)
+    return display.markdown_table(_HEAD, lines, align="---")
 
 
 def records_table(records: Sequence[dict]) -> str:
@@ -205,7 +201,7 @@ def records_table(records: Sequence[dict]) -> str:
         for r in sorted(records, key=lambda r: (r["experiment"], r["dataset"], r["method"],
                                                 r["way"], r["shot"], _order(r)))
     ]  # fmt: skip
-    return _md(head, lines)
+    return display.markdown_table(head, lines, align="---")
 
 
 def plot_differences(comparisons: Sequence[Comparison], ax=None, title: str = ""):

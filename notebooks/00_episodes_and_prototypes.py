@@ -45,15 +45,14 @@ SEED = 0
 RETRAIN = False  # True trains again even when a finished checkpoint exists
 
 # %%
-import inspect
 import time
 
 import matplotlib.pyplot as plt
 import torch
-from IPython.display import Markdown, display
 
 from fewshot_utils import data, distances, episodes, plots
 from fewshot_utils.checkpoints import checkpoint_dir
+from fewshot_utils.display import show_source
 from fewshot_utils.evaluation import embed, evaluate_embeddings
 from fewshot_utils.models import conv4_for
 from fewshot_utils.profiles import pick, start
@@ -62,11 +61,6 @@ from fewshot_utils.training import TrainConfig, train_protonet
 
 session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
 profile, device = session.profile, session.device
-
-
-def show_source(obj) -> None:
-    """Show a function's source from the module itself (never a copy)."""
-    display(Markdown(f"```python\n{inspect.getsource(obj)}```"))
 
 
 # %% [markdown]

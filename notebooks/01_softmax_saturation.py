@@ -63,7 +63,6 @@ PROFILE = None  # "smoke", "cpu", "full" or "auto"; None reads FEWSHOT_PROFILE
 SEED = 0
 
 # %%
-import inspect
 import math
 import time
 
@@ -74,6 +73,7 @@ from IPython.display import Markdown, display
 from tqdm.auto import tqdm
 
 from fewshot_utils import data, distances, saturation
+from fewshot_utils.display import show_source, table
 from fewshot_utils.episodes import query_labels, sample_episode
 from fewshot_utils.models import conv4_for
 from fewshot_utils.profiles import pick, start
@@ -100,18 +100,6 @@ if device.type == "cpu" and torch.get_num_threads() > 1:
     print("Conv-4 probe: " + ", ".join(f"{n} thread(s) {t:.2f} s" for n, t in timings.items())
           + f"; using {torch.get_num_threads()}")  # fmt: skip
 np.random.seed(SEED)
-
-
-def show_source(obj) -> None:
-    """Show a function's source from the module itself (never a copy)."""
-    display(Markdown(f"```python\n{inspect.getsource(obj)}```"))
-
-
-def table(header: list[str], rows: list[list[str]]) -> None:
-    """Display a Markdown table of already formatted cells (a "|" inside a cell is escaped)."""
-    line = lambda cells: "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"  # noqa: E731
-    lines = [line(header), "|" + "---:|" * len(header)] + [line(r) for r in rows]
-    display(Markdown("\n".join(lines)))
 
 
 # %% [markdown]

@@ -64,7 +64,6 @@ SEED = 0
 RETRAIN = False  # True trains again even when a finished checkpoint exists
 
 # %%
-import inspect
 import math
 import time
 
@@ -74,6 +73,7 @@ from IPython.display import Markdown, display
 
 from fewshot_utils import data, distances, gradients, plots, saturation
 from fewshot_utils.checkpoints import checkpoint_dir
+from fewshot_utils.display import show_source, table
 from fewshot_utils.episodes import sample_episode
 from fewshot_utils.evaluation import ci95, embed, evaluate_embeddings
 from fewshot_utils.models import conv4_for
@@ -83,19 +83,6 @@ from fewshot_utils.training import TrainConfig, train_protonet
 
 session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
 profile, device = session.profile, session.device
-
-
-def show_source(obj) -> None:
-    """Show a function's source from the module itself (never a copy)."""
-    display(Markdown(f"```python\n{inspect.getsource(obj)}```"))
-
-
-def table(header: list[str], rows: list[list[str]]) -> None:
-    """Display a Markdown table of already formatted cells (a "|" inside a cell is escaped)."""
-    line = lambda cells: "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"  # noqa: E731
-    display(
-        Markdown("\n".join([line(header), "|" + "---:|" * len(header)] + [line(r) for r in rows]))
-    )
 
 
 def pct(x: float) -> str:

@@ -50,7 +50,6 @@ RETRAIN = False  # True trains again even when a finished checkpoint exists
 TRAINVAL = False  # True: after model selection, retrain on train + val for the best length
 
 # %%
-import inspect
 import time
 
 import matplotlib.pyplot as plt
@@ -59,6 +58,7 @@ from IPython.display import Markdown, display
 
 from fewshot_utils import data, distances, paper_numbers, plots
 from fewshot_utils.checkpoints import checkpoint_dir
+from fewshot_utils.display import show_source
 from fewshot_utils.episodes import sample_episode
 from fewshot_utils.evaluation import ci95, embed, evaluate_embeddings
 from fewshot_utils.models import conv4_for
@@ -70,11 +70,6 @@ session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), prov
 profile, device = session.profile, session.device
 phases = {}  # wall time of each phase of this notebook, in seconds
 trained, spent_now = {}, {}  # training: time of the run that trained it, time spent here
-
-
-def show_source(obj) -> None:
-    """Show a function's source from the module itself (never a copy)."""
-    display(Markdown(f"```python\n{inspect.getsource(obj)}```"))
 
 
 # %% [markdown]

@@ -57,7 +57,6 @@ SEED = 0
 RETRAIN = False  # True trains again even when a finished checkpoint exists
 
 # %%
-import inspect
 import time
 
 import matplotlib.pyplot as plt
@@ -76,8 +75,9 @@ from fewshot_utils.dense import (
     stage1_protocol,
     train_classifier,
 )
+from fewshot_utils.display import show_source
 from fewshot_utils.models import C128F, ResBlock, ResNet12
-from fewshot_utils.paper_numbers import by_id
+from fewshot_utils.paper_numbers import by_id, printed
 from fewshot_utils.profiles import pick, start
 from fewshot_utils.results import make_record, write_result
 
@@ -141,8 +141,8 @@ for name, x in [("stage-1 training", train_x), ("held-out base", base_x),
 # The code, from `fewshot_utils.dense`:
 
 # %%
-print(inspect.getsource(dense.CosineClassifier.forward))
-print(inspect.getsource(dense.stage1_loss))
+show_source(dense.CosineClassifier.forward)
+show_source(dense.stage1_loss)
 
 # %% [markdown]
 # The networks: ResNet-12 (4 residual blocks of 3 x [3x3 conv, BN, swish-1], a 1x1-conv
@@ -151,7 +151,7 @@ print(inspect.getsource(dense.stage1_loss))
 # how to use it.
 
 # %%
-print(inspect.getsource(ResBlock.forward))
+show_source(ResBlock.forward)
 
 NETWORKS = {
     "resnet12": lambda: ResNet12(widths=proto["widths"]),
@@ -264,7 +264,7 @@ plt.show()
 # $\tau$ learnt in stage 1. All support/query combinations are scored on the *same* tasks.
 
 # %%
-print(inspect.getsource(dense.dense_scores))
+show_source(dense.dense_scores)
 COMBOS = [("gmp", "gmp"), ("gmp", "dc"), ("gap", "gap"), ("gap", "dc")]
 features, embed_seconds = {}, {}
 for key, run in runs.items():
@@ -299,16 +299,16 @@ for key, run in runs.items():
 # queries, GAP-trained ones with GAP (5-way, 95% intervals over the tasks).
 
 # %%
-PAPER_T1 = {  # Lifchitz et al. Table 1 (5-way, %)
-    ("c128f", "gap"): (54.28, 71.60, 76.92), ("c128f", "dc"): (49.84, 69.64, 74.61),
-    ("resnet12", "gap"): (58.61, 76.40, 80.76), ("resnet12", "dc"): (61.26, 79.01, 83.04),
-}  # fmt: skip
+LIFCHITZ = "lifchitz2019dense"  # the published numbers: fewshot_utils.paper_numbers
+NET_ROW = {"c128f": "c128f", "resnet12": "resnet-12"}  # the network as Table 1 names its rows
 T1_COMBO = {"gap": ("gap", "gap"), "dc": ("gmp", "gmp")}
 rows = ["| network | stage 1 | " + " | ".join(f"{s}-shot (ours)" for s in ts["shots"])
         + " | paper 1 / 5 / 10-shot |", "|---|---|" + "---:|" * len(ts["shots"]) + "---:|"]  # fmt: skip
 for net, pooling in RUNS:
     cells = [str(tests[(net, pooling), s, T1_COMBO[pooling]]).split(" (")[0] for s in ts["shots"]]
-    paper = " / ".join(f"{v:.2f}" for v in PAPER_T1[net, pooling])
+    paper = printed(
+        f"{LIFCHITZ}/table-1/{NET_ROW[net]}-{pooling}/miniimagenet/5w{s}s" for s in (1, 5, 10)
+    )
     rows.append(f"| {net} | {pooling.upper()} | " + " | ".join(cells) + f" | {paper} |")
 display(Markdown(f"**{profile} profile**, {ts['episodes']} tasks, {ts['query']} queries per "
                  "class\n\n" + "\n".join(rows)))  # fmt: skip
@@ -335,11 +335,6 @@ display(Markdown("support / query pooling, accuracy in % (intervals as in Table 
 # 64 weights and the 5 novel prototypes. 5-way 5-shot, ResNet-12.
 
 # %%
-PAPER_T2 = {  # Lifchitz et al. Table 2, columns GMP, GMP/DC, GAP, GAP/DC (%)
-    ("gap", "base"): (63.55, 77.17, 79.37, 77.15), ("gap", "novel"): (72.25, 70.71, 76.40, 73.28),
-    ("gap", "both"): (37.74, 38.65, 56.25, 54.80), ("dc", "base"): (79.28, 80.67, 80.61, 80.70),
-    ("dc", "novel"): (79.01, 77.93, 78.55, 78.95), ("dc", "both"): (42.45, 57.98, 67.53, 67.78),
-}  # fmt: skip
 t2, t2_seconds = {}, {}
 for pooling in ("gap", "dc"):
     run = runs["resnet12", pooling]
@@ -355,7 +350,10 @@ rows = ["| stage 1 | classes | " + " | ".join(f"{s.upper()} / {q.upper()}" for s
 for pooling in ("gap", "dc"):
     for kind in ("base", "novel", "both"):
         cells = [str(t2[pooling][kind][c]).split(" (")[0] for c in COMBOS]
-        paper = " / ".join(f"{v:.2f}" for v in PAPER_T2[pooling, kind])
+        paper = printed(
+            f"{LIFCHITZ}/table-2/{pooling}-{kind}-classes/test-{sp}-{qp}/miniimagenet/5w5s"
+            for sp, qp in COMBOS
+        )
         rows.append(f"| {pooling.upper()} | {kind} | " + " | ".join(cells) + f" | {paper} |")
 display(Markdown(f"**{profile} profile**, ResNet-12, 5-way 5-shot, {ts['base_episodes']} tasks "
                  f"({t2_seconds['gap'] + t2_seconds['dc']:.0f} s)\n\n" + "\n".join(rows)))  # fmt: skip
@@ -389,7 +387,7 @@ def paper_cells(net, pooling, shot, combo, kind="novel"):
     out = []
     for i in ids:
         try:
-            out.append(by_id(f"lifchitz2019dense/{i}/miniimagenet/5w{shot}s").id)
+            out.append(by_id(f"{LIFCHITZ}/{i}/miniimagenet/5w{shot}s").id)
         except KeyError:  # the paper has no such cell (e.g. Table 2 is 5-shot only)
             pass
     return out
@@ -499,7 +497,6 @@ for kind in ("base", "novel"):
 # stops.
 
 # %%
-PAPER_T5 = {"gap": (41.02, 56.63, 61.65), "dc": (42.04, 57.05, 61.91)}
 try:
     fc = {split: data.load_fc100(split) for split in ("train", "test")}
 except data.DataError as err:
@@ -539,7 +536,8 @@ if fc is not None:
                 if shot in (1, 5, 10) else [],
             ))  # fmt: skip
         rows.append(f"| {pooling.upper()} | " + " | ".join(cells) + " | "
-                    + " / ".join(map(str, PAPER_T5[pooling])) + " |")  # fmt: skip
+                    + printed(f"{LIFCHITZ}/table-5/{pooling}/fc100/5w{s}s" for s in (1, 5, 10))
+                    + " |")  # fmt: skip
     display(Markdown("\n".join(rows)))
 
 # %% [markdown]

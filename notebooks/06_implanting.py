@@ -54,7 +54,6 @@ SEED = 0
 RETRAIN = False  # True trains the stage-1 networks again even when checkpoints exist
 
 # %%
-import inspect
 import time
 
 import matplotlib.pyplot as plt
@@ -72,9 +71,10 @@ from fewshot_utils.dense import (
     stage1_protocol,
     train_classifier,
 )
+from fewshot_utils.display import show_source
 from fewshot_utils.implanting import ImplantConfig, evaluate_implanting, prefix_features
 from fewshot_utils.models import ResNet12
-from fewshot_utils.paper_numbers import by_id
+from fewshot_utils.paper_numbers import by_id, printed
 from fewshot_utils.profiles import pick, start
 from fewshot_utils.results import make_record, write_result
 
@@ -154,7 +154,7 @@ if profile == "cpu":
 # implants are trained.
 
 # %%
-print(inspect.getsource(implanting.Implants.forward))
+show_source(implanting.Implants.forward)
 
 # %% [markdown]
 # The leave-one-out loss (eq. 11; eq. 12 when the query is densely classified): for every
@@ -165,7 +165,7 @@ print(inspect.getsource(implanting.Implants.forward))
 # the supports: the class sums minus the example itself.
 
 # %%
-print(inspect.getsource(implanting.leave_one_out_loss))
+show_source(implanting.leave_one_out_loss)
 
 # %% [markdown]
 # ## Making a task cheap
@@ -205,8 +205,23 @@ print(f"one implanted {st['shots'][0]}-shot task: {per_task[st['shots'][0]]:.2f}
 # tasks we also score the DC network without implants, so the gain is measured pair by pair.
 
 # %%
-PAPER_T4 = {"gap": (76.40, 80.76), "dc": (78.95, 82.66), "dc+wide": (78.25, 82.03),
-            "dc+imp": (79.77, 83.83)}  # 5-shot, 10-shot (%)  # fmt: skip
+LIFCHITZ = "lifchitz2019dense"  # the published numbers: fewshot_utils.paper_numbers
+
+
+def paper_t4(name: str, shot: int) -> str:
+    """Id of Lifchitz et al.'s Table 4 cell for method ``name`` at ``shot`` shots."""
+    return f"{LIFCHITZ}/table-4/{name}/miniimagenet/5w{shot}s"
+
+
+def paper_gain(shot: int) -> str:
+    """DC -> DC + IMP in Lifchitz et al.'s Table 4, in points ("n/a" where it has no cell)."""
+    try:
+        gain = by_id(paper_t4("dc+imp", shot)).accuracy - by_id(paper_t4("dc", shot)).accuracy
+    except KeyError:
+        return "n/a"
+    return f"{gain:+.2f}"
+
+
 QUERY_POOL = {"gap": "gap", "dc": "dc", "dc+wide": "dc"}
 table4, t4_seconds = {}, {}
 for name, run in nets.items():
@@ -235,10 +250,10 @@ rows = ["| method | " + " | ".join(f"{s}-shot (ours)" for s in st["shots"]) + " 
 for name in ("gap", "dc", "dc+wide"):
     cells = [str(table4[name, s]).split(" (")[0] for s in st["shots"]]
     rows.append(f"| {name.upper()} | " + " | ".join(cells) + " | "
-                + " / ".join(f"{v:.2f}" for v in PAPER_T4[name]) + " |")  # fmt: skip
+                + printed(paper_t4(name, s) for s in (5, 10)) + " |")  # fmt: skip
 cells = [str(implant_runs[s].implanted["dc"]).split(" (")[0] for s in st["shots"]]
 rows.append("| DC+IMP | " + " | ".join(cells) + " | "
-            + " / ".join(f"{v:.2f}" for v in PAPER_T4["dc+imp"]) + " |")  # fmt: skip
+            + printed(paper_t4("dc+imp", s) for s in (5, 10)) + " |")  # fmt: skip
 display(Markdown(
     f"**{profile} profile**, 5-way, {st['query']} queries per class; stage-1 rows over "
     f"{st['episodes']} tasks, DC+IMP over {st['implant_tasks']} tasks\n\n" + "\n".join(rows)
@@ -249,7 +264,7 @@ for shot in st["shots"]:
     hw = 1.96 * diff.std().item() / diff.numel() ** 0.5
     print(f"{shot}-shot, same {diff.numel()} tasks: DC {100 * r.baseline['dc'].accuracy:.2f}% -> "
           f"DC+IMP {100 * r.implanted['dc'].accuracy:.2f}%, paired difference {diff.mean():+.2f} "
-          f"± {hw:.2f} points (the paper: {PAPER_T4['dc+imp'][st['shots'].index(shot)] - PAPER_T4['dc'][st['shots'].index(shot)]:+.2f}); "
+          f"± {hw:.2f} points (the paper: {paper_gain(shot)}); "
           f"leave-one-out training accuracy at the last epoch {100 * sum(r.final_train_acc) / len(r.final_train_acc):.1f}%")  # fmt: skip
 
 # %% [markdown]
@@ -260,11 +275,11 @@ for shot in st["shots"]:
 # 5-shot, the same tasks in every row.
 
 # %%
-PAPER_T3 = {("gmp", "gmp"): (79.03, 78.92, 79.04), ("gmp", "dc"): (79.06, 79.37, 79.15),
-            ("gap", "gap"): (79.62, 74.57, 79.77), ("gap", "dc"): (79.56, 74.58, 79.52)}  # fmt: skip
+STAGE2 = [("gmp", "gmp"), ("gmp", "dc"), ("gap", "gap"), ("gap", "dc")]  # Table 3's rows
+TEST_POOL = ("gap", "gmp", "dc")  # its columns: query pooling at test time
 shot = st["shots"][0]
 table3 = {}
-for sp, qp in PAPER_T3:
+for sp, qp in STAGE2:
     if (sp, qp) == ("gap", "gap") and st["table3_tasks"] == st["implant_tasks"]:
         table3[sp, qp] = implant_runs[shot]  # the same tasks and training: reuse
         continue
@@ -278,11 +293,14 @@ rows = ["| stage 2 support | stage 2 query | test GAP | test GMP | test DC | pap
 for (sp, qp), r in table3.items():
     cells = [str(r.implanted[t]).split(" (")[0] for t in ("gap", "gmp", "dc")]
     rows.append(f"| {sp.upper()} | {qp.upper()} | " + " | ".join(cells) + " | "
-                + " / ".join(f"{v:.2f}" for v in PAPER_T3[sp, qp]) + " |")  # fmt: skip
-base_cells = [str(table3["gap", "gap"].baseline[t]).split(" (")[0] for t in ("gap", "gmp", "dc")]
-rows.append(
-    "| no implants (DC network) | | " + " | ".join(base_cells) + " | 78.55 / 79.01 / 78.95 |"
-)
+                + printed(f"{LIFCHITZ}/table-3/stage-2-{sp}-{qp}/test-queries-{t}/miniimagenet/5w5s"
+                          for t in TEST_POOL) + " |")  # fmt: skip
+base_cells = [str(table3["gap", "gap"].baseline[t]).split(" (")[0] for t in TEST_POOL]
+# without implants: Table 2's DC network on novel classes (its GMP column pools supports too)
+no_implants = {"gap": "gap-gap", "gmp": "gmp-gmp", "dc": "gap-dc"}
+rows.append("| no implants (DC network) | | " + " | ".join(base_cells) + " | "
+            + printed(f"{LIFCHITZ}/table-2/dc-novel-classes/test-{no_implants[t]}/miniimagenet/5w5s"
+                      for t in TEST_POOL) + " |")  # fmt: skip
 display(Markdown(f"**{profile} profile**, 5-way {shot}-shot, {st['table3_tasks']} tasks per "
                  "row\n\n" + "\n".join(rows)))  # fmt: skip
 
@@ -343,7 +361,7 @@ def cells(*ids, shot):
     out = []
     for i in ids:
         try:
-            out.append(by_id(f"lifchitz2019dense/{i}/miniimagenet/5w{shot}s").id)
+            out.append(by_id(f"{LIFCHITZ}/{i}/miniimagenet/5w{shot}s").id)
         except KeyError:  # no such cell (e.g. Table 3 is 5-shot only)
             pass
     return out

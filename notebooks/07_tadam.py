@@ -63,7 +63,6 @@ SEED = 0
 RETRAIN = False  # True trains again even when a finished checkpoint exists
 
 # %%
-import inspect
 import time
 
 import matplotlib.pyplot as plt
@@ -72,6 +71,7 @@ from IPython.display import Markdown, display
 
 from fewshot_utils import data, gradients, paper_numbers, plots, tadam
 from fewshot_utils.checkpoints import checkpoint_dir
+from fewshot_utils.display import show_source, table
 from fewshot_utils.distances import DISTANCES
 from fewshot_utils.episodes import sample_episode
 from fewshot_utils.evaluation import ci95, embed
@@ -82,19 +82,6 @@ from fewshot_utils.tadam import TadamConfig, TadamNet, TaskEmbeddingNetwork
 
 session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
 profile, device = session.profile, session.device
-
-
-def show_source(obj) -> None:
-    """Show a function's source from the module itself (never a copy)."""
-    display(Markdown(f"```python\n{inspect.getsource(obj)}```"))
-
-
-def table(header: list[str], rows: list[list[str]]) -> None:
-    """Display a Markdown table of already formatted cells."""
-    line = lambda cells: "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"  # noqa: E731
-    display(
-        Markdown("\n".join([line(header), "|" + "---:|" * len(header)] + [line(r) for r in rows]))
-    )
 
 
 # %% [markdown]
@@ -548,7 +535,6 @@ for name in ("α + AT", "α + TC", "TADAM"):
     record(name, [PAPER_ID[name]] if name in PAPER_ID else [])
 
 # %%
-PAPER = {"baseline": 74.2, "α": 75.7, "α + AT": 75.6, "α + TC": None, "α + AT + TC": 76.7}
 base = tests["sq, α = 1"]
 rows = []
 for row, name in ABLATION.items():
@@ -559,7 +545,8 @@ for row, name in ABLATION.items():
         "—" if row == "baseline" else f"{diff.mean():+.2f} ± {ci95(diff):.2f}",
         f"{run.model.alpha.item():.3g}", f"{sum(run.history['aux_steps'])}",
         f"{run.wall_time_s / 60:.1f} + {test_seconds[name] / 60:.1f}",
-        "not in our sources" if PAPER[row] is None else f"{PAPER[row]:.1f}",
+        f"{paper_numbers.by_id(PAPER_ID[name]).accuracy:.1f}" if name in PAPER_ID
+        else "not in our sources",
     ])  # fmt: skip
 display(Markdown(
     f"**{profile} profile** ({'the paper protocol' if profile == 'full' else 'reduced, see 7.1'}): "

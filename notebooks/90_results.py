@@ -51,7 +51,6 @@ PROFILE = None  # "smoke", "cpu", "full" or "auto"; None reads FEWSHOT_PROFILE
 RESULTS = None  # folder of the records; None: the repository's results/ (cloned on Colab)
 
 # %%
-import inspect
 from collections import Counter
 from pathlib import Path
 
@@ -59,6 +58,7 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from fewshot_utils import paper_numbers, reproduction
+from fewshot_utils.display import show_source
 from fewshot_utils.profiles import resolve_profile
 from fewshot_utils.results import load_results, results_dir
 
@@ -79,11 +79,6 @@ if not records:
 by_profile = Counter(r["profile"] for r in records)
 print(f"{len(records)} records in {shown}/: "
       + (", ".join(f"{n} {p}" for p, n in sorted(by_profile.items())) or "none"))  # fmt: skip
-
-
-def show_source(obj) -> None:
-    """Show a function's source from the module itself (never a copy)."""
-    display(Markdown(f"```python\n{inspect.getsource(obj)}```"))
 
 
 # %% [markdown]

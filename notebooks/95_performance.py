@@ -26,7 +26,10 @@
 #
 # - **fewshot_utils**: `train_protonet` (episodes indexed straight out of one uint8 tensor,
 #   channels_last on the CPU) and `evaluate` (every test image embedded once, the episodes
-#   scored over the cached embeddings);
+#   scored over the cached embeddings); **fewshot_utils_bf16** (training): the same with
+#   `TrainConfig(amp=True)`, bfloat16 autocast with the distances in float32. It is an
+#   opt-in that the chapters do not use on a CPU, shown for what bfloat16 units (such as
+#   Intel's AMX) can add; it is not counted for the goals below;
 # - **reference**: in the style of the original ProtoNet code: PIL images through a
 #   `DataLoader` with an episodic batch sampler, `ToTensor` and `Normalize` on every image of
 #   every episode, every test episode embedded again;
@@ -171,7 +174,7 @@ if perf is not None:
         }
         labels = list(rows)
         values = [rows[k]["episodes_per_s"] for k in labels]
-        colors = ["tab:green" if k == "fewshot_utils" else "tab:gray" for k in labels]
+        colors = ["tab:green" if k.startswith("fewshot_utils") else "tab:gray" for k in labels]
         ax.barh(labels, values, color=colors)
         ax.invert_yaxis()
         for y, v in enumerate(values):
@@ -201,12 +204,14 @@ if perf is not None:
 # The targets set for this machine: training at least 3x the fastest peer and at least 80%
 # of the ceiling; 10,000 evaluation episodes at least 20x faster than re-embedding every
 # episode (judged against the fastest re-embedding, which is `fewshot_utils`' own network on
-# the same tensors).
+# the same tensors). "At the ceiling" is the most a training loop with the same arithmetic
+# could reach: the ceiling's rate over the fastest peer's. Where it is below the goal, no
+# data pipeline can meet the goal; only doing less arithmetic per episode could.
 
 # %%
 if perf is not None:
     goals, summary = perf["goals"], perf["summary"]
-    lines = ["| task | measured | goal | met |", "|---|---:|---:|---|"]
+    lines = ["| task | measured | goal | met | at the ceiling |", "|---|---:|---:|---|---:|"]
 
     def yes(b):
         return "yes" if b else "**no**"
@@ -217,20 +222,25 @@ if perf is not None:
             lines.append(
                 f"| {TITLES[name]}: vs the fastest peer ({s['fastest_peer']}) | "
                 f"{s['vs_fastest_peer']:.2f}x | {goals['train_vs_fastest_peer']:.0f}x | "
-                f"{yes(s['vs_fastest_peer'] >= goals['train_vs_fastest_peer'])} |"
+                f"{yes(s['vs_fastest_peer'] >= goals['train_vs_fastest_peer'])} | "
+                + (
+                    f"{s['ceiling_vs_fastest_peer']:.2f}x |"
+                    if "ceiling_vs_fastest_peer" in s
+                    else "|"
+                )
             )
         if "ceiling_fraction" in s:
             lines.append(
                 f"| {TITLES[name]}: fraction of the ceiling | {100 * s['ceiling_fraction']:.0f}% | "
                 f"{100 * goals['train_ceiling_fraction']:.0f}% | "
-                f"{yes(s['ceiling_fraction'] >= goals['train_ceiling_fraction'])} |"
+                f"{yes(s['ceiling_fraction'] >= goals['train_ceiling_fraction'])} | 100% |"
             )
     s = summary.get("eval_omniglot", {})
     if "vs_fastest_reembedding" in s:
         lines.append(
             f"| 10,000 evaluation episodes vs re-embedding ({s['fastest_reembedding']}) | "
             f"{s['vs_fastest_reembedding']:.1f}x | {goals['eval_vs_reembed']:.0f}x | "
-            f"{yes(s['vs_fastest_reembedding'] >= goals['eval_vs_reembed'])} |"
+            f"{yes(s['vs_fastest_reembedding'] >= goals['eval_vs_reembed'])} | |"
         )
     display(Markdown("\n".join(lines)))
 

@@ -127,3 +127,29 @@ def test_results_page_reexecuted_only_when_records_change(book):
     (book / "results" / "b.json").write_text('{"accuracy": 0.6}')
     assert rp.refresh(build, root=book) is True
     assert uris() == ["01_b.ipynb"]
+
+
+def test_results_page_not_reexecuted_for_records_it_already_shows(book):
+    spec = importlib.util.spec_from_file_location("rp", ROOT / "tools" / "results_page.py")
+    rp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rp)
+    (book / "notebooks" / "00_a.ipynb").rename(book / "notebooks" / "90_results.ipynb")
+    (book / "results").mkdir()
+    build = book / "_build"
+    record = book / "results" / "a.json"
+    record.write_text('{"accuracy": 0.5}')
+    assert rp.refresh(build, root=book) is True  # before the build: records unknown
+    past = record.stat().st_mtime - 100
+    newer = book / "results" / "b.json"  # a chapter of the build wrote it, then the page ran
+    newer.write_text('{"accuracy": 0.6}')
+    os.utime(record, (past, past))
+    os.utime(newer, (past, past))
+    _cache(book, "90_results", 3.0)
+    assert rp.settle(build, root=book) is True
+    assert rp.refresh(build, root=book) is False  # the next build: from the cache
+    later = record.stat().st_mtime + 10**6  # a record written after the page ran
+    os.utime(newer, (later, later))
+    newer.write_text('{"accuracy": 0.7}')
+    os.utime(newer, (later, later))
+    assert rp.settle(build, root=book) is False
+    assert rp.refresh(build, root=book) is True

@@ -41,6 +41,14 @@ def test_ids_unique_and_unknown_id_is_a_clear_error():
         pn.by_id("shen2018lsed/table-1/protonet-lsed/omniglot/5w1s")
 
 
+def test_printed_shows_the_cells_in_order_with_the_papers_two_decimals():
+    ids = [f"lifchitz2019dense/table-1/c128f-gap/miniimagenet/5w{s}s" for s in (1, 5, 10)]
+    assert pn.printed(ids) == "54.28 / 71.60 / 76.92"  # 71.6 printed as the paper prints it
+    assert pn.printed(reversed(ids)) == "76.92 / 71.60 / 54.28"
+    with pytest.raises(KeyError, match="no published number with id"):
+        pn.printed(["lifchitz2019dense/table-4/dc+imp/miniimagenet/5w1s"])  # no 1-shot IMP
+
+
 def test_every_table_of_the_issue_is_there():
     tables = {(p.paper, p.table) for p in pn.PAPER_NUMBERS}
     assert tables == set(pn.TABLES)

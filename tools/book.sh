@@ -21,6 +21,7 @@ echo "$key" > "$stamp"
 python tools/results_page.py  # records changed: the results chapter is executed again
 t0="$(date +%s)"
 step "jupyter-book build ($profile profile)" jupyter-book build . "$@"
+python tools/results_page.py --after-build  # records this build wrote are already on the page
 # Each chapter's execution time (from the execution cache) and the build's, into the log and
 # _build/build_times.json; `python tools/build_times.py readme` puts them in the README.
 python tools/build_times.py record --start "$t0" --profile "$profile"
