@@ -716,11 +716,11 @@ def print_table(result: dict) -> None:
         t = TASKS[name]
         print(f"\n{name}: {t['dataset']} {t['way']}-way {t['shot']}-shot {t['query']}-query")
         head = ("implementation", "episodes/s", "fsu x", "ceiling", "peak MB")
-        print("  {:16s} {:>11s} {:>7s} {:>8s} {:>8s}  note".format(*head))
+        print("  {:18s} {:>11s} {:>7s} {:>8s} {:>8s}  note".format(*head))
         for impl, r in rows.items():
             if r.get("status") != "ok":
                 why = r.get("error") or r.get("reason")
-                print(f"  {impl:16s} {'-':>11s} {'-':>7s} {'-':>8s} {'-':>8s}  {why}")
+                print(f"  {impl:18s} {'-':>11s} {'-':>7s} {'-':>8s} {'-':>8s}  {why}")
                 continue
             note = ""
             if "seconds_for_10000" in r:
@@ -729,7 +729,7 @@ def print_table(result: dict) -> None:
             cf = f"{100 * r['ceiling_fraction']:.0f}%" if "ceiling_fraction" in r else ""
             ratio = r.get("fewshot_utils_speedup", float("nan"))
             print(
-                f"  {impl:16s} {r['episodes_per_s']:11.2f} {ratio:7.2f}"
+                f"  {impl:18s} {r['episodes_per_s']:11.2f} {ratio:7.2f}"
                 f" {cf:>8s} {r['peak_rss_mb']:8.0f}  {note}"
             )
         s = result["summary"].get(name, {})
