@@ -83,7 +83,7 @@ def test_readme_block_needs_a_full_build_then_a_cached_one(tmp_path):
     assert "| `notebooks/01.ipynb` | 2.0 |" in block
     assert "| all chapters | 3.0 |" in block
     assert "| whole build (`jupyter-book build`, wall) | 4.0 |" in block
-    assert "| second build, nothing changed (wall) | 0.5 |" in block
+    assert "| second build, nothing changed (wall) | 0.5 (30 s) |" in block
     readme = tmp_path / "README.md"
     readme.write_text(f"a\n{bt.START} keep this -->\nold\n{bt.END}\nb\n")
     bt.fill_readme(readme, block)

@@ -144,7 +144,7 @@ def readme_block(history: list[dict], profile: str = "cpu") -> str:
         )
     second = again[0]
     total = sum(c["seconds"] for c in first["chapters"].values())
-    rows = [f"| `{nb}` | {c['seconds'] / 60:.1f} |" for nb, c in first["chapters"].items()]
+    rows = [f"| `{nb}` | {_minutes(c['seconds'])} |" for nb, c in first["chapters"].items()]
     return "\n".join([
         f"Measured by `tools/build_times.py` ({first['profile']} profile, {first['machine']}, "
         f"commit {first['commit']}, {first['finished']}):",
@@ -152,10 +152,15 @@ def readme_block(history: list[dict], profile: str = "cpu") -> str:
         "| chapter | execution (min) |",
         "| --- | ---: |",
         *rows,
-        f"| all chapters | {total / 60:.1f} |",
-        f"| whole build (`jupyter-book build`, wall) | {first['wall_seconds'] / 60:.1f} |",
-        f"| second build, nothing changed (wall) | {second['wall_seconds'] / 60:.1f} |",
+        f"| all chapters | {_minutes(total)} |",
+        f"| whole build (`jupyter-book build`, wall) | {_minutes(first['wall_seconds'])} |",
+        f"| second build, nothing changed (wall) | {_minutes(second['wall_seconds'])} |",
     ])  # fmt: skip
+
+
+def _minutes(seconds: float) -> str:
+    """Minutes with one decimal; under a minute the seconds too (a 2 s build is not "0.0")."""
+    return f"{seconds / 60:.1f}" + (f" ({seconds:.0f} s)" if seconds < 60 else "")
 
 
 def fill_readme(readme: Path, block: str) -> None:
