@@ -11,9 +11,18 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("build_times", ROOT / "tools" / "build_times.py")
-bt = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(bt)
+
+
+def _tool(name: str):
+    """Import ``tools/<name>.py`` (a script, not a package module)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bt = _tool("build_times")
+rp = _tool("results_page")
 
 
 @pytest.fixture
@@ -97,14 +106,18 @@ def test_readme_has_the_marks():
     assert bt.START in text and bt.END in text
 
 
-def test_results_page_reexecuted_only_when_records_change(book):
-    spec = importlib.util.spec_from_file_location("rp", ROOT / "tools" / "results_page.py")
-    rp = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(rp)
-    from jupyter_cache import get_cache
-
+@pytest.fixture
+def results_book(book):
+    """The book with its first chapter as the results page, and an empty results/."""
     (book / "notebooks" / "00_a.ipynb").rename(book / "notebooks" / "90_results.ipynb")
     (book / "results").mkdir()
+    return book
+
+
+def test_results_page_reexecuted_only_when_records_change(results_book):
+    from jupyter_cache import get_cache
+
+    book = results_book
     (book / "results" / "a.json").write_text('{"accuracy": 0.5}')
     _cache(book, "90_results", 3.0)
     _cache(book, "01_b", 4.0)
@@ -129,12 +142,8 @@ def test_results_page_reexecuted_only_when_records_change(book):
     assert uris() == ["01_b.ipynb"]
 
 
-def test_results_page_not_reexecuted_for_records_it_already_shows(book):
-    spec = importlib.util.spec_from_file_location("rp", ROOT / "tools" / "results_page.py")
-    rp = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(rp)
-    (book / "notebooks" / "00_a.ipynb").rename(book / "notebooks" / "90_results.ipynb")
-    (book / "results").mkdir()
+def test_results_page_not_reexecuted_for_records_it_already_shows(results_book):
+    book = results_book
     build = book / "_build"
     record = book / "results" / "a.json"
     record.write_text('{"accuracy": 0.5}')

@@ -16,11 +16,14 @@ import argparse
 import hashlib
 import os
 import sys
-from datetime import timezone
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/, for build_times
+from build_times import cached_runs  # noqa: E402  (one reader of the execution cache)
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "notebooks/90_results.ipynb"
+STAMP = ".fewshot-results"  # in the build directory: the records the page last showed
 
 
 def records_key(results: Path) -> str:
@@ -33,7 +36,7 @@ def records_key(results: Path) -> str:
 
 def refresh(build: Path, root: Path = ROOT) -> bool:
     """Drop the results page's cache and touch it when results/ changed; True when it did."""
-    stamp = build / ".fewshot-results"
+    stamp = build / STAMP
     key = records_key(root / "results")
     page = root / PAGE
     if stamp.exists() and stamp.read_text().strip() == key:
@@ -58,21 +61,11 @@ def settle(build: Path, root: Path = ROOT) -> bool:
     (the chapters of a full build write their records before it runs), it already shows the
     current records, so stamp them: the next build then takes it from the cache. True when
     it stamped."""
-    cache_dir = build / ".jupyter_cache"
     records = list((root / "results").glob("*.json"))
-    if not cache_dir.is_dir() or not records:
+    run = cached_runs(build, root).get(PAGE)
+    if not records or run is None or run["created"] <= max(p.stat().st_mtime for p in records):
         return False
-    from jupyter_cache import get_cache
-
-    page = (root / PAGE).resolve()
-    made = [
-        rec.created.replace(tzinfo=rec.created.tzinfo or timezone.utc).timestamp()
-        for rec in get_cache(str(cache_dir)).list_cache_records()
-        if Path(rec.uri).resolve() == page
-    ]
-    if not made or max(made) <= max(p.stat().st_mtime for p in records):
-        return False
-    (build / ".fewshot-results").write_text(records_key(root / "results") + "\n")
+    (build / STAMP).write_text(records_key(root / "results") + "\n")
     return True
 
 
