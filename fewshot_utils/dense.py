@@ -25,7 +25,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -33,8 +33,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoints
+from .distances import cosine_similarity
 from .episodes import check_episode, sample_indices
-from .evaluation import EvalResult, _autocast, ci95, embed
+from .evaluation import EvalResult, _autocast, ci95, embed, image_accuracy, wilson
 from .profiles import resolve_device
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "embed_maps",
     "FewShotMaps",
     "evaluate_poolings",
+    "base_accuracy",
     "activation_maps",
     "stage1_protocol",
     "stage1_config",
@@ -77,11 +79,10 @@ class CosineClassifier(nn.Module):
             self.register_buffer("tau", t)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = F.normalize(self.weight.float(), dim=1)
         if x.dim() == 2:
-            return self.tau * (F.normalize(x.float(), dim=1) @ w.t())
-        if x.dim() == 4:
-            return self.tau * torch.einsum("bdhw,cd->bchw", F.normalize(x.float(), dim=1), w)
+            return self.tau * cosine_similarity(x, self.weight)
+        if x.dim() == 4:  # channels last for the similarity, then classes back in dim 1
+            return self.tau * cosine_similarity(x.movedim(1, -1), self.weight).movedim(-1, 1)
         raise ValueError(f"expected features [B, d] or a map [B, d, h, w], got {tuple(x.shape)}")
 
 
@@ -111,9 +112,11 @@ def stage1_loss(
     fmap: torch.Tensor, classifier: nn.Module, labels: torch.Tensor, pooling: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cross-entropy and accuracy of a batch. For ``dc`` the loss is the mean over images
-    *and locations* of the per-location cross-entropy (eq. 10 divided by ``n * r``: the same
-    minimiser and gradient direction, a learning rate independent of the map size); its
-    accuracy is that of the location-averaged probabilities (eq. 14 with the base weights)."""
+    *and locations* of the per-location cross-entropy: eq. 10 divided by ``n * r``, so that
+    the learning rate does not depend on the map size. With weight decay (on the network and
+    on ``tau``) this is not the paper's objective: dividing the data term by ``r`` makes the
+    decay ``r`` times stronger relative to it. Its accuracy is that of the location-averaged
+    probabilities (eq. 14 with the base weights)."""
     logits = stage1_logits(fmap, classifier, pooling)
     if pooling == "dc":
         b, _, h, w = logits.shape
@@ -467,9 +470,16 @@ def evaluate_poolings(
     supports (eq. 1), compared by cosine similarity; query pooling ``dc`` uses eq. (14)
     with scale ``tau``. Returns ``{"novel": {combo: EvalResult}}``; with ``base`` (held-out
     images of the base classes) and ``base_weight`` (the stage-1 classifier weights
-    ``[c, d]``) also ``"base"`` (each task's ``way x query`` base queries classified among all
-    ``c`` base classes by the weights) and ``"both"`` (base and novel queries classified
-    among the ``c + way`` weights and prototypes together, as Gidaris & Komodakis).
+    ``[c, d]``) also ``"base"`` and ``"both"``, as Gidaris & Komodakis.
+
+    ``"base"``: every held-out image classified among all ``c`` base classes by the weights.
+    That needs no task (the weights are fixed), so it is computed exactly, once per image,
+    with the Wilson interval over the images (:func:`base_accuracy`). ``"both"``: each task's
+    ``way x query`` base queries and its novel queries classified together among the
+    ``c + way`` weights and prototypes. Its tasks keep drawing the same few held-out images,
+    so the spread over tasks is only Monte-Carlo error: its interval is the Wilson interval
+    of the accuracy over the distinct images that can be queries (held-out base images and
+    novel images), as if each were measured once.
     """
     n_cls, per_class = novel.gap.shape[:2]
     check_episode(n_cls, per_class, way, shot, query)
@@ -505,7 +515,7 @@ def evaluate_poolings(
     chunk = max(1, min(episodes, max_chunk_bytes // per_ep))
     out: dict[str, dict] = {"novel": {c: [] for c in combos}}
     if base is not None:
-        out["base"] = {c: [] for c in combos}
+        out["base"] = {}  # computed exactly over the images below, not per task
         out["both"] = {c: [] for c in combos}
     for s in range(0, episodes, chunk):
         ci, ii = classes[s : s + chunk].to(dev), items[s : s + chunk].to(dev)
@@ -533,15 +543,12 @@ def evaluate_poolings(
             if dense:
                 cos = torch.einsum("enrd,ekd->enrk", allq, joint)
                 novel_s = dense_scores(cos[:, : q.shape[1], :, w.shape[0] :], tau)
-                base_s = dense_scores(cos[:, q.shape[1] :, :, : w.shape[0]], tau)
                 both_s = dense_scores(cos, tau)
             else:
                 cos = torch.einsum("end,ekd->enk", allq, joint)
                 novel_s = cos[:, : q.shape[1], w.shape[0] :]
-                base_s = cos[:, q.shape[1] :, : w.shape[0]]
                 both_s = cos
             out["novel"][sp, qp].append((novel_s.argmax(-1) == labels).float().mean(1))
-            out["base"][sp, qp].append((base_s.argmax(-1) == b_labels).float().mean(1))
             truth = torch.cat([labels.expand(e, -1) + w.shape[0], b_labels], 1)
             out["both"][sp, qp].append((both_s.argmax(-1) == truth).float().mean(1))
     result: dict[str, dict[tuple[str, str], EvalResult]] = {}
@@ -549,9 +556,36 @@ def evaluate_poolings(
         result[kind] = {}
         for combo, accs in by_combo.items():
             acc = torch.cat(accs).cpu()
-            result[kind][combo] = EvalResult(acc.mean().item(), ci95(acc), float("nan"),
-                                             episodes, acc)  # fmt: skip
+            result[kind][combo] = EvalResult(
+                acc.mean().item(), ci95(acc), float("nan"), episodes, acc, way, shot, query
+            )
+    if base is not None:
+        n_images = base.gap.shape[0] * base.gap.shape[1] + n_cls * per_class
+        for combo in combos:
+            result["base"][combo] = base_accuracy(base, base_weight, combo[1], tau)
+            both = result["both"][combo]
+            low, high = wilson(round(both.accuracy * n_images), n_images)
+            result["both"][combo] = replace(
+                both, ci95=(high - low) / 2, unit="images", ci_low=low, ci_high=high
+            )
     return result
+
+
+@torch.no_grad()
+def base_accuracy(
+    base: FewShotMaps, base_weight: torch.Tensor, query_pool: str, tau: float = 10.0
+) -> EvalResult:
+    """Accuracy of the stage-1 classifier on held-out base images, computed exactly: every
+    image of ``base`` ``[classes, per_class, ...]`` is classified once among the ``classes``
+    weights ``base_weight`` (pooled by ``query_pool``, or densely with eq. 14 and ``tau``).
+    The result counts images (``unit="images"``) with the Wilson interval."""
+    _check_pooling(query_pool)
+    b_cls, b_per = base.gap.shape[:2]
+    w = F.normalize(base_weight.float().to(base.gap.device), dim=-1)
+    q = base.query(query_pool).flatten(0, 1).unsqueeze(0)  # one "task" holding every image
+    pred = _scores(q, w, query_pool == "dc", tau)[0].argmax(-1)
+    truth = torch.arange(b_cls, device=pred.device).repeat_interleave(b_per)
+    return image_accuracy(pred == truth)
 
 
 @torch.no_grad()

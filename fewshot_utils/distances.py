@@ -8,6 +8,9 @@ softmax over them is the ProtoNet posterior of Snell et al. (LSED paper eq. 3).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -20,9 +23,33 @@ __all__ = [
     "protonet_logits",
     "protonet_loss",
     "DISTANCES",
+    "float32",
 ]
 
+_LOW = (torch.float16, torch.bfloat16)
 
+
+def float32(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """Run distance ``fn(x, y, ...)`` in float32 with autocast disabled.
+
+    Squared distances are differences of large numbers (``|x|^2 + |y|^2 - 2 x.y``): in
+    float16 or bfloat16, which autocast picks for the matrix product on CUDA (or a CPU with
+    ``amp``), features far from the origin lose every digit of their distances, so argmaxes
+    flip or every distance clamps to 0 with a zero gradient. Every distance of the package
+    goes through this one wrapper; half-precision inputs are cast up, float64 is kept.
+    """
+
+    @functools.wraps(fn)
+    def wrapped(x: torch.Tensor, y: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        x = x.float() if x.dtype in _LOW else x
+        y = y.float() if y.dtype in _LOW else y
+        with torch.autocast(x.device.type, enabled=False):
+            return fn(x, y, *args, **kwargs)
+
+    return wrapped
+
+
+@float32
 def squared_euclidean(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``||x_i - y_j||^2`` for every pair: ``[..., n, d], [..., m, d] -> [..., n, m]``.
 
@@ -64,6 +91,7 @@ def lsed(x: torch.Tensor, y: torch.Tensor, s: float = 0.0, r: float = 0.01) -> t
     return torch.where(d <= s, d, s + (d - s) * r)
 
 
+@float32
 def cosine_similarity(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Cosine of the angle between each pair of rows, in ``[-1, 1]``."""
     _check_pair(x, y)

@@ -21,21 +21,64 @@ from .distances import protonet_logits
 from .episodes import check_episode, query_labels, sample_indices
 from .profiles import resolve_device
 
-__all__ = ["EvalResult", "embed", "inference_copy", "evaluate_embeddings", "evaluate", "ci95"]
+__all__ = [
+    "EvalResult",
+    "embed",
+    "inference_copy",
+    "evaluate_embeddings",
+    "evaluate",
+    "ci95",
+    "wilson",
+    "image_accuracy",
+]
 
 
 @dataclass
 class EvalResult:
-    """Mean accuracy (fraction), its 95% half-width, mean loss, and per-episode accuracies."""
+    """Mean accuracy (fraction), its 95% half-width, mean loss, and per-episode accuracies;
+    ``way``, ``shot`` and ``query`` are those of the tasks that were scored, so that a record
+    made from the result (``results.make_record(result=...)``) cannot name other ones.
+    ``unit`` says what ``episodes`` counts: test ``"episodes"``, or ``"images"`` for an
+    accuracy computed exactly over a fixed set of images (then ``per_episode`` holds one 0/1
+    per image and ``ci95`` is half the width of the Wilson interval ``ci_low``-``ci_high``)."""
 
     accuracy: float
     ci95: float
     loss: float
     episodes: int
     per_episode: torch.Tensor
+    way: int | None = None
+    shot: int | None = None
+    query: int | None = None
+    unit: str = "episodes"
+    ci_low: float | None = None
+    ci_high: float | None = None
 
     def __str__(self) -> str:
         return f"{100 * self.accuracy:.2f} +- {100 * self.ci95:.2f} % ({self.episodes} episodes)"
+
+
+def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval ``(low, high)`` of a binomial proportion ``correct / n``.
+
+    The interval of an accuracy measured once on ``n`` fixed images: unlike the normal
+    interval it stays inside [0, 1] and is right near 0 and 1 (Wilson, 1927)."""
+    if n < 1 or not 0 <= correct <= n:
+        raise ValueError(f"wilson: need 0 <= correct <= n and n >= 1, got {correct} of {n}")
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def image_accuracy(correct: torch.Tensor) -> EvalResult:
+    """An :class:`EvalResult` of per-image 0/1 outcomes, with the Wilson interval: for an
+    accuracy computed exactly over a fixed set of images, where resampling tasks over the
+    same images would only measure Monte-Carlo error."""
+    c = correct.flatten().float().cpu()
+    low, high = wilson(int(c.sum().item()), c.numel())
+    return EvalResult(c.mean().item(), (high - low) / 2, float("nan"), c.numel(), c,
+                      unit="images", ci_low=low, ci_high=high)  # fmt: skip
 
 
 def ci95(values: torch.Tensor) -> float:
@@ -148,7 +191,8 @@ def evaluate_embeddings(
         losses.append(-logp.gather(-1, labels.expand(e, -1)[..., None]).mean((1, 2)))
         accs.append((logits.argmax(-1) == labels).float().mean(1))
     acc = torch.cat(accs).cpu()
-    return EvalResult(acc.mean().item(), ci95(acc), torch.cat(losses).mean().item(), episodes, acc)
+    loss = torch.cat(losses).mean().item()
+    return EvalResult(acc.mean().item(), ci95(acc), loss, episodes, acc, way, shot, query)
 
 
 def evaluate(

@@ -322,7 +322,7 @@ def evaluate_implanting(
 
     def result(values: list[float]) -> EvalResult:
         a = torch.tensor(values)
-        return EvalResult(a.mean().item(), ci95(a), float("nan"), len(values), a)
+        return EvalResult(a.mean().item(), ci95(a), float("nan"), len(values), a, way, shot, query)
 
     return ImplantingResult(
         implanted={qp: result(v) for qp, v in acc["implanted"].items()},

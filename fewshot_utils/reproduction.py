@@ -25,6 +25,7 @@ __all__ = [
     "markdown_table",
     "records_table",
     "plot_differences",
+    "reductions",
 ]
 
 PROFILE_ORDER = {"full": 0, "cpu": 1}  # the papers' protocol first; smoke is never a record
@@ -152,9 +153,80 @@ def _wall(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+_RESNET12 = (64, 128, 256, 512)
+_PROTOCOL = {  # (experiment, dataset) -> the papers' protocol, in the fields records carry
+    ("ch03_protonet_omniglot", "omniglot"): dict(tasks=1000),
+    ("ch04_protonet_miniimagenet", "miniimagenet"): dict(tasks=600),
+    ("ch05_dense_classification", "miniimagenet"): dict(
+        widths=_RESNET12, iterations=(8000, 200), tasks=10_000, test_per_class=600
+    ),
+    ("ch05_dense_classification", "fc100"): dict(
+        widths=_RESNET12, iterations=(12_500, 512), tasks=10_000, test_per_class=600
+    ),
+    ("ch06_implanting", "miniimagenet"): dict(widths=_RESNET12, tasks=10_000, test_per_class=600),
+    ("ch06_implanting", "fc100"): dict(widths=_RESNET12, tasks=10_000, test_per_class=600),
+    ("ch07_tadam", "miniimagenet"): dict(
+        widths=_RESNET12, episodes=30_000, image_side=84, test_per_class=600
+    ),
+}
+"""What ``protocols.md`` states of each chapter's protocol; :func:`reductions` sets a record
+beside it. Lifchitz et al. test implanting on 5,000 tasks and everything else on 10,000."""
+
+
+def _widths(r: dict) -> tuple[int, ...] | None:
+    cfg = r.get("config") or {}
+    if cfg.get("network", "resnet12") != "resnet12":
+        return None  # the protocol's widths are ResNet-12's (C128F is the paper's own)
+    if cfg.get("widths") is not None:
+        return tuple(cfg["widths"])
+    backbone = str(cfg.get("backbone", ""))
+    if backbone.startswith("resnet12-"):
+        return tuple(int(w) for w in backbone.split("-")[1:])
+    return None
+
+
+def reductions(r: dict) -> list[str]:
+    """How record ``r`` departs from its paper's protocol (:data:`_PROTOCOL`): network width,
+    training iterations and batch or episodes, image size, number of test tasks and test
+    images per class; each as "ours (paper: theirs)". Empty when nothing differs or the
+    protocol is not known."""
+    paper = _PROTOCOL.get((r.get("experiment"), r.get("dataset")))
+    if paper is None:
+        return []
+    cfg, out = r.get("config") or {}, []
+    widths = _widths(r)
+    if "widths" in paper and widths is not None and widths != paper["widths"]:
+        out.append(f"widths {_dash(widths)} (paper: {_dash(paper['widths'])})")
+    if "iterations" in paper and r.get("train_iterations") is not None:
+        its, batch = r["train_iterations"], cfg.get("batch_size")
+        if (its, batch) != paper["iterations"]:
+            p_its, p_batch = paper["iterations"]
+            out.append(f"{its:,} iterations of batch {batch} (paper: {p_its:,} of {p_batch})")
+    if "episodes" in paper and r.get("train_episodes") is not None:
+        if r["train_episodes"] != paper["episodes"]:
+            out.append(f"{r['train_episodes']:,} training episodes (paper: {paper['episodes']:,})")
+    side = cfg.get("image_side")
+    if "image_side" in paper and side is not None and side != paper["image_side"]:
+        out.append(f"{side} px images (paper: {paper['image_side']})")
+    tasks = paper.get("tasks")
+    if tasks is not None and "-imp-" in str(r.get("method")):
+        tasks = 5000  # implanting experiments
+    if tasks is not None and r.get("unit", "episodes") == "episodes" and r["episodes"] < tasks:
+        out.append(f"{r['episodes']:,} test tasks (paper: {tasks:,})")
+    per_class = cfg.get("test_per_class")
+    if "test_per_class" in paper and per_class is not None and per_class < paper["test_per_class"]:
+        out.append(f"{per_class} test images per class (paper: {paper['test_per_class']})")
+    return out
+
+
+def _dash(widths: Sequence[int]) -> str:
+    return "-".join(map(str, widths))
+
+
 def _provenance(r: dict) -> str:
     """Device, wall time, commit, experiment, training length (and shot when it differs from
-    the test's), test (or ``split``) episodes: what the record says about how it was made."""
+    the test's), test (or ``split``) episodes, or the images of an accuracy computed over a
+    fixed image set, then how it departs from the paper's protocol (:func:`reductions`)."""
     commit = str(r["commit"])
     train = ""
     if r.get("train_episodes") is not None:
@@ -163,10 +235,19 @@ def _provenance(r: dict) -> str:
             f" ({shot}-shot)" if shot is not None and shot != r["shot"] else ""
         )
         train += ", "
+    elif r.get("train_iterations") is not None:
+        batch = (r.get("config") or {}).get("batch_size")
+        train = f"{r['train_iterations']:,} training iterations"
+        train += (f" of batch {batch}" if batch else "") + ", "
+    if r.get("unit") == "images":
+        tested = f"{r['episodes']:,} images, each once (Wilson interval)"
+    else:
+        tested = f"{r['episodes']:,} {r.get('split') or 'test'} episodes"
+    reduced = reductions(r)
     return (
         f"{r['device']}, {_wall(r['wall_time_s'])}, commit `{commit[:7]}"
-        f"{'-dirty' if commit.endswith('-dirty') else ''}`; {r['experiment']}: {train}"
-        f"{r['episodes']:,} {r.get('split') or 'test'} episodes"
+        f"{'-dirty' if commit.endswith('-dirty') else ''}`; {r['experiment']}: {train}{tested}"
+        + (f"; reduced: {'; '.join(reduced)}" if reduced else "")
     )
 
 

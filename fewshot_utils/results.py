@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from .evaluation import EvalResult
+
 __all__ = [
     "REQUIRED",
     "git_commit",
@@ -82,18 +84,39 @@ def make_record(
     experiment: str,
     dataset: str,
     method: str,
-    way: int,
-    shot: int,
-    accuracy: float,
-    ci95: float,
-    episodes: int,
-    profile: str,
-    device: str | torch.device,
-    wall_time_s: float,
-    config: dict,
+    way: int | None = None,
+    shot: int | None = None,
+    accuracy: float | None = None,
+    ci95: float | None = None,
+    episodes: int | None = None,
+    profile: str = "",
+    device: str | torch.device = "",
+    wall_time_s: float = 0.0,
+    config: dict | None = None,
+    result: EvalResult | None = None,
     **extra: object,
 ) -> dict:
-    """A complete record; ``extra`` adds fields such as ``query`` or ``paper_accuracy``."""
+    """A complete record; ``extra`` adds fields such as ``query`` or ``paper_accuracy``.
+
+    With ``result`` (an :class:`~fewshot_utils.evaluation.EvalResult`), the accuracy, interval,
+    number of episodes and the tasks' way, shot and query are taken from it: a record then
+    names the tasks that produced it, and a caller's value that disagrees is an error rather
+    than a silently wrong record (a result over fixed images has no way or shot: the caller
+    names the table setting). Without it they are the caller's (records that are not a test
+    result, e.g. a validation accuracy during training).
+    """
+    if result is not None:
+        way, shot, accuracy, ci95, episodes, extra = _from_result(
+            result,
+            experiment,
+            method,
+            dict(way=way, shot=shot, accuracy=accuracy, ci95=ci95, episodes=episodes),
+            extra,
+        )
+    given = {"way": way, "shot": shot, "accuracy": accuracy, "ci95": ci95, "episodes": episodes}
+    missing = [k for k, v in given.items() if v is None]
+    if missing:
+        raise ValueError(f"make_record: pass {missing} or a result to take them from")
     if not 0.0 <= accuracy <= 1.0:
         raise ValueError(f"accuracy is a fraction in [0, 1], got {accuracy}")
     if profile not in ("smoke", "cpu", "full"):
@@ -115,9 +138,40 @@ def make_record(
         "platform": platform.platform(),
         "commit": run_commit(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "config": config,
+        "config": config if config is not None else {},
         **extra,
     }
+
+
+def _from_result(result: EvalResult, experiment: str, method: str, given: dict, extra: dict):
+    """Way, shot, accuracy, interval and episodes of ``result`` (and its query and interval
+    kind into ``extra``); a value in ``given`` or ``extra`` that disagrees is an error."""
+    measured = {
+        "way": result.way,
+        "shot": result.shot,
+        "accuracy": result.accuracy,
+        "ci95": result.ci95,
+        "episodes": result.episodes,
+    }
+    if result.query is not None:
+        measured["query"] = result.query
+    given = {**given, "query": extra.get("query")}
+    for key, value in measured.items():
+        if value is None:  # a result over images, not tasks: the caller names the setting
+            measured[key] = given[key]
+        elif given[key] is not None and given[key] != value:
+            raise ValueError(
+                f"make_record({experiment}, {method}): {key}={given[key]!r} was passed but the "
+                f"result was measured with {key}={value!r}; leave {key} out and the record "
+                "takes it from the result"
+            )
+    extra = dict(extra)
+    if result.query is not None:
+        extra["query"] = result.query
+    if result.unit != "episodes":
+        extra.update(unit=result.unit, ci_low=result.ci_low, ci_high=result.ci_high)
+    keys = ("way", "shot", "accuracy", "ci95", "episodes")
+    return (*(measured[k] for k in keys), extra)
 
 
 def write_result(record: dict, directory: str | os.PathLike | None = None) -> Path | None:

@@ -630,7 +630,8 @@ def _evaluate_per_episode(model, data, way, shot, query, episodes, seed, device,
     finally:
         model.train(was_training)
     acc = torch.tensor(accs)
-    return EvalResult(acc.mean().item(), ci95(acc), sum(losses) / len(losses), episodes, acc)
+    loss = sum(losses) / len(losses)
+    return EvalResult(acc.mean().item(), ci95(acc), loss, episodes, acc, way, shot, query)
 
 
 def _episode_indices(n_cls, per_class, way, shot, query, episodes, seed):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fewshot_utils.episodes import check_episode, query_labels, sample_episode, sample_indices
-from fewshot_utils.evaluation import ci95, embed, evaluate, evaluate_embeddings
+from fewshot_utils.evaluation import ci95, embed, evaluate, evaluate_embeddings, image_accuracy
 from fewshot_utils.models import Conv4, InputNorm, conv4_for
 from fewshot_utils.profiles import pick, resolve_device, resolve_profile
 from fewshot_utils.results import REQUIRED, load_results, make_record, write_result
@@ -220,6 +220,33 @@ def test_result_record_errors(tmp_path):
         _record(profile="laptop")
     with pytest.raises(ValueError, match="lacks"):
         write_result({"experiment": "x"}, tmp_path)
+
+
+def test_record_takes_the_task_shape_from_the_result():
+    torch.manual_seed(0)
+    emb = torch.randn(6, 8, 4)
+    res = evaluate_embeddings(emb, way=3, shot=2, query=4, episodes=7)
+    common = dict(experiment="ch0", dataset="omniglot", method="m", profile="cpu",
+                  device="cpu", wall_time_s=1.0, config={})  # fmt: skip
+    rec = make_record(result=res, **common)
+    assert (rec["way"], rec["shot"], rec["query"], rec["episodes"]) == (3, 2, 4, 7)
+    assert rec["accuracy"] == res.accuracy and rec["ci95"] == res.ci95
+    # a caller that names other tasks than those scored (chapter 6's leaked loop variable)
+    with pytest.raises(ValueError, match="shot=10 was passed but the result was measured with"):
+        make_record(result=res, shot=10, **common)
+    with pytest.raises(ValueError, match="query=15 was passed"):
+        make_record(result=res, query=15, **common)
+    assert make_record(result=res, way=3, shot=2, query=4, **common)["shot"] == 2
+    with pytest.raises(ValueError, match="pass .*'way'.* or a result"):
+        make_record(shot=1, accuracy=0.5, ci95=0.1, episodes=3, **common)
+
+
+def test_record_of_an_accuracy_over_images():
+    res = image_accuracy(torch.tensor([1, 1, 0, 1]))
+    rec = make_record(result=res, way=5, shot=5, experiment="e", dataset="d", method="m",
+                      profile="cpu", device="cpu", wall_time_s=1.0, config={})  # fmt: skip
+    assert (rec["unit"], rec["episodes"], rec["accuracy"]) == ("images", 4, 0.75)
+    assert rec["ci_low"] < 0.75 < rec["ci_high"] and rec["ci95"] > 0.3  # 4 images: wide
 
 
 # ----------------------------------------------------------------------------- profiles

@@ -1,6 +1,8 @@
 """Dense classification (stage 1): cosine classifier, losses, batch training with resume,
 few-shot tests over pooled / dense queries against independent loops, activation maps."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -20,6 +22,7 @@ from fewshot_utils.dense import (
     train_classifier,
 )
 from fewshot_utils.episodes import sample_indices
+from fewshot_utils.evaluation import wilson
 from fewshot_utils.models import ResNet12
 
 
@@ -244,32 +247,58 @@ def test_base_and_both_classes_against_loops():
     ncls, nit = sample_indices(6, 8, way, shot + query, torch.Generator().manual_seed(0), 5)
     bcls, bit = sample_indices(c, 6, way, query, torch.Generator().manual_seed(1), 5)
     for qp in ("gap", "dc"):
-        base_acc, both_acc = [], []
+        both_acc = []
         for e in range(5):
             protos = torch.stack([novel_maps[k, nit[e, j, :shot]].mean((0, 2, 3))
                                   for j, k in enumerate(ncls[e])])  # fmt: skip
             joint = torch.cat([weight, protos])
-            b_right = j_right = 0
+            j_right = 0
             queries = [(novel_maps[k, i], c + j) for j, k in enumerate(ncls[e])
                        for i in nit[e, j, shot:]]  # fmt: skip
             queries += [(base_maps[k, i], int(k)) for j, k in enumerate(bcls[e]) for i in bit[e, j]]
-            for n, (m, truth) in enumerate(queries):
-                is_base = n >= way * query
-
-                def score(vs, m=m, qp=qp):
-                    if qp == "dc":
-                        cos = F.cosine_similarity(m.flatten(1).t()[:, None], vs[None], dim=-1)
-                        return (tau * cos).softmax(-1).mean(0)
-                    return F.cosine_similarity(m.mean((1, 2))[None], vs, dim=-1)
-
-                j_right += int(score(joint).argmax() == truth)
-                if is_base:
-                    b_right += int(score(weight).argmax() == truth)
-            base_acc.append(b_right / (way * query))
+            for m, truth in queries:
+                j_right += int(_score(m, joint, qp, tau).argmax() == truth)
             both_acc.append(j_right / (2 * way * query))
-        torch.testing.assert_close(res["base"]["gap", qp].per_episode, torch.tensor(base_acc))
         torch.testing.assert_close(res["both"]["gap", qp].per_episode, torch.tensor(both_acc))
+        # base: every held-out image once, among the base weights (no task involved)
+        right = [int(_score(base_maps[k, i], weight, qp, tau).argmax() == k)
+                 for k in range(c) for i in range(6)]  # fmt: skip
+        b = res["base"]["gap", qp]
+        assert (b.unit, b.episodes) == ("images", c * 6)
+        torch.testing.assert_close(b.per_episode, torch.tensor(right, dtype=torch.float32))
+        assert b.accuracy == pytest.approx(sum(right) / len(right))
+        assert b.ci_low <= b.accuracy <= b.ci_high and b.ci95 == (b.ci_high - b.ci_low) / 2
+        both = res["both"]["gap", qp]
+        n_images = c * 6 + 6 * 8  # the distinct images that can be queries
+        low, high = _wilson_by_quadratic(round(both.accuracy * n_images), n_images)
+        assert (both.ci_low, both.ci_high) == (pytest.approx(low), pytest.approx(high))
     assert res["base"]["gap", "gap"].accuracy > 0.8  # the base maps sit near their weights
+    assert res["novel"]["gap", "dc"].shot == shot and res["novel"]["gap", "dc"].query == query
+
+
+def _score(m, vs, qp, tau):
+    if qp == "dc":
+        cos = F.cosine_similarity(m.flatten(1).t()[:, None], vs[None], dim=-1)
+        return (tau * cos).softmax(-1).mean(0)
+    return F.cosine_similarity(m.mean((1, 2))[None], vs, dim=-1)
+
+
+def _wilson_by_quadratic(k, n, z=1.96):
+    """The Wilson interval as the two roots p of (k/n - p)^2 = z^2 p (1 - p) / n."""
+    ph = k / n
+    a, b, cc = 1 + z * z / n, -(2 * ph + z * z / n), ph * ph
+    root = math.sqrt(b * b - 4 * a * cc)
+    return (-b - root) / (2 * a), (-b + root) / (2 * a)
+
+
+def test_wilson_interval():
+    for k, n in ((0, 10), (3, 10), (10, 10), (1234, 1920)):
+        low, high = wilson(k, n)
+        exp_low, exp_high = _wilson_by_quadratic(k, n)
+        assert low == pytest.approx(max(exp_low, 0.0), abs=1e-12)
+        assert high == pytest.approx(min(exp_high, 1.0), abs=1e-12)
+    with pytest.raises(ValueError, match="correct <= n"):
+        wilson(11, 10)
 
 
 def test_evaluate_poolings_errors():

@@ -137,3 +137,31 @@ def test_loss_and_gradients_finite_at_huge_distances(distance):
     loss, _ = protonet_loss(logits, torch.arange(10) % 5)
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(z.grad).all()
+
+
+@pytest.mark.parametrize("distance", ["squared_euclidean", "euclidean", "lsed", "cosine"])
+def test_distances_are_float32_under_autocast(distance):
+    # Features far from the origin: |x|^2 ~ 1e6 against squared distances ~ 100. In bfloat16
+    # (what autocast gives the matrix product on a CPU) the expansion loses every digit.
+    g = torch.Generator().manual_seed(0)
+    centre = 100.0 * torch.randn(64, generator=g)
+    x = centre + torch.randn(30, 64, generator=g)
+    y = centre + torch.randn(5, 64, generator=g)
+    kw = {"s": 4.0, "r": 0.01} if distance == "lsed" else {}
+    ref = protonet_logits(x, y, distance, 0.5, **kw)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = protonet_logits(x.bfloat16(), y.bfloat16(), distance, 0.5, **kw)
+        got_f32_inputs = protonet_logits(x, y, distance, 0.5, **kw)
+    assert got.dtype == got_f32_inputs.dtype == torch.float32
+    torch.testing.assert_close(got_f32_inputs, ref)
+    assert torch.equal(got_f32_inputs.argmax(-1), ref.argmax(-1))
+    # bfloat16 inputs carry their own rounding (8 bits of mantissa), the distance adds none
+    torch.testing.assert_close(
+        got, protonet_logits(x.bfloat16().float(), y.bfloat16().float(), distance, 0.5, **kw)
+    )
+
+
+def test_float64_inputs_stay_float64():
+    x, y = torch.randn(3, 4, dtype=torch.float64), torch.randn(2, 4, dtype=torch.float64)
+    assert squared_euclidean(x, y).dtype == torch.float64
+    assert cosine_similarity(x, y).dtype == torch.float64

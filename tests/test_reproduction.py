@@ -215,3 +215,47 @@ def test_quoted_numbers_against_protocols_and_found_by_id():
         pn.by_id("snell2017prototypical/table-1/prototypical-networks/omniglot/20w1s").accuracy
         == 96.0
     )
+
+
+def test_committed_records_match_the_setting_of_their_cells():
+    """A record compares with cells of its own dataset, way and shot: a record that names
+    another setting's cell, or whose fields were written from the wrong loop variable, fails."""
+    for rec in load_results(ROOT / "results"):
+        for i in rp.record_cells(rec):
+            p = pn.by_id(i)
+            assert (p.dataset, p.way, p.shot) == (rec["dataset"], rec["way"], rec["shot"]), (
+                f"{rec['experiment']} {rec['method']} is {rec['way']}-way {rec['shot']}-shot "
+                f"but names {i}"
+            )
+
+
+def test_provenance_names_training_length_and_reductions():
+    stage1 = _record(
+        dataset="miniimagenet", way=5, shot=5, experiment="ch05_dense_classification",
+        method="resnet12-dc-support-gap-query-dc", train_iterations=240,
+        config={"network": "resnet12", "widths": [16, 32, 64, 128], "batch_size": 64,
+                "test_per_class": 100},
+    )  # fmt: skip
+    text = rp._provenance(stage1)
+    assert "240 training iterations of batch 64" in text
+    assert "widths 16-32-64-128 (paper: 64-128-256-512)" in text
+    assert "240 iterations of batch 64 (paper: 8,000 of 200)" in text
+    assert "100 test images per class (paper: 600)" in text
+    assert "test tasks" not in text  # 10,000 tasks: the paper's number
+    c128f = {
+        **stage1,
+        "config": {**stage1["config"], "network": "c128f", "widths": [64, 64, 128, 128]},
+    }
+    assert "widths" not in rp._provenance(c128f)  # C128F's widths are the paper's
+    implanted = _record(dataset="miniimagenet", way=5, shot=5, experiment="ch06_implanting",
+                        method="resnet12-dc-imp-stage2-gap-gap-support-gap-query-dc")  # fmt: skip
+    implanted["episodes"] = 50
+    assert "50 test tasks (paper: 5,000)" in rp._provenance(implanted)
+    tadam = _record(dataset="miniimagenet", way=5, shot=5, experiment="ch07_tadam", method="b",
+                    train_episodes=1000, config={"backbone": "resnet12-16-32-64-128",
+                                                 "image_side": 42})  # fmt: skip
+    assert "42 px images (paper: 84)" in rp._provenance(tadam)
+    assert "1,000 training episodes (paper: 30,000)" in rp._provenance(tadam)
+    images = _record(dataset="miniimagenet", way=5, shot=5, unit="images")
+    assert "10,000 images, each once (Wilson interval)" in rp._provenance(images)
+    assert rp.reductions(_record(experiment="elsewhere")) == []
