@@ -56,6 +56,8 @@ __all__ = [
     "activation_maps",
     "stage1_protocol",
     "stage1_config",
+    "fc100_protocol",
+    "fc100_config",
 ]
 
 POOLINGS = ("gap", "gmp", "dc")
@@ -653,3 +655,33 @@ def stage1_config(profile: str, pooling: str, seed: int = 0) -> BatchTrainConfig
     return BatchTrainConfig(pooling=pooling, iterations=p["iterations"],
                             batch_size=p["batch_size"], iterations_per_chunk=p["chunk"],
                             seed=seed)  # fmt: skip
+
+
+def fc100_protocol(profile: str) -> dict:
+    """Stage-1 FC100 settings of a profile (Table 5), shared by chapters 5 and 6: ``full`` is
+    the paper's 12,500 iterations of batch 512 (Adam, tau from 100); ``cpu`` a few hundred
+    iterations of batch 64; ``smoke`` a few images per class. ``per_class`` cuts the
+    training and test classes (None: all 600 images)."""
+    from .profiles import pick
+
+    return pick(
+        profile,
+        smoke=dict(iterations=2, batch_size=8, per_class=20),
+        cpu=dict(iterations=300, batch_size=64, per_class=None),
+        full=dict(iterations=12_500, batch_size=512, per_class=None),
+    )
+
+
+def fc100_config(profile: str, pooling: str, seed: int = 0) -> BatchTrainConfig:
+    """The :class:`BatchTrainConfig` of :func:`fc100_protocol` for ``pooling``."""
+    p = fc100_protocol(profile)
+    return BatchTrainConfig(
+        pooling=pooling,
+        iterations=p["iterations"],
+        batch_size=p["batch_size"],
+        optimiser="adam",
+        lr=1e-3,
+        tau=100.0,
+        seed=seed,
+        iterations_per_chunk=max(1, p["iterations"] // 5),
+    )

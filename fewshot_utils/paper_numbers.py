@@ -45,6 +45,7 @@ __all__ = [
     "SAME_EXPERIMENT",
     "TABLES",
     "by_id",
+    "existing",
     "printed",
     "table_rows",
 ]
@@ -245,6 +246,13 @@ def by_id(row_id: str) -> PaperNumber:
             f"no published number with id {row_id!r}; ids look like {near or list(_BY_ID)[:4]} "
             "(see fewshot_utils.paper_numbers.PAPER_NUMBERS)"
         ) from None
+
+
+def existing(row_ids: Iterable[str]) -> list[str]:
+    """The ids among ``row_ids`` that name a published cell, in order: for records that
+    compare with a table where it has a cell (Table 3 is 5-shot only, DC + IMP has no 1-shot
+    cell), without a cell that does not exist being an error."""
+    return [i for i in row_ids if i in _BY_ID]
 
 
 def printed(row_ids: Iterable[str]) -> str:

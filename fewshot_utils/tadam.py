@@ -281,10 +281,12 @@ class TadamNet(nn.Module):
     ``backbone(x)`` (and ``backbone(x, film=...)`` with a TEN) returns features ``[B, D]`` or
     a feature map ``[B, D, h, w]``, which is average-pooled. ``alpha`` is the metric scale:
     a buffer when fixed; when ``learn_alpha``, ``exp`` of the parameter ``log_alpha``. The
-    official code learns ``alpha`` itself, but at initialisation ``dL/dalpha`` is large and
-    positive (the saturated softmax weights the nearest prototype, rarely the own one), and
-    SGD at learning rate 0.1 with momentum drives a plain ``alpha`` below 0 within a few
-    steps; in log space it stays positive and moves by a factor per step. ``ten``: a
+    official code keeps ``alpha`` fixed, cross-validated on the validation classes (with the
+    plain Euclidean distance); learning it is an experiment of this book. At initialisation
+    ``dL/dalpha`` is large and positive (the saturated softmax weights the nearest
+    prototype, rarely the own one), and SGD at learning rate 0.1 with momentum would drive a
+    plain ``alpha`` below 0 within a few steps; in log space it stays positive and moves by a
+    factor per step. ``ten``: a
     :class:`TaskEmbeddingNetwork` (task conditioning), or None. ``aux_classes``: the number of
     base classes of the auxiliary head, or None.
 

@@ -61,20 +61,23 @@ import torch
 from IPython.display import Markdown, display
 
 from fewshot_utils import data, implanting
-from fewshot_utils.checkpoints import checkpoint_dir, saved_weights
+from fewshot_utils.checkpoints import checkpoint_dir
 from fewshot_utils.dense import (
     FewShotMaps,
     embed_maps,
     evaluate_poolings,
+    fc100_config,
+    fc100_protocol,
     measure_iterations_per_s,
     stage1_config,
     stage1_protocol,
     train_classifier,
 )
 from fewshot_utils.display import show_source
+from fewshot_utils.evaluation import ci95
 from fewshot_utils.implanting import ImplantConfig, evaluate_implanting, prefix_features
 from fewshot_utils.models import ResNet12
-from fewshot_utils.paper_numbers import by_id, printed
+from fewshot_utils.paper_numbers import by_id, existing, printed
 from fewshot_utils.profiles import pick, start
 from fewshot_utils.results import make_record, write_result
 
@@ -258,14 +261,31 @@ display(Markdown(
     f"**{profile} profile**, 5-way, {st['query']} queries per class; stage-1 rows over "
     f"{st['episodes']} tasks, DC+IMP over {st['implant_tasks']} tasks\n\n" + "\n".join(rows)
 ))  # fmt: skip
+
+
+def paired(a, b) -> str:
+    """``b - a`` in points on the same tasks, with the 95% interval of the paired mean."""
+    d = 100 * (b.per_episode - a.per_episode)
+    return f"{d.mean():+.2f} ± {ci95(d):.2f} points over {d.numel()} tasks"
+
+
 for shot in st["shots"]:
     r = implant_runs[shot]
-    diff = 100 * (r.implanted["dc"].per_episode - r.baseline["dc"].per_episode)
-    hw = 1.96 * diff.std().item() / diff.numel() ** 0.5
-    print(f"{shot}-shot, same {diff.numel()} tasks: DC {100 * r.baseline['dc'].accuracy:.2f}% -> "
-          f"DC+IMP {100 * r.implanted['dc'].accuracy:.2f}%, paired difference {diff.mean():+.2f} "
-          f"± {hw:.2f} points (the paper: {paper_gain(shot)}); "
-          f"leave-one-out training accuracy at the last epoch {100 * sum(r.final_train_acc) / len(r.final_train_acc):.1f}%")  # fmt: skip
+    print(f"{shot}-shot: DC {100 * r.baseline['dc'].accuracy:.2f}% -> DC+IMP "
+          f"{100 * r.implanted['dc'].accuracy:.2f}%, {paired(r.baseline['dc'], r.implanted['dc'])}"
+          f" (the paper: {paper_gain(shot)}); leave-one-out training accuracy at the last epoch "
+          f"{100 * sum(r.final_train_acc) / len(r.final_train_acc):.1f}%")  # fmt: skip
+    print(f"{shot}-shot: DC+WIDE - DC (stage 1, same tasks): "
+          f"{paired(table4['dc', shot], table4['dc+wide', shot])}")  # fmt: skip
+
+# %% [markdown]
+# Two things to read in these rows. The stage-1 rows rest on thousands of tasks, DC + IMP on
+# the few tens a CPU can implant, so its interval is several times wider; the paired
+# difference on the same tasks is what says whether implants moved the accuracy. And DC + WIDE
+# is a *different network* trained from scratch for the same few iterations as DC: in the
+# `cpu` profile a gap of a few points between two such networks says how much a short run
+# depends on the width and the initialisation, not that widening hurts (the paper finds
+# WIDE within a point of DC).
 
 # %% [markdown]
 # ## Table 3: pooling in stage 2
@@ -291,18 +311,40 @@ for sp, qp in STAGE2:
 rows = ["| stage 2 support | stage 2 query | test GAP | test GMP | test DC | paper (GAP / GMP / DC) |",
         "|---|---|---:|---:|---:|---|"]  # fmt: skip
 for (sp, qp), r in table3.items():
-    cells = [str(r.implanted[t]).split(" (")[0] for t in ("gap", "gmp", "dc")]
+    cells = [str(r.implanted[t]).split(" (")[0] for t in TEST_POOL]
     rows.append(f"| {sp.upper()} | {qp.upper()} | " + " | ".join(cells) + " | "
                 + printed(f"{LIFCHITZ}/table-3/stage-2-{sp}-{qp}/test-queries-{t}/miniimagenet/5w5s"
                           for t in TEST_POOL) + " |")  # fmt: skip
 base_cells = [str(table3["gap", "gap"].baseline[t]).split(" (")[0] for t in TEST_POOL]
-# without implants: Table 2's DC network on novel classes (its GMP column pools supports too)
-no_implants = {"gap": "gap-gap", "gmp": "gmp-gmp", "dc": "gap-dc"}
+# Without implants: the DC network with GAP supports, as every row here. Table 2 has the same
+# test for GAP and DC queries; its GMP column pools the supports with GMP too: no cell.
+no_implants = {"gap": "gap-gap", "dc": "gap-dc"}
+paper_base = [
+    printed([f"{LIFCHITZ}/table-2/dc-novel-classes/test-{no_implants[t]}/miniimagenet/5w5s"])
+    if t in no_implants
+    else "—"
+    for t in TEST_POOL
+]
 rows.append("| no implants (DC network) | | " + " | ".join(base_cells) + " | "
-            + printed(f"{LIFCHITZ}/table-2/dc-novel-classes/test-{no_implants[t]}/miniimagenet/5w5s"
-                      for t in TEST_POOL) + " |")  # fmt: skip
+            + " / ".join(paper_base) + " (Table 2) |")  # fmt: skip
 display(Markdown(f"**{profile} profile**, 5-way {shot}-shot, {st['table3_tasks']} tasks per "
                  "row\n\n" + "\n".join(rows)))  # fmt: skip
+
+# %% [markdown]
+# With tens of tasks per row, every cell's interval spans several points, wider than all the
+# differences in the paper's Table 3. The rows share their tasks, so their differences can be
+# taken task by task, which removes the task-to-task variation the rows have in common:
+
+# %%
+ref = table3["gap", "gap"]
+for (sp, qp), r in table3.items():
+    if (sp, qp) == ("gap", "gap"):
+        continue
+    print(f"stage 2 {sp.upper()}/{qp.upper()} - GAP/GAP: "
+          + "; ".join(f"test {t.upper()} {paired(ref.implanted[t], r.implanted[t])}"
+                      for t in TEST_POOL))  # fmt: skip
+print("GAP/GAP - no implants: " + "; ".join(
+    f"test {t.upper()} {paired(ref.baseline[t], ref.implanted[t])}" for t in TEST_POOL))  # fmt: skip
 
 # %% [markdown]
 # What the implants learn on one task: the leave-one-out loss and accuracy over the epochs.
@@ -325,101 +367,103 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# ## FC100 (Table 5)
-#
-# FC100 needs CIFAR-100 (see chapter 5); without it this section says so and stops. With it,
-# DC + IMP is evaluated on the DC network chapter 5 trained on FC100.
-
-# %%
-try:
-    fc_test = data.load_fc100("test")
-except data.DataError as err:
-    fc_test = None
-    print(f"FC100 skipped: {err}")
-if fc_test is not None:
-    fc_ckpt = checkpoint_dir() / f"ch05_fc100_resnet12_dc_{profile}_seed{SEED}.pt"
-    if not fc_ckpt.exists():
-        print(f"FC100 skipped: run chapter 5 first (no {fc_ckpt.name})")
-    else:
-        fc_net = ResNet12(widths=widths)
-        fc_net.load_state_dict(saved_weights(fc_ckpt))
-        fc_net.to(device)
-        fc_prefix = prefix_features(fc_net, fc_test, device=device)
-        for shot in st["shots"]:
-            r = evaluate_implanting(fc_net, fc_prefix, 5, shot, st["query"], st["implant_tasks"],
-                                    ImplantConfig(epochs=st["epochs"]), seed=SEED)  # fmt: skip
-            print(f"FC100 5-way {shot}-shot: DC {r.baseline['dc']}, DC+IMP {r.implanted['dc']} "
-                  f"(the paper: DC+IMP {dict(zip((5, 10), (57.63, 62.91)))[shot]})")  # fmt: skip
-
-# %% [markdown]
 # ## Results records
+#
+# Every record takes its way, shot and query from the evaluation result it reports
+# (`make_record(result=...)`), so a record cannot claim tasks it was not measured on.
 
 
 # %%
-def cells(*ids, shot):
+def cells(*ids, shot, dataset="miniimagenet"):
     """Ids of the published cells (fewshot_utils.paper_numbers) that exist among ``ids``."""
-    out = []
-    for i in ids:
-        try:
-            out.append(by_id(f"{LIFCHITZ}/{i}/miniimagenet/5w{shot}s").id)
-        except KeyError:  # no such cell (e.g. Table 3 is 5-shot only)
-            pass
-    return out
+    return existing(f"{LIFCHITZ}/{i}/{dataset}/5w{shot}s" for i in ids)
 
 
 def paper_of(ids):
     return by_id(ids[0]).accuracy / 100 if ids else None
 
 
-written = 0
-cfg_imp = ImplantConfig(epochs=st["epochs"]).__dict__
-for name, run in nets.items():
-    for shot in st["shots"]:
-        res = table4[name, shot]
-        ids = cells(f"table-4/{name}", shot=shot)
-        written += write_result(make_record(
-            experiment="ch06_implanting", dataset="miniimagenet",
-            method=f"resnet12-{name.replace('+', '-')}-support-gap-query-{QUERY_POOL[name]}",
-            way=5, shot=shot, accuracy=res.accuracy, ci95=res.ci95, episodes=res.episodes,
-            profile=profile, device=device, wall_time_s=run.wall_time_s + t4_seconds[name],
-            config={**stage1_config(profile, NETS[name][0], SEED).__dict__,
-                    "widths": list(NETS[name][1])},
-            query=st["query"], paper_rows=ids, paper_accuracy=paper_of(ids),
-        )) is not None  # fmt: skip
-for shot, r in implant_runs.items():
-    for t in ("gap", "gmp", "dc"):
-        res = r.implanted[t]
-        ids = cells(f"table-3/stage-2-gap-gap/test-queries-{t}",
-                    *(["table-4/dc+imp"] if t == "dc" else []), shot=shot)  # fmt: skip
-        written += write_result(make_record(
-            experiment="ch06_implanting", dataset="miniimagenet",
-            method=f"resnet12-dc-imp-stage2-gap-gap-support-gap-query-{t}", way=5, shot=shot,
-            accuracy=res.accuracy, ci95=res.ci95, episodes=res.episodes, profile=profile,
-            device=device, wall_time_s=nets["dc"].wall_time_s + prefix_s + sum(r.task_seconds),
-            config={**cfg_imp, "widths": list(widths)}, query=st["query"],
+def write_implanting(r, stage2, dataset, wall_time_s, widths, n_test, extra_cells=()):
+    """The records of one :class:`ImplantingResult` (stage-2 poolings ``stage2``), one per
+    test query pooling, each with its paired baseline (the same tasks without implants)."""
+    sp, qp = stage2
+    n = 0
+    for t, res in r.implanted.items():
+        ids = cells(f"table-3/stage-2-{sp}-{qp}/test-queries-{t}",
+                    *(extra_cells if t == "dc" else ()), shot=res.shot, dataset=dataset)  # fmt: skip
+        d = 100 * (res.per_episode - r.baseline[t].per_episode)
+        n += write_result(make_record(
+            experiment="ch06_implanting", dataset=dataset,
+            method=f"resnet12-dc-imp-stage2-{sp}-{qp}-support-gap-query-{t}", result=res,
+            profile=profile, device=device, wall_time_s=wall_time_s,
+            config={**ImplantConfig(epochs=st["epochs"], support_pool=sp, query_pool=qp).__dict__,
+                    "network": "resnet12", "widths": list(widths), "test_per_class": n_test},
             baseline_accuracy=r.baseline[t].accuracy, baseline_ci95=r.baseline[t].ci95,
+            paired_difference=d.mean().item() / 100, paired_ci95=ci95(d) / 100,
             seconds_per_task=sum(r.task_seconds) / len(r.task_seconds),
             implant_train_seconds_per_task=sum(r.train_seconds) / len(r.train_seconds),
             paper_rows=ids, paper_accuracy=paper_of(ids),
         )) is not None  # fmt: skip
-for (sp, qp), r in table3.items():
-    if (sp, qp) == ("gap", "gap"):
-        continue
-    for t in ("gap", "gmp", "dc"):
-        res = r.implanted[t]
-        ids = cells(f"table-3/stage-2-{sp}-{qp}/test-queries-{t}", shot=shot)
+    return n
+
+
+written = 0
+for name, run in nets.items():
+    for shot in st["shots"]:
+        res = table4[name, shot]
+        ids = cells(f"table-4/{name}", shot=res.shot)
         written += write_result(make_record(
             experiment="ch06_implanting", dataset="miniimagenet",
-            method=f"resnet12-dc-imp-stage2-{sp}-{qp}-support-gap-query-{t}", way=5, shot=shot,
-            accuracy=res.accuracy, ci95=res.ci95, episodes=res.episodes, profile=profile,
-            device=device, wall_time_s=sum(r.task_seconds),
-            config={**ImplantConfig(epochs=st["epochs"], support_pool=sp, query_pool=qp).__dict__,
-                    "widths": list(widths)},
-            query=st["query"], baseline_accuracy=r.baseline[t].accuracy,
-            seconds_per_task=sum(r.task_seconds) / len(r.task_seconds),
-            paper_rows=ids, paper_accuracy=paper_of(ids),
+            method=f"resnet12-{name.replace('+', '-')}-support-gap-query-{QUERY_POOL[name]}",
+            result=res, profile=profile, device=device,
+            wall_time_s=run.wall_time_s + t4_seconds[name],
+            config={**stage1_config(profile, NETS[name][0], SEED).__dict__, "network": "resnet12",
+                    "widths": list(NETS[name][1]), "test_per_class": test_x.shape[1]},
+            train_iterations=run.iterations_done, paper_rows=ids, paper_accuracy=paper_of(ids),
         )) is not None  # fmt: skip
+for r in implant_runs.values():
+    wall = nets["dc"].wall_time_s + prefix_s + sum(r.task_seconds)
+    written += write_implanting(r, ("gap", "gap"), "miniimagenet", wall, widths, test_x.shape[1],
+                                extra_cells=["table-4/dc+imp"])  # fmt: skip
+for stage2, r in table3.items():
+    if stage2 != ("gap", "gap"):  # GAP/GAP is the DC + IMP run above
+        written += write_implanting(r, stage2, "miniimagenet", sum(r.task_seconds), widths,
+                                    test_x.shape[1])  # fmt: skip
 print(f"{written} records written" if written else f"{profile} profile: no records written")
+
+# %% [markdown]
+# ## FC100 (Table 5)
+#
+# FC100 needs CIFAR-100 (see chapter 5); without it this section says so and stops. With it,
+# DC + IMP is evaluated on the DC network chapter 5 trained on FC100 (trained here if its
+# checkpoint is missing), tested with that network's learnt $\tau$, and recorded like
+# miniImageNet.
+
+# %%
+try:
+    fc = {split: data.load_fc100(split) for split in ("train", "test")}
+except data.DataError as err:
+    fc = None
+    print(f"FC100 skipped: {err}")
+if fc is not None:
+    fc_per_class = fc100_protocol(profile)["per_class"]
+    fc_train, fc_test = (data.subset(fc[k], None, fc_per_class) for k in ("train", "test"))
+    fc_ckpt = checkpoint_dir() / f"ch05_fc100_resnet12_dc_{profile}_seed{SEED}.pt"
+    torch.manual_seed(SEED)
+    fc_net = train_classifier(ResNet12(widths=widths), fc_train, fc100_config(profile, "dc", SEED),
+                              fc_ckpt, False, device)  # fmt: skip
+    fc_tau = float(fc_net.classifier.tau.detach())
+    fc_prefix = prefix_features(fc_net.model, fc_test, device=device)
+    for shot in st["shots"]:
+        r = evaluate_implanting(fc_net.model, fc_prefix, 5, shot, st["query"], st["implant_tasks"],
+                                ImplantConfig(epochs=st["epochs"]), seed=SEED, test_tau=fc_tau)  # fmt: skip
+        ids = cells("table-5/dc+imp", shot=shot, dataset="fc100")
+        print(f"FC100 5-way {shot}-shot (tau {fc_tau:.1f}): DC {r.baseline['dc']}, DC+IMP "
+              f"{r.implanted['dc']}, {paired(r.baseline['dc'], r.implanted['dc'])} (the paper: "
+              f"DC+IMP {printed(ids) if ids else 'n/a'})")  # fmt: skip
+        wall = fc_net.wall_time_s + sum(r.task_seconds)
+        written += write_implanting(r, ("gap", "gap"), "fc100", wall, widths, fc_test.shape[1],
+                                    extra_cells=["table-5/dc+imp"])  # fmt: skip
 
 # %% [markdown]
 # ## What we found
@@ -431,13 +475,11 @@ n_tasks = sum(len(r.task_seconds) for r in all_tasks)
 sec_task = sum(sum(r.task_seconds) for r in all_tasks) / n_tasks
 s0 = st["shots"][0]
 r0 = implant_runs[s0]
-d0 = 100 * (r0.implanted["dc"].per_episode - r0.baseline["dc"].per_episode)
 display(Markdown(
     f"- In this **{profile}** run, 5-way {s0}-shot: DC {100 * r0.baseline['dc'].accuracy:.2f}% "
-    f"and DC+IMP {100 * r0.implanted['dc'].accuracy:.2f}% on the same {d0.numel()} tasks, a "
-    f"paired difference of {d0.mean():+.2f} ± {1.96 * d0.std().item() / d0.numel() ** 0.5:.2f} "
-    f"points (the paper: +0.82). DC+WIDE (stage 1): {100 * table4['dc+wide', s0].accuracy:.2f}%"
-    f" vs DC {100 * table4['dc', s0].accuracy:.2f}% over {st['episodes']} tasks.\n"
+    f"and DC+IMP {100 * r0.implanted['dc'].accuracy:.2f}% on the same tasks, "
+    f"{paired(r0.baseline['dc'], r0.implanted['dc'])} (the paper: {paper_gain(s0)}). DC+WIDE "
+    f"(stage 1): {paired(table4['dc', s0], table4['dc+wide', s0])} against DC.\n"
     f"- {n_tasks} implanted tasks took {sec_task:.2f} s each on average on {device} "
     f"({st['epochs']} epochs; the layers before the last block ran once per image, "
     f"{prefix_s:.1f} s for all test images); the notebook took {total_s / 60:.1f} min.\n"
