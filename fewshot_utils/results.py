@@ -166,6 +166,9 @@ def _from_result(result: EvalResult, experiment: str, method: str, given: dict, 
                 "takes it from the result"
             )
     extra = dict(extra)
+    # What the results page pairs with another record on the same tasks (paired effects):
+    # each task's (or, for a result over images, each image's) accuracy, 4 decimals.
+    extra["per_task"] = [round(float(a), 4) for a in result.per_episode.flatten().tolist()]
     if result.query is not None:
         extra["query"] = result.query
     if result.unit != "episodes":
@@ -175,7 +178,8 @@ def _from_result(result: EvalResult, experiment: str, method: str, given: dict, 
 
 
 def write_result(record: dict, directory: str | os.PathLike | None = None) -> Path | None:
-    """Write ``record`` atomically as ``<experiment>__<dataset>__<method>__<W>w<S>s__<profile>``.
+    """Write ``record`` atomically as ``<experiment>__<dataset>__<method>__<W>w<S>s__<profile>``
+    (with ``__seed<N>`` when its ``train_seed`` is not 0: the training-seed repeats).
 
     Returns the path, or None for a ``smoke`` record (never a result).
     """
@@ -186,10 +190,11 @@ def write_result(record: dict, directory: str | os.PathLike | None = None) -> Pa
         return None
     directory = Path(directory) if directory is not None else results_dir()
     directory.mkdir(parents=True, exist_ok=True)
-    stem = "__".join(
-        [record["experiment"], record["dataset"], record["method"],
-         f"{record['way']}w{record['shot']}s", record["profile"]]
-    )  # fmt: skip
+    parts = [record["experiment"], record["dataset"], record["method"],
+             f"{record['way']}w{record['shot']}s", record["profile"]]  # fmt: skip
+    if record.get("train_seed") not in (None, 0):  # a seed repeat beside the seed-0 record
+        parts.append(f"seed{record['train_seed']}")
+    stem = "__".join(parts)
     path = directory / (re.sub(r"[^A-Za-z0-9_.+-]", "_", stem) + ".json")
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")

@@ -501,6 +501,7 @@ def record(name: str):
         alpha_choice="learned" if s["learn"] else ("validation grid" if name in SCALING
                                                    else "chosen on validation"),
         val_accuracy=val_accuracy(name), near_zero_train=near_zero_during(run.history),
+        ablation_rows=[row for row, model in ABLATION.items() if model == name],
         paper_rows=PAPER_ID.get(name, []),
     )  # fmt: skip
     records[name] = rec

@@ -208,6 +208,12 @@ def test_result_record_round_trip(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_seed_repeats_get_their_own_file(tmp_path):
+    assert write_result(_record(train_seed=0), tmp_path).name.endswith("__20w1s__cpu.json")
+    assert write_result(_record(train_seed=2), tmp_path).name.endswith("__20w1s__cpu__seed2.json")
+    assert len(load_results(tmp_path)) == 2
+
+
 def test_smoke_records_are_never_written(tmp_path):
     assert write_result(_record(profile="smoke"), tmp_path) is None
     assert list(tmp_path.iterdir()) == []
@@ -231,6 +237,7 @@ def test_record_takes_the_task_shape_from_the_result():
     rec = make_record(result=res, **common)
     assert (rec["way"], rec["shot"], rec["query"], rec["episodes"]) == (3, 2, 4, 7)
     assert rec["accuracy"] == res.accuracy and rec["ci95"] == res.ci95
+    assert rec["per_task"] == [round(a, 4) for a in res.per_episode.tolist()]  # for pairing
     # a caller that names other tasks than those scored (chapter 6's leaked loop variable)
     with pytest.raises(ValueError, match="shot=10 was passed but the result was measured with"):
         make_record(result=res, shot=10, **common)
