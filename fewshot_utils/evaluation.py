@@ -30,6 +30,7 @@ __all__ = [
     "ci95",
     "wilson",
     "image_accuracy",
+    "paired_difference",
 ]
 
 
@@ -87,6 +88,25 @@ def ci95(values: torch.Tensor) -> float:
     if n < 2:
         return float("nan")
     return 1.96 * values.double().std().item() / math.sqrt(n)
+
+
+def paired_difference(new: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
+    """Mean and 95% half-width (:func:`ci95`) of ``new - ref``, episode by episode.
+
+    The book's one rule for the uncertainty of a gap between two models scored on the *same*
+    episodes (same seed): an episode that is hard for one model is hard for the other, so the
+    interval of the per-episode difference is narrower than either accuracy's. It covers the
+    choice of episodes only, not the randomness of training (a single training run per model
+    says nothing about that). ``new`` and ``ref`` are per-episode accuracies
+    (``EvalResult.per_episode``, or a validation pass's in a training history)."""
+    new, ref = torch.as_tensor(new).double(), torch.as_tensor(ref).double()
+    if new.shape != ref.shape or new.dim() != 1:
+        raise ValueError(
+            "paired_difference needs the per-episode accuracies of the same episodes, two 1-d "
+            f"tensors of one length; got shapes {tuple(new.shape)} and {tuple(ref.shape)}"
+        )
+    diff = new - ref
+    return diff.mean().item(), ci95(diff)
 
 
 @torch.no_grad()

@@ -256,7 +256,7 @@ def _train_step(model, ep, labels, cfg, optimiser, scaler, device, amp) -> tuple
 
 
 _HISTORY_KEYS = ("episode", "train_loss", "train_acc", "val_loss", "val_acc", "val_ci95", "lr",
-                 "train_seconds")  # fmt: skip
+                 "train_seconds", "val_per_episode")  # fmt: skip
 
 
 def _fresh_state(model: nn.Module, history_keys: Sequence[str] = _HISTORY_KEYS) -> dict:
@@ -282,6 +282,8 @@ def _record(state, cfg, tot_loss, tot_acc, val, train_seconds, scheduler) -> Non
     h["val_loss"].append(val.loss)
     h["val_acc"].append(val.accuracy)
     h["val_ci95"].append(val.ci95)
+    # every validation pass draws the same episodes: two models' gaps get a paired interval
+    h["val_per_episode"].append(val.per_episode.tolist())
     h["lr"].append(scheduler.get_last_lr()[0])
     h["train_seconds"].append(train_seconds)
 

@@ -72,7 +72,7 @@ import torch
 from IPython.display import Markdown, display
 from tqdm.auto import tqdm
 
-from fewshot_utils import data, distances, saturation
+from fewshot_utils import data, distances, gradients, saturation
 from fewshot_utils.display import show_source, table
 from fewshot_utils.episodes import query_labels, sample_episode
 from fewshot_utils.models import conv4_for
@@ -688,19 +688,21 @@ display(Markdown("\n".join([
 
 # %% [markdown]
 # The histograms below are the first row of the paper's Figures 4 and 6 (iteration 0) for the
-# 5-way episodes: $\log_{10}(|\partial \ell / \partial d| + 10^{-5})$, so that the zeros pile
-# up at $-5$, and the distances.
+# 5-way episodes: $\ln(|\partial \ell / \partial d| + 10^{-5})$ (the natural log, as in every
+# gradient histogram of this book; the paper writes $\log$ without a base), so that the zeros
+# pile up at $\ln 10^{-5} \approx -11.5$, and the distances.
 
 # %%
 HIST = [("Omniglot 576-d", 5), ("miniImageNet 1600-d", 5)]
+LN_RANGE = (-11.75, 0.25)  # ln(1e-5) ... ln(1), the range of chapter 2's histograms
 fig, axes = plt.subplots(2, 2, figsize=(11, 6.5), constrained_layout=True)
 for row, key in enumerate(HIST):
     g = torch.cat([r["grad"].flatten() for r in measured[key]])
     d = torch.cat([r["d"].flatten() for r in measured[key]])
     s = summaries[key]
-    axes[row, 0].hist(torch.log10(g.abs() + 1e-5), bins=60, range=(-5.05, 0.05), color="C0")
+    axes[row, 0].hist(gradients.log_abs_gradient(g), bins=60, range=LN_RANGE, color="C0")
     axes[row, 0].set(
-        xlabel=r"$\log_{10}(|\partial\ell/\partial d(z, c_k)| + 10^{-5})$",
+        xlabel=r"$\ln(|\partial\ell/\partial d(z, c_k)| + 10^{-5})$",
         ylabel="count",
         yscale="log",
         title=f"{key[0]}, {key[1]}-way 1-shot: {100 * s['sparsity'][0]:.1f}% below 1e-5",
@@ -926,9 +928,10 @@ display(Markdown(
     f"$(K-1)/K$ on the true and $-1/K$ on every other prototype (left arrows) to $+1$ on the "
     f"true, $-1$ on the nearest wrong and 0 elsewhere (right arrows). At $\\alpha = 1$, plain "
     f"ProtoNet, the weights of {int((off_limit < 1e-2).sum())} of the {len(labels_cpu)} "
-    f"queries of this episode are within 0.01 of their $\\alpha \\to \\infty$ limit (median "
-    f"distance {off_limit.median().item():.1e}): the squared distances of a fresh network put "
-    f"it close to that regime, where only the true and the nearest prototype matter."
+    f"queries of this episode are within 0.01 of their $\\alpha \\to \\infty$ limit (the "
+    f"median over queries of the largest deviation of a weight from that limit is "
+    f"{off_limit.median().item():.1e}): the squared distances of a fresh network put it close "
+    f"to that regime, where only the true and the nearest prototype matter."
 ))  # fmt: skip
 
 # %% [markdown]
@@ -1108,10 +1111,10 @@ def explore(log10_d1: float = 2.0, log10_scale: float = 0.0, log10_alpha: float 
     ax_loss.tick_params(labelbottom=False)
     for key, color in zip(SWEEP[:2], ("C0", "C3")):
         w = weights_at(key, alpha * lam)
-        ax_hist.hist(torch.log10(w.abs() + 1e-5), bins=50, range=(-5.05, 0.05), color=color, alpha=0.6,
+        ax_hist.hist(gradients.log_abs_gradient(w), bins=50, range=LN_RANGE, color=color, alpha=0.6,
                      label=f"{key[0]}: {100 * saturation.sparsity(w):.1f}% < 1e-5")  # fmt: skip
     ax_hist.set(
-        xlabel=r"$\log_{10}(|w| + 10^{-5})$",
+        xlabel=r"$\ln(|w| + 10^{-5})$",
         ylabel="count",
         yscale="log",
         title=f"fresh Conv-4, 5-way episodes, softmax over −{alpha * lam:.3g}·d",

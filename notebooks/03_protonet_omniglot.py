@@ -26,7 +26,8 @@
 # Euclidean) against 95.65% (LSED) in 1-shot and 98.54% against 98.70% in 5-shot.
 #
 # **The question of this chapter:** training both on the full Omniglot, do we get these
-# numbers, and is the LSED gain larger than the uncertainty of our own measurement?
+# numbers, and is the LSED gain larger than the uncertainty of our own measurement (and
+# which uncertainty: that of the test tasks, or that of training)?
 
 # %%
 # Runtime: on Colab, pick Runtime > Change runtime type > GPU for the `full` profile (the
@@ -60,7 +61,7 @@ from fewshot_utils import data, distances, paper_numbers, plots
 from fewshot_utils.checkpoints import checkpoint_dir
 from fewshot_utils.display import show_source
 from fewshot_utils.episodes import sample_episode
-from fewshot_utils.evaluation import ci95, embed, evaluate_embeddings
+from fewshot_utils.evaluation import ci95, embed, evaluate_embeddings, paired_difference
 from fewshot_utils.models import conv4_for
 from fewshot_utils.profiles import pick, start
 from fewshot_utils.results import make_record, write_result
@@ -122,7 +123,7 @@ show_source(distances.lsed)
 #
 # Here is the claim checked on a fresh network and one 60-way training episode. The gradient
 # of the loss with respect to the distance between query $i$ and prototype $k$ is
-# $p(k \mid \mathbf{z}_i) - [k = y_i]$; we count how many of these are below $10^{-5}$, which
+# $[k = y_i] - p(k \mid \mathbf{z}_i)$ (chapter 1); we count how many of these are below $10^{-5}$, which
 # the paper's histograms (its Figures 4 and 5) treat as zero.
 
 # %%
@@ -137,7 +138,7 @@ labels = torch.arange(settings["way"]).repeat_interleave(5)
 rows = ["| distance | median query-prototype distance | gradients below 1e-5 |", "|---|---:|---:|"]
 for distance, kwargs in METHODS.items():
     logits = distances.protonet_logits(queries, protos, distance, **kwargs)
-    grad = (logits.softmax(-1) - torch.nn.functional.one_hot(labels, settings["way"])).abs()
+    grad = (torch.nn.functional.one_hot(labels, settings["way"]) - logits.softmax(-1)).abs()
     rows.append(f"| {NAMES[distance]} | {-logits.median().item():.1f} | "
                 f"{100 * (grad < 1e-5).float().mean().item():.1f}% |")  # fmt: skip
 print(f"embedding size {z.shape[1]}; {settings['way']}-way 1-shot episode, 5 queries per class")
@@ -310,7 +311,7 @@ else:
     print("TRAINVAL is off: the models selected on validation are tested.")
 
 # %% [markdown]
-# ## Testing on new alphabets
+# ## Testing on new characters
 #
 # Every model embeds the 33,840 test images once; the test episodes (15 queries per class)
 # are then drawn over the embeddings. A given seed draws the same episodes for every model,
@@ -341,6 +342,14 @@ def paper(which: str, distance: str, way: int, shot: int) -> float | None:
     return cell.accuracy / 100
 
 
+def record_history(run) -> dict:
+    """The training history a record keeps: every per-epoch number, without the per-episode
+    validation accuracies (kept in the checkpoint for paired gaps)."""
+    return {k: v for k, v in run.history.items() if k != "val_per_episode"}
+
+
+# the cpu models trained a fraction of the protocol: their comparisons are early training
+STAGE = "protocol" if profile == "full" else "early training"
 tests, embed_s, test_s = {}, 0.0, 0.0
 for distance in METHODS:
     for test_shot in (1, 5):
@@ -368,6 +377,7 @@ for distance in METHODS:
                         "threads": torch.get_num_threads()},
                 query=15, train_shot=train_shot, train_episodes=run.episodes_done,
                 best_epoch=run.best_epoch, train_episodes_per_s=run.episodes_per_s,
+                training_stage=STAGE, history=record_history(run),
                 paper_accuracy=paper("lsed_paper", distance, way, test_shot),
                 protonet_paper_accuracy=paper("protonet_paper", distance, way, test_shot),
             )  # fmt: skip
@@ -378,9 +388,15 @@ phases[f"test episodes ({len(tests)} x {settings['test_episodes']})"] = test_s
 # %% [markdown]
 # ## Our numbers beside the papers'
 #
-# Accuracies in % with their 95% intervals over the test episodes. The LSED paper reports
-# 20-way only; the Prototypical Networks paper trained squared Euclidean models with 64-d
-# embeddings (the last pooling kept).
+# Accuracies in % with their 95% intervals over the test episodes. Those intervals (and the
+# paired one of the difference, `fewshot_utils.evaluation.paired_difference`) cover the choice
+# of test tasks for these trained networks, not the randomness of training: each distance
+# trained one network from one seed, and a rebuild of the same code on another machine moved
+# chapter 4's accuracies by several of these half-widths. A difference "beyond its test-episode
+# interval" is therefore a property of these two networks; whether it exceeds the spread between
+# training runs is not measured here (that needs repeats over training seeds). The LSED paper
+# reports 20-way only; the Prototypical Networks paper trained squared Euclidean models with
+# 64-d embeddings (the last pooling kept).
 
 # %%
 rows = [
@@ -391,10 +407,9 @@ rows = [
 diffs = {}
 for way, shot in [(5, 1), (5, 5), (20, 1), (20, 5)]:
     a, b = tests["squared_euclidean", way, shot], tests["lsed", way, shot]
-    diff = 100 * (b.per_episode - a.per_episode)
-    diffs[way, shot] = (diff.mean().item(), ci95(diff))
+    diffs[way, shot] = tuple(100 * v for v in paired_difference(b.per_episode, a.per_episode))
     d, dci = diffs[way, shot]
-    verdict = "larger than its uncertainty" if abs(d) > dci else "within its uncertainty"
+    verdict = "beyond its test-episode interval" if abs(d) > dci else "within its interval"
     train_shot = shot if shot in settings["runs"] else min(settings["runs"])
     lsed_paper = (
         f"{100 * paper('lsed_paper', 'squared_euclidean', way, shot):.2f} / "
@@ -402,20 +417,26 @@ for way, shot in [(5, 1), (5, 5), (20, 1), (20, 5)]:
         if paper("lsed_paper", "lsed", way, shot) is not None else "-"
     )  # fmt: skip
     rows.append(
-        f"| {way}-way {shot}-shot | {settings['way']}-way {train_shot}-shot | "
+        f"| {way}-way {shot}-shot | {settings['way']}-way {train_shot}-shot"
+        + (" (**not** a 5-shot model)" if train_shot != shot else "")
+        + (f", {STAGE}" if STAGE != "protocol" else "")
+        + " | "
         f"{100 * a.accuracy:.2f} ± {100 * a.ci95:.2f} | {100 * b.accuracy:.2f} ± "
         f"{100 * b.ci95:.2f} | {d:+.2f} ± {dci:.2f} ({verdict}) | {lsed_paper} | "
         f"{100 * paper('protonet_paper', 'squared_euclidean', way, shot):.1f} |"
     )
 display(Markdown(
     f"**`{profile}` profile**, {settings['test_episodes']:,} test episodes per number, "
-    "15 queries per class\n\n" + "\n".join(rows)
+    "15 queries per class"
+    + (f"; {STAGE}: {settings['max_episodes']} training episodes per model, only 1-shot models"
+       if STAGE != "protocol" else "")
+    + "\n\n" + "\n".join(rows)
 ))  # fmt: skip
 
 # %% [markdown]
 # ## A test episode
 #
-# One 20-way 1-shot test episode from alphabets the networks never saw, with the predictions
+# One 20-way 1-shot test episode of characters the networks never saw, with the predictions
 # of ProtoNet(LSED): a green frame is a correct query, a red one is wrong and names the class
 # (row) it was given.
 
@@ -475,22 +496,28 @@ lines = [
     f"- **20-way 1-shot** ({profile} profile): ProtoNet {100 * a1.accuracy:.2f} ± "
     f"{100 * a1.ci95:.2f}%, ProtoNet(LSED) {100 * b1.accuracy:.2f} ± {100 * b1.ci95:.2f}%. "
     f"LSED - ProtoNet = {d1:+.2f} ± {dci1:.2f} points on the same episodes, "
-    + ("larger than its uncertainty" if abs(d1) > dci1 else "within its uncertainty")
-    + f"; the LSED paper reports {paper_gap:+.2f}.",
+    + ("beyond its test-episode interval" if abs(d1) > dci1 else "within its interval")
+    + f"; the LSED paper reports {paper_gap:+.2f}. The interval covers the test tasks, not "
+    "training: with one training run per distance we cannot say whether the gap exceeds the "
+    "spread between training seeds.",
     "- Across the four tests the paired difference is "
-    + ", ".join(f"{d:+.2f} ± {c:.2f} ({w}-way {s}-shot)" for (w, s), (d, c) in diffs.items())
+    + ", ".join(
+        f"{d:+.2f} ± {c:.2f} ({w}-way {s}-shot"
+        + ("" if s in settings["runs"] else f", {min(settings['runs'])}-shot model")
+        + ")"
+        for (w, s), (d, c) in diffs.items()
+    )
     + " points.",
     f"- On validation, ProtoNet(LSED) was ahead at {ahead} of {len(h_sed['val_acc'])} points.",
 ]
 if profile == "cpu":
-    met = [100 * a1.accuracy >= 94, 100 * b1.accuracy >= 95]
     lines.append(
-        "- The `cpu` targets (20-way 1-shot: ProtoNet at least 94%, ProtoNet(LSED) at least "
-        f"95%) are {'met' if all(met) else 'not met'}: ProtoNet "
-        f"{'meets' if met[0] else 'misses'} its target, ProtoNet(LSED) "
-        f"{'meets' if met[1] else 'misses'} its own. These models trained "
-        f"{settings['max_episodes']} episodes with a compressed schedule, and the 5-shot rows "
-        "use the 1-shot models: this is not the protocol of the papers' numbers."
+        f"- **Early training.** These models trained {settings['max_episodes']} episodes with a "
+        "compressed schedule, and the 5-shot rows use the 1-shot models: this is not the "
+        "protocol of the papers' numbers. A short run favours the distance that starts faster, "
+        "which is LSED's claimed advantage, so a gap measured here is a gap early in training "
+        f"({d1:+.2f} points against the paper's {paper_gap:+.2f} at the end of training); it "
+        "says nothing about where the two distances end."
     )
 elif profile == "smoke":
     lines.append("- This was a `smoke` run on a few classes: the numbers only show it runs.")

@@ -39,3 +39,34 @@ def test_notebook_header(path):
     assert f"notebooks/{path.stem}" in _toc_files() or path.stem.startswith("99_"), (
         f"{path.name} is not in _toc.yml"
     )
+
+
+def _code(path: Path) -> str:
+    nb = nbformat.read(path, as_version=4)
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_records_keep_the_training_configuration(path):
+    """A record's ``config`` is the training configuration; the test episodes' queries go in the
+    record's own ``query`` field (chapter 0 once wrote the test's 15 over the training's 5)."""
+    import ast
+
+    tree = ast.parse(_code(path))
+    for call in ast.walk(tree):
+        if not (isinstance(call, ast.Call) and getattr(call.func, "id", "") == "make_record"):
+            continue
+        for kw in call.keywords:
+            if kw.arg == "config" and isinstance(kw.value, ast.Dict):
+                keys = [k.value for k in kw.value.keys if isinstance(k, ast.Constant)]
+                assert "query" not in keys, f"{path.name}: config overrides the training query"
+
+
+def test_chapter_0_takes_published_numbers_from_paper_numbers():
+    from fewshot_utils.paper_numbers import QUOTED_NUMBERS
+
+    nb = nbformat.read(ROOT / "notebooks" / "00_episodes_and_prototypes.ipynb", as_version=4)
+    text = "\n".join(c.source for c in nb.cells)
+    for cell in QUOTED_NUMBERS:
+        if cell.dataset == "omniglot":
+            assert f"{cell.accuracy}" not in text, f"{cell.accuracy} typed in chapter 0"

@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from fewshot_utils.episodes import check_episode, query_labels, sample_episode, sample_indices
-from fewshot_utils.evaluation import ci95, embed, evaluate, evaluate_embeddings, image_accuracy
+from fewshot_utils.evaluation import (
+    ci95,
+    embed,
+    evaluate,
+    evaluate_embeddings,
+    image_accuracy,
+    paired_difference,
+)
 from fewshot_utils.models import Conv4, InputNorm, conv4_for
 from fewshot_utils.profiles import pick, resolve_device, resolve_profile
 from fewshot_utils.results import REQUIRED, load_results, make_record, write_result
@@ -125,6 +132,21 @@ def test_ci95_formula():
     v = torch.tensor([0.0, 1.0, 1.0, 0.0])
     assert ci95(v) == pytest.approx(1.96 * v.std().item() / 2)
     assert math.isnan(ci95(torch.tensor([1.0])))
+
+
+def test_paired_difference_is_the_interval_of_the_per_episode_difference():
+    g = torch.Generator().manual_seed(0)
+    hard = torch.rand(400, generator=g)  # episodes differ in difficulty for both models
+    ref = hard
+    new = hard + 0.02 + 0.01 * torch.randn(400, generator=g)
+    mean, half = paired_difference(new, ref)
+    diff = (new - ref).double()
+    assert mean == pytest.approx(diff.mean().item())
+    assert half == pytest.approx(1.96 * diff.std().item() / math.sqrt(400))
+    # much narrower than either accuracy's interval (or the larger of the two)
+    assert half < max(ci95(new), ci95(ref)) / 5
+    with pytest.raises(ValueError, match="same episodes"):
+        paired_difference(new, ref[:-1])
 
 
 def test_evaluate_embeddings_matches_direct_computation():

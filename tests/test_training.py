@@ -51,6 +51,10 @@ def test_training_learns_and_records_history():
     assert max(h["val_acc"][-3:]) > h["val_acc"][0]
     assert h["lr"][0] == pytest.approx(1e-3) and h["lr"][-1] == pytest.approx(1e-3 / 2**5)
     assert res.episodes_done == 30 and not res.loaded and res.episodes_per_s > 0
+    # each validation pass's per-episode accuracies, for paired gaps between models
+    assert len(h["val_per_episode"]) == 10
+    for acc, per_ep in zip(h["val_acc"], h["val_per_episode"]):
+        assert len(per_ep) == 5 and sum(per_ep) / 5 == pytest.approx(acc)
 
 
 def test_best_model_is_selected_and_early_stopping():
