@@ -1,0 +1,371 @@
+"""The papers' claims as effects: a difference between two models, measured on the same tasks.
+
+A short `cpu` run cannot reach a paper's absolute numbers, but it can test a paper's *claim*:
+the sign and size of a difference (LSED minus squared Euclidean, DC minus GAP, ...). Each
+:class:`Claim` names the two records it compares; :func:`measure` pairs them task by task
+(their ``per_task`` accuracies, on the same test tasks) with :func:`evaluation.paired_difference`,
+and over training seeds where the records hold several (``train_seed``), and gives a verdict
+in words. A claim with no records says so, with the reason: a missing effect is never filled
+with the paper's.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from . import display
+from .evaluation import ci95, paired_difference
+from .paper_numbers import by_id
+
+__all__ = ["Claim", "Effect", "CLAIMS", "measure", "verdict", "markdown_table"]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A paper's claim that ``new`` beats ``ref`` by the difference of two published cells.
+
+    ``new`` and ``ref`` are the record fields that pick each model's records (besides
+    ``experiment``, ``dataset``, ``way`` and ``shot``); a list-valued record field matches
+    when it contains the value. ``ref=None``: the ``new`` record carries the paired
+    difference itself (``paired_difference``, ``paired_ci95``: implanting measures DC on the
+    implanted tasks). ``paper_new``/``paper_ref``: cell ids of :mod:`paper_numbers`, or None
+    where the paper prints no number (then ``paper_text`` says what it claims).
+    """
+
+    paper: str
+    source: str
+    effect: str
+    experiment: str
+    dataset: str
+    way: int
+    shot: int
+    new: dict
+    ref: dict | None
+    paper_new: str | None = None
+    paper_ref: str | None = None
+    paper_text: str = ""
+
+    @property
+    def setting(self) -> str:
+        name = {"omniglot": "Omniglot", "miniimagenet": "miniImageNet"}.get(self.dataset)
+        return f"{name or self.dataset} {self.way}-way {self.shot}-shot"
+
+    @property
+    def paper_difference(self) -> float | None:
+        """The published difference in points, or None when the paper prints none."""
+        if self.paper_new is None or self.paper_ref is None:
+            return None
+        return by_id(self.paper_new).accuracy - by_id(self.paper_ref).accuracy
+
+
+def _lsed(dataset: str, experiment: str, way: int, shot: int) -> Claim:
+    cell = f"shen2018lsed/table-1/{{}}/{dataset}/{way}w{shot}s"
+    return Claim(
+        "shen2018lsed",
+        "Table 1",
+        "LSED − squared Euclidean",
+        experiment,
+        dataset,
+        way,
+        shot,
+        {"method": "lsed"},
+        {"method": "squared_euclidean"},
+        cell.format("protonet-lsed"),
+        cell.format("protonet"),
+    )
+
+
+def _dense(
+    table: str,
+    new: str,
+    ref: str,
+    shot: int,
+    new_method: str,
+    ref_method: str | None,
+    experiment: str,
+    effect: str,
+) -> Claim:
+    cell = f"lifchitz2019dense/{table.lower().replace(' ', '-')}/{{}}/miniimagenet/5w{shot}s"
+    return Claim(
+        "lifchitz2019dense",
+        table,
+        effect,
+        experiment,
+        "miniimagenet",
+        5,
+        shot,
+        {"method": new_method},
+        {"method": ref_method} if ref_method else None,
+        cell.format(new),
+        cell.format(ref),
+    )
+
+
+def _tadam(row: str, paper_row: str | None) -> Claim:
+    cell = "oreshkin2018tadam/table-2/{}/miniimagenet/5w5s"
+    return Claim(
+        "oreshkin2018tadam",
+        "Table 2",
+        f"{row} − baseline",
+        "ch07_tadam",
+        "miniimagenet",
+        5,
+        5,
+        {"ablation_rows": row},
+        {"ablation_rows": "baseline"},
+        cell.format(paper_row) if paper_row else None,
+        cell.format("baseline") if paper_row else None,
+        "" if paper_row else "no number in our sources",
+    )
+
+
+_R12 = "resnet12-{}-support-{}-query-{}"
+CLAIMS: list[Claim] = [
+    _lsed("omniglot", "ch03_protonet_omniglot", 20, 1),
+    _lsed("omniglot", "ch03_protonet_omniglot", 20, 5),
+    _lsed("miniimagenet", "ch04_protonet_miniimagenet", 5, 1),
+    _lsed("miniimagenet", "ch04_protonet_miniimagenet", 5, 5),
+    Claim(
+        "shen2018lsed",
+        "Figure 9",
+        "LSED − squared Euclidean, after the first epoch",
+        "ch02_first_epoch",
+        "miniimagenet",
+        5,
+        1,
+        {"method": "lsed_s4_r0.01"},
+        {"method": "squared_euclidean"},
+        paper_text="LSED ahead at the first epoch (validation accuracy, a figure)",
+    ),
+    *[
+        _dense(
+            "Table 1",
+            "resnet-12-dc",
+            "resnet-12-gap",
+            s,
+            _R12.format("dc", "gmp", "gmp"),
+            _R12.format("gap", "gap", "gap"),
+            "ch05_dense_classification",
+            "DC − GAP (ResNet-12; DC tested with GMP)",
+        )
+        for s in (1, 5, 10)
+    ],
+    *[
+        _dense(
+            "Table 4",
+            "dc",
+            "gap",
+            s,
+            _R12.format("dc", "gap", "dc"),
+            _R12.format("gap", "gap", "gap"),
+            "ch05_dense_classification",
+            "DC − GAP (DC queries)",
+        )
+        for s in (1, 5, 10)
+    ],
+    *[
+        _dense(
+            "Table 4",
+            "dc+imp",
+            "dc",
+            s,
+            "resnet12-dc-imp-stage2-gap-gap-support-gap-query-dc",
+            None,
+            "ch06_implanting",
+            "DC + IMP − DC",
+        )
+        for s in (5, 10)
+    ],
+    *[
+        _dense(
+            "Table 4",
+            "dc+wide",
+            "dc",
+            s,
+            _R12.format("dc-wide", "gap", "dc"),
+            _R12.format("dc", "gap", "dc"),
+            "ch06_implanting",
+            "DC + WIDE − DC",
+        )
+        for s in (5, 10)
+    ],
+    _tadam("α", "alpha"),
+    _tadam("α + AT", "alpha+at"),
+    _tadam("α + TC", None),
+    _tadam("α + AT + TC", "tadam-alpha+at+tc"),
+]
+"""One line per claim of the three papers that the book measures."""
+
+
+@dataclass(frozen=True)
+class Effect:
+    """One claim measured in one profile: ours (points) with its 95% half-width, the per-seed
+    differences, and how it was computed; ``reason`` instead when it is not measured."""
+
+    claim: Claim
+    profile: str | None
+    difference: float | None = None
+    ci95: float | None = None
+    task_ci95: float | None = None
+    per_seed: tuple[float, ...] = ()
+    how: str = ""
+    commit: str = ""
+    reason: str = ""
+
+    @property
+    def seed_sd(self) -> float | None:
+        """Standard deviation of the difference over training seeds (None under 2 seeds)."""
+        return statistics.stdev(self.per_seed) if len(self.per_seed) > 1 else None
+
+
+_T975 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571, 7: 2.447, 8: 2.365, 9: 2.306}
+
+
+def _matches(record: dict, fields: dict) -> bool:
+    for key, want in fields.items():
+        have = record.get(key)
+        if not (have == want or (isinstance(have, list) and want in have)):
+            return False
+    return True
+
+
+def _seed(record: dict) -> int:
+    seed = record.get("train_seed")
+    return int(seed if seed is not None else (record.get("config") or {}).get("seed", 0))
+
+
+def _pick(records: Sequence[dict], claim: Claim, fields: dict, profile: str) -> dict[int, dict]:
+    same = {
+        "experiment": claim.experiment,
+        "dataset": claim.dataset,
+        "way": claim.way,
+        "shot": claim.shot,
+        "profile": profile,
+    }
+    return {_seed(r): r for r in records if _matches(r, same) and _matches(r, fields)}
+
+
+def _one_seed(new: dict, ref: dict | None) -> tuple[float, float, str, list[float] | None]:
+    """Difference (points), its 95% half-width, how, and the per-task differences."""
+    if ref is None and "paired_difference" in new:
+        return 100 * new["paired_difference"], 100 * new["paired_ci95"], "paired", None
+    if ref is None:  # an older record: only its baseline's accuracy and interval
+        ref = {"accuracy": new["baseline_accuracy"], "ci95": new["baseline_ci95"]}
+    a, b = new.get("per_task"), ref.get("per_task")
+    if a is not None and b is not None and len(a) == len(b):
+        mean, hw = paired_difference(a, b)
+        return 100 * mean, 100 * hw, "paired", [x - y for x, y in zip(a, b)]
+    diff = 100 * (new["accuracy"] - ref["accuracy"])
+    return diff, 100 * math.hypot(new["ci95"], ref["ci95"]), "unpaired", None
+
+
+def measure(claim: Claim, records: Iterable[dict], profile: str) -> Effect:
+    """``claim`` in ``profile``'s records: the paired difference over the test tasks, and over
+    training seeds where several (the 95% half-width then adds the seeds' t-interval to the
+    tasks' in quadrature, since every seed meets the same tasks)."""
+    records = list(records)
+    new = _pick(records, claim, claim.new, profile)
+    ref = _pick(records, claim, claim.ref, profile) if claim.ref is not None else None
+    if not new and (ref is None or not ref):
+        return Effect(claim, profile, reason=f"no `{profile}` record yet ({claim.experiment})")
+    seeds = sorted(new if ref is None else set(new) & set(ref))
+    if not seeds:
+        return Effect(claim, profile, reason="only one of the two models has a record")
+    per_seed, per_task, hows = [], [], set()
+    for s in seeds:
+        d, hw, how, tasks = _one_seed(new[s], None if ref is None else ref[s])
+        per_seed.append(d)
+        per_task.append(tasks)
+        hows.add(how)
+    if len(seeds) == 1:
+        task_hw = hw
+    elif all(t is not None for t in per_task):  # the seeds' mean model, task by task
+        mean_tasks = torch.tensor([sum(col) / len(col) for col in zip(*per_task)])
+        task_hw = 100 * ci95(mean_tasks)
+    else:
+        task_hw = hw / math.sqrt(len(seeds))
+    mean = sum(per_seed) / len(per_seed)
+    total = task_hw
+    if len(seeds) > 1:
+        seed_hw = _T975.get(len(seeds), 1.96) * statistics.stdev(per_seed) / math.sqrt(len(seeds))
+        total = math.hypot(task_hw, seed_hw)
+    commits = {str(new[s].get("commit", ""))[:7] for s in seeds}
+    how = " and ".join(sorted(hows)) + f", {len(seeds)} training seed{'s' * (len(seeds) > 1)}"
+    train_shot = new[seeds[0]].get("train_shot")
+    if train_shot is not None and train_shot != claim.shot:
+        how += f", models trained on {train_shot}-shot episodes"
+    return Effect(
+        claim, profile, mean, total, task_hw, tuple(per_seed), how, ", ".join(sorted(commits))
+    )
+
+
+def verdict(effect: Effect) -> str:
+    """Same sign and resolved / same sign, not resolved / opposite sign (resolved or not),
+    against the paper's difference; "not measured" with the reason."""
+    if effect.difference is None:
+        return f"not measured: {effect.reason}"
+    paper = effect.claim.paper_difference
+    resolved = abs(effect.difference) > effect.ci95
+    if paper is None:
+        sign = "positive" if effect.difference > 0 else "negative"
+        return f"{sign}, {'resolved' if resolved else 'not resolved'} (no published difference)"
+    if (effect.difference > 0) == (paper > 0):
+        return "same sign, resolved" if resolved else "same sign, not resolved"
+    return "opposite sign, resolved" if resolved else "opposite sign, not resolved"
+
+
+def markdown_table(effects: Sequence[Effect]) -> str:
+    """One line per measured effect (or claim not measured): the paper's difference, ours with
+    its 95% interval, the seed spread, the verdict and how it was computed."""
+    head = [
+        "claim",
+        "source",
+        "setting",
+        "paper",
+        "profile",
+        "ours (95%)",
+        "seeds (sd)",
+        "verdict",
+        "how",
+    ]
+    lines = []
+    for e in effects:
+        c = e.claim
+        paper = c.paper_difference
+        paper_s = f"{paper:+.2f}" if paper is not None else (c.paper_text or "—")
+        if e.difference is None:
+            lines.append(
+                [
+                    c.effect,
+                    f"{c.paper} {c.source}",
+                    c.setting,
+                    paper_s,
+                    e.profile or "—",
+                    "—",
+                    "—",
+                    verdict(e),
+                    "",
+                ]
+            )
+            continue
+        sd = e.seed_sd
+        seeds = f"{len(e.per_seed)}" + (f" ({sd:.2f})" if sd is not None else "")
+        lines.append(
+            [
+                c.effect,
+                f"{c.paper} {c.source}",
+                c.setting,
+                paper_s,
+                f"**{e.profile}**",
+                f"{e.difference:+.2f} ± {e.ci95:.2f}",
+                seeds,
+                verdict(e),
+                f"{e.how}; commit `{e.commit}`",
+            ]
+        )
+    return display.markdown_table(head, lines, align="---")
