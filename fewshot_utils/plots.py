@@ -73,10 +73,14 @@ def show_episode(
     return fig
 
 
-def learning_curves(histories: dict[str, dict[str, list[float]]]):
+def learning_curves(
+    histories: dict[str, dict[str, list[float]]], references: dict[str, float] | None = None
+):
     """Loss and accuracy against training episodes for several named runs.
 
-    Validation accuracy is drawn with its 95% interval; returns the figure.
+    Validation accuracy is drawn with its 95% interval; ``references`` (label -> accuracy in
+    percent, e.g. a paper's final test accuracy) are drawn as dotted horizontal lines, in the
+    colour of the run of the same position. Returns the figure.
     """
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
     for i, (name, h) in enumerate(histories.items()):
@@ -89,6 +93,8 @@ def learning_curves(histories: dict[str, dict[str, list[float]]]):
         ci = torch.tensor(h["val_ci95"]) * 100
         ax_acc.plot(ep, val, color=color, ls="--", label=f"{name} val")
         ax_acc.fill_between(ep, val - ci, val + ci, color=color, alpha=0.15)
+    for i, (label, acc) in enumerate((references or {}).items()):
+        ax_acc.axhline(acc, color=f"C{i}", ls=":", lw=1.5, label=label)
     ax_loss.set(xlabel="training episodes", ylabel="loss", yscale="log", title="loss")
     ax_acc.set(xlabel="training episodes", ylabel="accuracy (%)", title="accuracy")
     for ax in (ax_loss, ax_acc):
