@@ -4,8 +4,10 @@
   ``cpu`` on a laptop and ``full`` on a GPU: hours);
 - a per-cell time limit that fits the profile (:data:`CELL_TIMEOUT_S`; nbmake's own default,
   300 s, stops a ``cpu`` chapter half-way), unless ``--nbmake-timeout`` is given;
-- the committed records in ``results/`` untouched: records go to a temporary folder unless
-  ``FEWSHOT_WRITE_RESULTS=1`` (then ``results/``) or ``FEWSHOT_RESULTS_DIR`` names a folder.
+- the committed records in ``results/`` untouched: ``smoke`` writes none (``write_result``),
+  and in another profile records go to a temporary folder unless ``FEWSHOT_WRITE_RESULTS=1``
+  (then ``results/``) or ``FEWSHOT_RESULTS_DIR`` names a folder. (Not in ``smoke``: the
+  results chapter reads the committed records, and its smoke run should show them.)
 
 ``tools/book.sh`` and papermill do not go through pytest: they write ``results/`` as before.
 """
@@ -30,7 +32,8 @@ def notebook_defaults(env: dict, timeout_given: bool) -> tuple[dict, int | None]
     if not env.get("FEWSHOT_PROFILE"):
         updates["FEWSHOT_PROFILE"] = "smoke"
     profile = resolve_profile(updates.get("FEWSHOT_PROFILE") or env["FEWSHOT_PROFILE"])
-    if env.get("FEWSHOT_WRITE_RESULTS") != "1" and not env.get("FEWSHOT_RESULTS_DIR"):
+    asked = env.get("FEWSHOT_WRITE_RESULTS") == "1" or env.get("FEWSHOT_RESULTS_DIR")
+    if profile != "smoke" and not asked:
         updates["FEWSHOT_RESULTS_DIR"] = tempfile.mkdtemp(prefix="fewshot-results-")
     return updates, None if timeout_given else CELL_TIMEOUT_S[profile]
 
@@ -52,5 +55,9 @@ def pytest_report_header(config) -> list[str]:
     return [
         f"fewshot notebooks: profile {os.environ['FEWSHOT_PROFILE']}, cell timeout "
         f"{config.option.nbmake_timeout} s, records to "
-        + (os.environ.get("FEWSHOT_RESULTS_DIR") or "results/ (FEWSHOT_WRITE_RESULTS=1)")
+        + (
+            "none (smoke)"
+            if os.environ["FEWSHOT_PROFILE"] == "smoke"
+            else os.environ.get("FEWSHOT_RESULTS_DIR", "results/ (FEWSHOT_WRITE_RESULTS=1)")
+        )
     ]

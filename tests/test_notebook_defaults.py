@@ -20,10 +20,14 @@ _spec.loader.exec_module(root_conftest)
 notebook_defaults, CELL_TIMEOUT_S = root_conftest.notebook_defaults, root_conftest.CELL_TIMEOUT_S
 
 
-def test_nothing_set_is_smoke_with_its_timeout_and_records_elsewhere():
+def test_nothing_set_is_smoke_with_its_timeout():
     updates, timeout = notebook_defaults({}, timeout_given=False)
-    assert updates["FEWSHOT_PROFILE"] == "smoke"
+    assert updates == {"FEWSHOT_PROFILE": "smoke"}  # smoke writes no records: results/ is read
     assert timeout == CELL_TIMEOUT_S["smoke"]
+
+
+def test_another_profile_writes_its_records_elsewhere_unless_asked():
+    updates, _ = notebook_defaults({"FEWSHOT_PROFILE": "cpu"}, timeout_given=False)
     assert Path(updates["FEWSHOT_RESULTS_DIR"]).is_dir()
     assert Path(updates["FEWSHOT_RESULTS_DIR"]) != ROOT / "results"
 
@@ -51,10 +55,14 @@ def test_book_build_has_no_cell_limit_the_full_profile_would_hit():
     assert config["execute"]["timeout"] == -1
 
 
+def seen_env(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
 def test_nbmake_run_with_nothing_set(tmp_path):
     """A real ``pytest --nbmake`` (the root conftest loaded as a plugin, since the notebook
-    lies outside the repository): the kernel sees the smoke profile and a temporary results
-    folder, and the header names the smoke cell limit."""
+    lies outside the repository): the kernel sees the smoke profile and no results folder
+    of its own (smoke writes none), and the header names the smoke cell limit."""
     pytest.importorskip("nbmake")
     out = tmp_path / "env.json"
     nb = nbformat.v4.new_notebook()
@@ -68,11 +76,10 @@ def test_nbmake_run_with_nothing_set(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEWSHOT_")}
     env["PYTHONPATH"] = str(ROOT)
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "conftest", "--nbmake", str(path), "-q",
+        [sys.executable, "-m", "pytest", "-p", "conftest", "--nbmake", str(path),
          "-p", "no:cacheprovider", "--rootdir", str(tmp_path)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
-    seen = json.loads(out.read_text())
-    assert seen["FEWSHOT_PROFILE"] == "smoke"
-    assert seen["FEWSHOT_RESULTS_DIR"] and "fewshot-results-" in seen["FEWSHOT_RESULTS_DIR"]
+    assert seen_env(out) == {"FEWSHOT_PROFILE": "smoke", "FEWSHOT_RESULTS_DIR": None}
+    assert f"cell timeout {CELL_TIMEOUT_S['smoke']} s" in run.stdout
