@@ -106,12 +106,15 @@ plt.show()
 # classes. Here are six validation classes.
 
 # %%
-mini_val = data.load_miniimagenet("val")
-print(f"val {tuple(mini_val.shape)} {mini_val.dtype}")
-fig = plots.image_grid(
-    mini_val[:6, :8], row_titles=data.split_names("miniimagenet", "val")[:6], scale=1.0
-)
-plt.show()
+if data.has_miniimagenet():
+    mini_val = data.load_miniimagenet("val")
+    print(f"val {tuple(mini_val.shape)} {mini_val.dtype}")
+    fig = plots.image_grid(
+        mini_val[:6, :8], row_titles=data.split_names("miniimagenet", "val")[:6], scale=1.0
+    )
+    plt.show()
+else:
+    print(data.MINIIMAGENET_MISSING)
 
 # %% [markdown]
 # ## An episode
