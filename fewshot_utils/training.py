@@ -6,8 +6,9 @@ curves are comparable). After every epoch the whole state - model,
 optimiser, scheduler, episode generator, RNG states, history, best weights -
 is written atomically to the checkpoint (:mod:`fewshot_utils.checkpoints`), so
 an interrupted run resumes where it stopped and ends with exactly the weights
-of an uninterrupted one; a finished run is loaded instead of retrained unless
-``retrain=True``.
+of an uninterrupted one (on the CPU; on a GPU in deterministic mode only, see
+``profiles.set_deterministic``); a finished run is loaded instead of retrained
+unless ``retrain=True``.
 """
 
 from __future__ import annotations
