@@ -66,20 +66,37 @@ def test_nbmake_run_with_nothing_set(tmp_path):
     pytest.importorskip("nbmake")
     out = tmp_path / "env.json"
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(
-        "import json, os\n"
-        f"json.dump({{k: os.environ.get(k) for k in ('FEWSHOT_PROFILE', 'FEWSHOT_RESULTS_DIR')}},"
-        f" open({str(out)!r}, 'w'))"
-    )]  # fmt: skip
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import json, os\n"
+            "keys = ('FEWSHOT_PROFILE', 'FEWSHOT_RESULTS_DIR')\n"
+            f"json.dump({{k: os.environ.get(k) for k in keys}}, open({str(out)!r}, 'w'))"
+        )
+    ]
     path = tmp_path / "probe.ipynb"
     nbformat.write(nb, path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEWSHOT_")}
     env["PYTHONPATH"] = str(ROOT)
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "conftest", "--nbmake", str(path),
-         "-p", "no:cacheprovider", "--rootdir", str(tmp_path)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "conftest",
+            "--nbmake",
+            str(path),
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert seen_env(out) == {"FEWSHOT_PROFILE": "smoke", "FEWSHOT_RESULTS_DIR": None}
     assert f"cell timeout {CELL_TIMEOUT_S['smoke']} s" in run.stdout
