@@ -102,7 +102,9 @@ def load(
     """Read the checkpoint at ``path`` (written by ``save_atomic(pack(...))``), check that it
     was trained with ``signature``, restore every object of ``stateful`` (None entries are
     skipped) and every generator of ``generators`` in place, and torch's RNGs; return the
-    loop's state.
+    loop's state. A run resumes on another device in both directions (everything is read to
+    the CPU and moved by ``load_state_dict``): a CPU run's gradient scaler, saved disabled and
+    empty, starts afresh on CUDA; a CUDA run's scaler state is ignored on the CPU.
 
     Raises RuntimeError when the file is unreadable (truncated, or not such a checkpoint),
     ValueError when its signature differs (listing the differing keys as ``(saved, now)``) or
@@ -133,8 +135,17 @@ def load(
                     f"checkpoint {path} holds weights of another network ({name}: {e}); use "
                     "another checkpoint path, or pass retrain=True to overwrite it"
                 ) from e
+        elif isinstance(obj, torch.amp.GradScaler):
+            _load_scaler(obj, saved[name], path, name)
         else:
-            obj.load_state_dict(saved[name])
+            try:
+                obj.load_state_dict(saved[name])
+            except (RuntimeError, ValueError, KeyError) as e:
+                raise ValueError(
+                    f"checkpoint {path} holds a state of {name} this run cannot use "
+                    f"({type(e).__name__}: {e}); use another checkpoint path, or pass "
+                    "retrain=True to overwrite it"
+                ) from e
     for name, g in generators.items():
         g.set_state(ck["generators"][name])
     torch.set_rng_state(ck["torch_rng"])
@@ -160,6 +171,23 @@ def progress(total: int, initial: int = 0, enabled: bool = True, desc: str = "tr
 
 
 # --------------------------------------------------------------------------- internals
+
+
+def _load_scaler(scaler: torch.amp.GradScaler, saved: dict, path, name: str) -> None:
+    """Restore a gradient scaler across devices. A run without mixed precision (any CPU run)
+    saves a disabled scaler's empty state: resumed on CUDA, where the scaler is enabled, it
+    starts from its initial scale (``load_state_dict`` would raise on the empty state). A CUDA
+    run's scaler state resumed on the CPU goes to a disabled scaler, which ignores it."""
+    if not saved:
+        if scaler.is_enabled():
+            print(
+                f"checkpoint {path}: {name} was saved "
+                "without mixed precision (a CPU run); resuming with mixed precision, it starts "
+                "from its initial scale"
+            )
+        return
+    scaler.load_state_dict(saved)
+
 
 _FIELDS = {"signature", "state", "stateful", "generators", "torch_rng", "cuda_rng"}
 

@@ -47,6 +47,8 @@ __all__ = [
     "load_omniglot",
     "load_miniimagenet",
     "load_miniimagenet_subsets",
+    "has_miniimagenet",
+    "MINIIMAGENET_MISSING",
     "subset",
     "split_names",
     "OMNIGLOT_SPLITS",
@@ -391,6 +393,28 @@ def load_miniimagenet(
     data = _load_cache(cache, shape)
     assert data is not None
     return data
+
+
+MINIIMAGENET_MISSING = (
+    "miniImageNet is not available, so this part is skipped: put miniimagenet.tar.gz in "
+    "<data dir>/miniimagenet/ or in $FEWSHOT_DATA_MIRROR/miniimagenet/ (chapter 4 says where "
+    "to get it) and run the chapter again."
+)
+
+
+def has_miniimagenet(root: str | os.PathLike | None = None) -> bool:
+    """True when :func:`load_miniimagenet` can load every split without downloading: their
+    caches, the extracted images or the archive are in the data directory, or the archive is
+    in the mirror. Chapters that use miniImageNet only for an illustration skip it otherwise,
+    printing :data:`MINIIMAGENET_MISSING`, so that a fresh runtime with only Omniglot (which
+    downloads itself) runs them."""
+    base = data_dir(root) / "miniimagenet"
+    if all((base / f"{s}_{MINI_SIZE}.npy").exists() for s in MINIIMAGENET_SPLITS):
+        return True
+    if (base / "images").is_dir() or (base / MINI_ARCHIVE).exists():
+        return True
+    mirror = mirror_dir()
+    return mirror is not None and (mirror / "miniimagenet" / MINI_ARCHIVE).exists()
 
 
 def subset(x: torch.Tensor, classes: int | None = None, images: int | None = None) -> torch.Tensor:

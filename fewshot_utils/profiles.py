@@ -7,7 +7,10 @@
 
 The profile comes from the notebook's papermill parameter ``PROFILE`` when it
 is set, else from the environment variable ``FEWSHOT_PROFILE``, else ``auto``.
-:func:`start` is every chapter's set-up: profile, device, seed, provenance line, clock.
+:func:`start` is every chapter's set-up: profile, device, seed, provenance line, clock, and
+cuDNN's mode. A run resumed from a checkpoint ends with exactly the weights of an
+uninterrupted one on the CPU; on a GPU only in deterministic mode (``FEWSHOT_DETERMINISTIC=1``
+or ``start(..., deterministic=True)``), since cuDNN's fastest kernels are not deterministic.
 """
 
 from __future__ import annotations
@@ -19,7 +22,15 @@ from typing import TypeVar
 
 import torch
 
-__all__ = ["PROFILES", "resolve_profile", "pick", "resolve_device", "Session", "start"]
+__all__ = [
+    "PROFILES",
+    "resolve_profile",
+    "pick",
+    "resolve_device",
+    "Session",
+    "set_deterministic",
+    "start",
+]
 
 PROFILES = ("smoke", "cpu", "full")
 T = TypeVar("T")
@@ -73,26 +84,57 @@ class Session:
     device: torch.device
     seed: int
     started: float  # time.perf_counter() when start() was called
+    deterministic: bool = False  # deterministic kernels (cuDNN, cuBLAS), see set_deterministic
 
     def elapsed(self) -> float:
         """Wall time since :func:`start`, in seconds."""
         return time.perf_counter() - self.started
 
 
-def start(profile: str | None, seed: int, device: str | torch.device | None = "auto") -> Session:
+def set_deterministic(deterministic: bool) -> None:
+    """Deterministic kernels (``True``: the same seed gives the same weights on a GPU too, and
+    a resumed run continues exactly; slower) or the fastest (``False``: cuDNN benchmarks its
+    convolution algorithms for each shape, ``cudnn.benchmark``). CPU results are the same
+    either way."""
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.deterministic = deterministic
+    if deterministic:
+        # cuBLAS needs a fixed workspace to be deterministic; read when CUDA starts
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    # warn_only: an operation without a deterministic kernel warns instead of stopping a run
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+
+
+def start(
+    profile: str | None,
+    seed: int,
+    device: str | torch.device | None = "auto",
+    deterministic: bool | None = None,
+) -> Session:
     """A chapter's set-up, the same in every chapter so that every run is comparable.
 
     Starts the clock, resolves the profile (:func:`resolve_profile`) and the device
     (:func:`resolve_device`), seeds torch's global generator with ``seed`` (and nothing
     else: the chapter's random draws start from there) and prints the provenance line
-    ``profile ... | device ... | torch ...``, followed by the GPU's name on CUDA. An unknown
-    profile raises ``ValueError`` before anything is seeded or printed.
+    ``profile ... | device ... | torch ...``, followed by the GPU's name on CUDA and whether
+    its kernels are deterministic (:func:`set_deterministic`; ``deterministic`` None reads
+    ``FEWSHOT_DETERMINISTIC``, default off: the fastest). An unknown profile raises
+    ``ValueError`` before anything is seeded or printed.
     """
     started = time.perf_counter()
     resolved = resolve_profile(profile)
     dev = resolve_device(device)
+    if deterministic is None:
+        deterministic = os.environ.get("FEWSHOT_DETERMINISTIC", "0") == "1"
+    set_deterministic(deterministic)
     torch.manual_seed(seed)
     print(f"profile {resolved} | device {dev} | torch {torch.__version__}")
     if dev.type == "cuda":
         print(torch.cuda.get_device_name(dev))
-    return Session(resolved, dev, seed, started)
+        print(
+            "deterministic kernels: a resumed run continues exactly"
+            if deterministic
+            else "fastest cuDNN kernels, not deterministic: a run resumed from a checkpoint "
+            "differs slightly from an uninterrupted one (FEWSHOT_DETERMINISTIC=1 to make it exact)"
+        )
+    return Session(resolved, dev, seed, started, deterministic)

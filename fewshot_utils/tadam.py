@@ -44,7 +44,7 @@ from .evaluation import EvalResult, _autocast, ci95, embed, evaluate_embeddings
 from .models import activation_layer
 from .profiles import resolve_device
 from .saturation import distance_gradient, sparsity
-from .training import TrainResult, _fresh_state, _update_best
+from .training import TrainResult, _fresh_state, _update_best, clip_per_tensor_
 
 __all__ = [
     "FILM_PENALTY",
@@ -691,10 +691,8 @@ def _update(loss, opt, scaler, cfg, step) -> None:
     scaler.scale(loss).backward()
     if cfg.clip_norm is not None:
         scaler.unscale_(opt)
-        for group in opt.param_groups:  # per tensor, as TF-slim's clip_gradient_norms
-            for p in group["params"]:
-                if p.grad is not None:
-                    torch.nn.utils.clip_grad_norm_([p], cfg.clip_norm)
+        params = [p for group in opt.param_groups for p in group["params"]]
+        clip_per_tensor_(params, cfg.clip_norm)  # per tensor, as TF-slim's clip_gradient_norms
     scaler.step(opt)
     scaler.update()
 
@@ -715,7 +713,8 @@ def _step(model, data, labels, cfg, parts, gen, aux_gen, step, device, amp, timi
             aux_loss = F.cross_entropy(logits.float(), cls.to(device))
             _update(aux_loss, parts["aux_opt"], parts["aux_scaler"], cfg, step)
             out["aux"] = 1
-    _sync(device)
+    if timings:  # otherwise no step waits for the GPU
+        _sync(device)
     t1 = time.perf_counter()
     ep = sample_episode(data, cfg.way, cfg.shot, cfg.query, gen)
     with _autocast(device, amp):
@@ -723,7 +722,8 @@ def _step(model, data, labels, cfg, parts, gen, aux_gen, step, device, amp, timi
     logits = logits.float()
     loss, acc = protonet_loss(logits, labels)
     _update(loss + model.penalty(), parts["opt"], parts["scaler"], cfg, step)
-    _sync(device)
+    if timings:
+        _sync(device)
     alpha = model.alpha.item()
     d = -logits.detach() / alpha if alpha > 0 else logits.detach()
     out.update(loss=loss.item(), acc=acc.item(), near_zero=near_zero_fraction(d, labels, alpha))

@@ -6,8 +6,9 @@ curves are comparable). After every epoch the whole state - model,
 optimiser, scheduler, episode generator, RNG states, history, best weights -
 is written atomically to the checkpoint (:mod:`fewshot_utils.checkpoints`), so
 an interrupted run resumes where it stopped and ends with exactly the weights
-of an uninterrupted one; a finished run is loaded instead of retrained unless
-``retrain=True``.
+of an uninterrupted one (on the CPU; on a GPU in deterministic mode only, see
+``profiles.set_deterministic``); a finished run is loaded instead of retrained
+unless ``retrain=True``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "TrainResult",
     "train_protonet",
     "measure_episodes_per_s",
+    "clip_per_tensor_",
 ]
 
 
@@ -127,8 +129,9 @@ def train_protonet(
 
     With a ``checkpoint`` path: resumes an interrupted run, or loads a
     finished one without training (unless ``retrain``). On CUDA the dataset
-    is moved to the GPU once and mixed precision is used; on the CPU the
-    model runs in channels_last memory format.
+    is moved to the GPU once and mixed precision is used; the model runs in
+    channels_last memory format. A step leaves its loss and accuracy on the
+    device: the host reads them once per epoch, so a GPU step never waits.
     """
     cfg = config
     val_shot = cfg.val_shot or cfg.shot
@@ -137,8 +140,7 @@ def train_protonet(
     device = resolve_device(device)
     amp = device.type == "cuda" if cfg.amp is None else cfg.amp
     model.to(device)
-    if device.type == "cpu":
-        model.to(memory_format=torch.channels_last)
+    model.to(memory_format=torch.channels_last)
     train_data = train_data.to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimiser, cfg.lr_halve_every, gamma=0.5)
@@ -165,14 +167,16 @@ def train_protonet(
     while not state["finished"]:
         model.train()
         t0 = time.perf_counter()
-        tot_loss = tot_acc = 0.0
+        # float64 sums on the device: the same additions as of Python floats, without a
+        # synchronising .item() per step
+        sums = torch.zeros(2, dtype=torch.float64, device=device)
         for _ in range(cfg.episodes_per_epoch):
             ep = sample_episode(train_data, cfg.way, cfg.shot, cfg.query, gen)
             loss, acc = _train_step(model, ep, labels, cfg, optimiser, scaler, device, amp)
             scheduler.step()
-            tot_loss += loss
-            tot_acc += acc
+            sums += torch.stack([loss, acc]).double()
             bar.update()
+        tot_loss, tot_acc = sums.tolist()  # waits for the epoch's last step
         train_seconds = time.perf_counter() - t0
         state["episode"] += cfg.episodes_per_epoch
         val = evaluate_embeddings(
@@ -217,8 +221,7 @@ def measure_episodes_per_s(
     device = resolve_device(device)
     amp = device.type == "cuda" if cfg.amp is None else cfg.amp
     probe = copy.deepcopy(model).to(device)
-    if device.type == "cpu":
-        probe.to(memory_format=torch.channels_last)
+    probe.to(memory_format=torch.channels_last)
     data = train_data.to(device)
     optimiser = torch.optim.Adam(probe.parameters(), lr=cfg.lr)
     scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
@@ -231,14 +234,30 @@ def measure_episodes_per_s(
             t0 = time.perf_counter()
         ep = sample_episode(data, cfg.way, cfg.shot, cfg.query, gen)
         _train_step(probe, ep, labels, cfg, optimiser, scaler, device, amp)
+    if device.type == "cuda":
+        torch.cuda.synchronize()  # the queued steps count too
     return episodes / (time.perf_counter() - t0)
+
+
+def clip_per_tensor_(parameters, max_norm: float) -> None:
+    """Scale each gradient whose L2 norm exceeds ``max_norm`` down to it, tensor by tensor
+    (TF-slim's ``clip_gradient_norms``, which TADAM uses): the same values as
+    ``clip_grad_norm_([p], max_norm)`` for every ``p``, in two fused ``foreach`` kernels
+    instead of a few kernels per tensor."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return
+    norms = torch._foreach_norm(grads, 2.0)
+    coefs = [torch.clamp(max_norm / (n + 1e-6), max=1.0) for n in norms]
+    torch._foreach_mul_(grads, coefs)
 
 
 # --------------------------------------------------------------------------- internals
 
 
-def _train_step(model, ep, labels, cfg, optimiser, scaler, device, amp) -> tuple[float, float]:
-    """One optimiser step on one episode; returns its loss and accuracy."""
+def _train_step(model, ep, labels, cfg, optimiser, scaler, device, amp):
+    """One optimiser step on one episode; returns its loss and accuracy as 0-d tensors on the
+    device (detached), which the caller reads when it needs them."""
     with _autocast(device, amp):
         emb = model(torch.cat([ep.support.flatten(0, 1), ep.query.flatten(0, 1)]))
     emb = emb.float()  # distances in float32: squared distances overflow float16
@@ -252,7 +271,7 @@ def _train_step(model, ep, labels, cfg, optimiser, scaler, device, amp) -> tuple
     scaler.scale(loss).backward()
     scaler.step(optimiser)
     scaler.update()
-    return loss.item(), acc.item()
+    return loss.detach(), acc.detach()
 
 
 _HISTORY_KEYS = ("episode", "train_loss", "train_acc", "val_loss", "val_acc", "val_ci95", "lr",

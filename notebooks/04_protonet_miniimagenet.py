@@ -32,21 +32,34 @@
 # schedule and is labelled as such everywhere.
 
 # %%
-# Runtime: on Colab, pick Runtime > Change runtime type > GPU for the `full` profile (the
-# papers' protocol); a CPU runtime runs the shorter `cpu` profile.
-# Set-up: on Colab, install the project when it is missing.
+# Set-up, the same cell in every chapter. Where fewshot_utils is missing (a fresh Colab
+# runtime) it installs the book's package from REPOSITORY. DRIVE = True (on Colab) keeps the
+# data, the mirror and the checkpoints on Google Drive: a disconnected run then resumes, and
+# chapter 6 finds the networks chapter 5 trained. The VM's own disk is wiped with the runtime.
+REPOSITORY = "https://github.com/fewshot-book/fewshot-book"  # from _config.yml
+DRIVE = False
+
 import importlib.util
 import subprocess
 import sys
 
 if importlib.util.find_spec("fewshot_utils") is None:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q",
-         "git+https://github.com/fewshot-book/fewshot-book"],
-        check=True,
-    )  # fmt: skip
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}"],
+        capture_output=True,
+        text=True,
+    )
+    if pip.returncode:
+        raise RuntimeError(f"pip install git+{REPOSITORY} failed:\n{pip.stdout}{pip.stderr}")
+    importlib.invalidate_caches()
+if DRIVE:
+    from fewshot_utils.colab import use_drive
+
+    use_drive()
 
 # %% tags=["parameters"]
+# Runtime: on Colab, pick Runtime > Change runtime type > GPU for the `full` profile (the
+# papers' protocol); a CPU runtime runs the shorter `cpu` profile.
 PROFILE = None  # "smoke", "cpu", "full" or "auto"; None reads FEWSHOT_PROFILE
 SEED = 0
 RETRAIN = False  # True trains again even when a finished checkpoint exists

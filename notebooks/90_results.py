@@ -32,21 +32,33 @@
 # schedule gets, not whether the paper holds; only `full` numbers follow the protocol.
 
 # %%
-# Runtime: any; this chapter trains nothing (Runtime > Change runtime type > CPU is enough).
-# Set-up: on Colab, install the project when it is missing.
+# Set-up, the same cell in every chapter. Where fewshot_utils is missing (a fresh Colab
+# runtime) it installs the book's package from REPOSITORY. DRIVE = True (on Colab) keeps the
+# data, the mirror and the checkpoints on Google Drive: a disconnected run then resumes, and
+# chapter 6 finds the networks chapter 5 trained. The VM's own disk is wiped with the runtime.
+REPOSITORY = "https://github.com/fewshot-book/fewshot-book"  # from _config.yml
+DRIVE = False
+
 import importlib.util
 import subprocess
 import sys
 
 if importlib.util.find_spec("fewshot_utils") is None:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q",
-         "git+https://github.com/fewshot-book/fewshot-book"],
-        check=True,
-    )  # fmt: skip
-print("Runtime: any (CPU is enough); this chapter reads records and trains nothing.")
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}"],
+        capture_output=True,
+        text=True,
+    )
+    if pip.returncode:
+        raise RuntimeError(f"pip install git+{REPOSITORY} failed:\n{pip.stdout}{pip.stderr}")
+    importlib.invalidate_caches()
+if DRIVE:
+    from fewshot_utils.colab import use_drive
+
+    use_drive()
 
 # %% tags=["parameters"]
+# Runtime: any; this chapter trains nothing (Runtime > Change runtime type > CPU is enough).
 PROFILE = None  # "smoke", "cpu", "full" or "auto"; None reads FEWSHOT_PROFILE
 RESULTS = None  # folder of the records; None: the repository's results/ (cloned on Colab)
 
@@ -58,6 +70,7 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from fewshot_utils import effects, paper_numbers, reproduction
+from fewshot_utils.colab import results_folder
 from fewshot_utils.display import show_source
 from fewshot_utils.profiles import resolve_profile
 from fewshot_utils.results import load_results, results_dir
@@ -65,13 +78,8 @@ from fewshot_utils.results import load_results, results_dir
 profile = resolve_profile(PROFILE)
 print(f"profile {profile}: the same in every profile, expected run time a few seconds")
 
-folder = Path(RESULTS) if RESULTS else results_dir()
-if "google.colab" in sys.modules and not list(folder.glob("*.json")):
-    # A pip install has no results/: read the records of the repository itself.
-    subprocess.run(["git", "clone", "-q", "--depth", "1",
-                    "https://github.com/fewshot-book/fewshot-book", "/content/fewshot-book"],
-                   check=True)  # fmt: skip
-    folder = Path("/content/fewshot-book/results")
+# A pip install (Colab) has no results/: then the records of a clone of REPOSITORY.
+folder = Path(RESULTS) if RESULTS else results_folder(REPOSITORY)
 records = load_results(folder)
 shown = folder.name if folder == results_dir() else folder  # no machine-specific path
 if not records:

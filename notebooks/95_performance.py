@@ -46,20 +46,33 @@
 # measure again: `python benchmarks/bench_performance.py` (see the README).
 
 # %%
-# Runtime: any; a CPU runtime is enough (nothing in this chapter trains for long).
-# Set-up: on Colab, install the project when it is missing.
+# Set-up, the same cell in every chapter. Where fewshot_utils is missing (a fresh Colab
+# runtime) it installs the book's package from REPOSITORY. DRIVE = True (on Colab) keeps the
+# data, the mirror and the checkpoints on Google Drive: a disconnected run then resumes, and
+# chapter 6 finds the networks chapter 5 trained. The VM's own disk is wiped with the runtime.
+REPOSITORY = "https://github.com/fewshot-book/fewshot-book"  # from _config.yml
+DRIVE = False
+
 import importlib.util
 import subprocess
 import sys
 
 if importlib.util.find_spec("fewshot_utils") is None:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q",
-         "git+https://github.com/fewshot-book/fewshot-book"],
-        check=True,
-    )  # fmt: skip
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}"],
+        capture_output=True,
+        text=True,
+    )
+    if pip.returncode:
+        raise RuntimeError(f"pip install git+{REPOSITORY} failed:\n{pip.stdout}{pip.stderr}")
+    importlib.invalidate_caches()
+if DRIVE:
+    from fewshot_utils.colab import use_drive
+
+    use_drive()
 
 # %% tags=["parameters"]
+# Runtime: any; a CPU runtime is enough (nothing in this chapter trains for long).
 PROFILE = None  # unused here: this page reads measured figures and runs no benchmark
 FIGURES = None  # path of the JSON written by benchmarks/bench_performance.py; None: results/
 
@@ -71,9 +84,9 @@ import matplotlib
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from fewshot_utils.results import results_dir
+from fewshot_utils.colab import results_folder
 
-bench_dir = results_dir() / "benchmarks"
+bench_dir = results_folder(REPOSITORY) / "benchmarks"  # on Colab, a clone's results/
 path = Path(FIGURES) if FIGURES else bench_dir / "performance.json"
 perf = json.loads(path.read_text()) if path.exists() else None
 if perf is None:

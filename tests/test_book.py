@@ -1,6 +1,7 @@
 """The book's wiring: every chapter in the table of contents, paired, with a Colab badge and a
 set-up cell pointing at the one repository URL of _config.yml, and a parameters cell."""
 
+import sys
 from pathlib import Path
 
 import nbformat
@@ -8,6 +9,9 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+from setup_cell import setup_cell  # noqa: E402
+
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
@@ -32,10 +36,14 @@ def test_notebook_header(path):
     nb = nbformat.read(path, as_version=4)
     badge = f"https://colab.research.google.com/github/{repo}/blob/main/notebooks/{path.name}"
     assert badge in nb.cells[0].source, f"{path.name}: Colab badge must link {badge}"
-    assert f"git+{url}" in nb.cells[1].source, f"{path.name}: set-up cell must install {url}"
-    assert "# Runtime:" in nb.cells[1].source, f"{path.name}: set-up cell must say which runtime"
+    assert nb.cells[1].source == setup_cell(), (
+        f"{path.name}: the set-up cell differs from every other chapter's: run "
+        "`python tools/setup_cell.py`"
+    )
+    assert f'REPOSITORY = "{url}"' in nb.cells[1].source
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1 and "PROFILE = None" in params[0].source
+    assert "# Runtime:" in params[0].source, f"{path.name}: say which runtime it needs"
     assert f"notebooks/{path.stem}" in _toc_files() or path.stem.startswith("99_"), (
         f"{path.name} is not in _toc.yml"
     )

@@ -194,3 +194,61 @@ def test_saved_weights_reads_a_module_without_a_signature(tmp_path):
     assert all(torch.equal(weights[k], v) for k, v in stateful["model"].state_dict().items())
     with pytest.raises(RuntimeError, match="unreadable"):
         saved_weights(tmp_path / "missing.pt")
+
+
+def _with_scaler(enabled: bool):
+    """``_setup`` with the gradient scaler a run on that device has: enabled with mixed
+    precision (CUDA; an enabled CPU scaler has the same state dict), disabled without (CPU)."""
+    stateful, generators = _setup()
+    stateful["scaler"] = torch.amp.GradScaler("cpu", enabled=enabled, init_scale=2.0**10)
+    return stateful, generators
+
+
+def test_a_cpu_checkpoint_resumes_with_mixed_precision(tmp_path, capsys):
+    """A CPU run saves a disabled scaler ({}); resumed where the scaler is enabled (CUDA),
+    ``load_state_dict({})`` used to raise a raw RuntimeError."""
+    stateful, generators = _with_scaler(enabled=False)
+    _steps(stateful, generators, 2)
+    path = tmp_path / "cpu.pt"
+    save_atomic(pack(SIGNATURE, {"step": 2}, stateful, generators), path)
+    expected = cpu_copy(stateful["model"].state_dict())
+
+    resumed, gens = _with_scaler(enabled=True)
+    assert load(path, SIGNATURE, resumed, gens) == {"step": 2}
+    assert "without mixed precision" in capsys.readouterr().out
+    assert resumed["scaler"].get_scale() == 2.0**10  # its initial scale
+    for k, v in resumed["model"].state_dict().items():
+        assert torch.equal(v, expected[k]), k
+
+
+def test_a_mixed_precision_checkpoint_resumes_on_the_cpu(tmp_path):
+    """A CUDA run's scaler state (enabled, here at a scale it reached) goes to the CPU run's
+    disabled scaler, which ignores it; the weights and optimiser state are restored."""
+    stateful, generators = _with_scaler(enabled=True)
+    _steps(stateful, generators, 2)
+    stateful["scaler"].load_state_dict({**stateful["scaler"].state_dict(), "scale": 64.0})
+    path = tmp_path / "cuda.pt"
+    save_atomic(pack(SIGNATURE, {"step": 2}, stateful, generators), path)
+    expected = cpu_copy(stateful["model"].state_dict())
+    exp_opt = stateful["optimiser"].state_dict()["state"][0]["exp_avg"].clone()
+
+    resumed, gens = _with_scaler(enabled=False)
+    assert load(path, SIGNATURE, resumed, gens) == {"step": 2}
+    assert not resumed["scaler"].is_enabled()
+    assert torch.equal(resumed["optimiser"].state_dict()["state"][0]["exp_avg"], exp_opt)
+    for k, v in resumed["model"].state_dict().items():
+        assert torch.equal(v, expected[k]), k
+    # and enabled on both sides, the scale it reached is restored
+    again, gens = _with_scaler(enabled=True)
+    load(path, SIGNATURE, again, gens)
+    assert again["scaler"].get_scale() == 64.0
+
+
+def test_an_optimiser_state_of_another_set_up_is_a_clear_error(tmp_path):
+    path, _, _ = _saved(tmp_path)
+    stateful, generators = _setup()
+    model = stateful["model"]
+    stateful["optimiser"] = torch.optim.Adam([{"params": [model[0].weight]},
+                                              {"params": [model[0].bias]}])  # fmt: skip
+    with pytest.raises(ValueError, match="optimiser this run cannot use"):
+        load(path, SIGNATURE, stateful, generators)

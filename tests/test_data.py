@@ -790,3 +790,25 @@ def test_load_miniimagenet_subsets_one_call(tiny_mini, tmp_path, monkeypatch):
         data.load_miniimagenet_subsets(valid=(None, None))
     with pytest.raises(ValueError, match="name at least one split"):
         data.load_miniimagenet_subsets()
+
+
+def test_has_miniimagenet_agrees_with_load(tiny_mini, tmp_path, monkeypatch):
+    """Chapters skip miniImageNet parts on has_miniimagenet(): False exactly when loading would
+    stop with DataError, True for each source load_miniimagenet reads."""
+    assert not data.has_miniimagenet()
+    with pytest.raises(DataError):
+        load_miniimagenet("train")
+    assert "FEWSHOT_DATA_MIRROR" in data.MINIIMAGENET_MISSING
+    files = mini_files()
+    tar = write_mini_tar(tmp_path / "mirror" / "miniimagenet" / "miniimagenet.tar.gz", files)
+    monkeypatch.setenv("FEWSHOT_DATA_MIRROR", str(tmp_path / "mirror"))
+    assert data.has_miniimagenet()
+    assert_tiny_mini_loads(files)  # writes the caches
+    tar.unlink()
+    monkeypatch.delenv("FEWSHOT_DATA_MIRROR")
+    assert data.has_miniimagenet()  # the caches alone
+    for split in TINY_MINI:
+        (tiny_mini / f"{split}_84.npy").unlink()
+    assert not data.has_miniimagenet()
+    write_mini_folder(tiny_mini, files)
+    assert data.has_miniimagenet()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -40,3 +41,37 @@ def test_session_elapsed_is_wall_time_since_start():
     assert s.elapsed() >= 0.02
     fixed = Session("smoke", torch.device("cpu"), 0, time.perf_counter() - 60)
     assert 60 <= fixed.elapsed() < 70
+
+
+@pytest.fixture
+def restore_kernel_modes():
+    saved = (
+        torch.backends.cudnn.benchmark,
+        torch.backends.cudnn.deterministic,
+        torch.are_deterministic_algorithms_enabled(),
+    )
+    yield
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[:2]
+    torch.use_deterministic_algorithms(saved[2])
+
+
+def test_start_picks_the_fastest_kernels_by_default(monkeypatch, restore_kernel_modes):
+    monkeypatch.delenv("FEWSHOT_DETERMINISTIC", raising=False)
+    session = start("smoke", 0, device="cpu")
+    assert not session.deterministic
+    assert torch.backends.cudnn.benchmark and not torch.backends.cudnn.deterministic
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_the_deterministic_switch(how, monkeypatch, restore_kernel_modes):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    if how == "environment":
+        monkeypatch.setenv("FEWSHOT_DETERMINISTIC", "1")
+        session = start("smoke", 0, device="cpu")
+    else:
+        session = start("smoke", 0, device="cpu", deterministic=True)
+    assert session.deterministic
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    assert torch.are_deterministic_algorithms_enabled()
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"

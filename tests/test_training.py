@@ -156,3 +156,47 @@ def test_measure_episodes_per_s_leaves_model_untouched():
     rate = measure_episodes_per_s(model, data, _config(), episodes=2, device="cpu")
     assert rate > 0
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_clip_per_tensor_matches_clip_grad_norm_tensor_by_tensor():
+    """The fused per-tensor clipping gives bit for bit what TADAM's loop did before:
+    ``clip_grad_norm_([p], max_norm)`` for each parameter (some above the norm, some below)."""
+    from fewshot_utils.training import clip_per_tensor_
+
+    g = torch.Generator().manual_seed(0)
+    shapes = [(8, 3, 3, 3), (8,), (16, 8), (4,), (5, 5)]
+    scales = [10.0, 0.01, 3.0, 1e-4, 1.0]
+    a = [torch.nn.Parameter(torch.zeros(s)) for s in shapes]
+    b = [torch.nn.Parameter(torch.zeros(s)) for s in shapes]
+    for pa, pb, s, k in zip(a, b, shapes, scales):
+        pa.grad = torch.randn(s, generator=g) * k
+        pb.grad = pa.grad.clone()
+    a[3].grad = None  # a parameter without gradient is skipped
+    b[3].grad = None
+    for p in a:
+        if p.grad is not None:
+            torch.nn.utils.clip_grad_norm_([p], 1.0)
+    clip_per_tensor_(b, 1.0)
+    for pa, pb in zip(a, b):
+        assert (pa.grad is None and pb.grad is None) or torch.equal(pa.grad, pb.grad)
+    assert b[0].grad.norm() == pytest.approx(1.0, rel=1e-5)  # clipped
+    assert b[1].grad.norm() < 0.1  # untouched
+
+
+def test_a_training_step_leaves_its_figures_on_the_device():
+    """No .item() per step: the loop reads the losses once per epoch (a GPU step never waits
+    for the host)."""
+    from fewshot_utils.episodes import query_labels, sample_episode
+    from fewshot_utils.training import TrainConfig, _train_step
+
+    torch.manual_seed(0)
+    x = torch.randint(0, 256, (6, 4, 1, 28, 28), dtype=torch.uint8)
+    model = conv4_for("omniglot")
+    cfg = TrainConfig(way=3, shot=1, query=2)
+    opt = torch.optim.Adam(model.parameters())
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    ep = sample_episode(x, 3, 1, 2, torch.Generator().manual_seed(0))
+    cpu = torch.device("cpu")
+    loss, acc = _train_step(model, ep, query_labels(3, 2), cfg, opt, scaler, cpu, False)
+    assert isinstance(loss, torch.Tensor) and isinstance(acc, torch.Tensor)
+    assert loss.dim() == 0 and not loss.requires_grad
