@@ -28,6 +28,7 @@ __all__ = [
     "pack",
     "load",
     "saved_weights",
+    "saved_signature",
     "progress",
 ]
 
@@ -200,6 +201,12 @@ def _snapshot(obj: Stateful | None) -> dict | None:
     if isinstance(obj, nn.Module):
         return cpu_copy(obj.state_dict())
     return copy.deepcopy(obj.state_dict())
+
+
+def saved_signature(path: str | os.PathLike) -> dict:
+    """The configuration the checkpoint at ``path`` was trained with (what :func:`load`
+    compares), e.g. to continue a finished run for longer."""
+    return _read(path)["signature"]
 
 
 def _read(path: str | os.PathLike) -> dict:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -123,12 +124,17 @@ def train_protonet(
     device: str | torch.device | None = "auto",
     on_epoch_end: Callable[[int, dict], None] | None = None,
     progress: bool = True,
+    extends: str | os.PathLike | None = None,
 ) -> TrainResult:
     """Train ``model`` on episodes of ``train_data`` (uint8 ``[classes, per_class, ...]``),
     selecting the epoch with the best validation score on ``val_data``.
 
     With a ``checkpoint`` path: resumes an interrupted run, or loads a
-    finished one without training (unless ``retrain``). On CUDA the dataset
+    finished one without training (unless ``retrain``). ``extends``: the checkpoint of a
+    shorter run of the same configuration (only ``max_episodes`` smaller); when it exists and
+    ``checkpoint`` does not yet, training continues from it instead of starting over,
+    which on the CPU gives exactly the weights and history of a run trained this long from
+    the start (the same episodes and learning-rate schedule). On CUDA the dataset
     is moved to the GPU once and mixed precision is used; the model runs in
     channels_last memory format. A step leaves its loss and accuracy on the
     device: the host reads them once per epoch, so a GPU step never waits.
@@ -158,6 +164,9 @@ def train_protonet(
         if state["finished"]:
             model.load_state_dict(state["best_model"])
             return TrainResult.from_state(model, state, resumed=True, loaded=True)
+    elif extends is not None and Path(extends).exists() and not retrain:
+        state = _continue(extends, signature, stateful, generators)
+        resumed = True
 
     labels = query_labels(cfg.way, cfg.query, device)
     start = time.perf_counter() - state["wall_time_s"]
@@ -205,6 +214,21 @@ def train_protonet(
     bar.close()
     model.load_state_dict(state["best_model"])
     return TrainResult.from_state(model, state, resumed=resumed, loaded=False)
+
+
+def _continue(path, signature: dict, stateful: dict, generators: dict) -> dict:
+    """Restore the finished shorter run at ``path`` (the same configuration but for a smaller
+    ``max_episodes``) to train it on to ``signature``'s length; a clear error otherwise."""
+    saved = checkpoints.saved_signature(path)
+    if saved.get("max_episodes", math.inf) > signature["max_episodes"]:
+        raise ValueError(
+            f"extends={path} trained {saved.get('max_episodes')} episodes, not fewer than the "
+            f"{signature['max_episodes']} asked for: load it directly instead"
+        )
+    state = checkpoints.load(path, {**signature, "max_episodes": saved["max_episodes"]},
+                             stateful, generators)  # fmt: skip
+    state["finished"] = False
+    return state
 
 
 def measure_episodes_per_s(

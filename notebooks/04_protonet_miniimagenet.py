@@ -69,6 +69,7 @@ import os
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
@@ -197,7 +198,8 @@ for shot in settings["runs"]:
     rate = measure_episodes_per_s(conv4_for("miniimagenet"), train_x, cfg, episodes=3)
     planned += len(METHODS) * cfg.max_episodes / rate
     if shot == min(settings["runs"]):  # the seed repeats and the long run are 1-shot models
-        extra = (len(settings["seeds"]) - 1) * cfg.max_episodes + (settings["long_episodes"] or 0)
+        longer = max(0, (settings["long_episodes"] or 0) - cfg.max_episodes)  # continues
+        extra = (len(settings["seeds"]) - 1) * cfg.max_episodes + longer
         planned += len(METHODS) * extra / rate
     print(f"{cfg.way}-way {cfg.shot}-shot {cfg.query}-query: {rate:.2f} training episodes/s")
 n_models = len(METHODS) * (len(settings["runs"]) + len(settings["seeds"]) - 1
@@ -211,12 +213,19 @@ print(
 
 
 # %%
+def checkpoint(distance: str, shot: int, seed: int, tag: str = "") -> Path:
+    return checkpoint_dir() / f"ch04_{distance}_{shot}shot{tag}_{profile}_seed{seed}.pt"
+
+
 def train(distance: str, shot: int, seed: int = SEED, episodes: int | None = None, tag=""):
-    """Train (or load) one model; both distances of a seed start from the same weights."""
+    """Train (or load) one model; both distances of a seed start from the same weights. A
+    longer run (``episodes``) continues the profile's run of the same seed when it exists:
+    on the CPU exactly what training it this long from the start would give."""
     torch.manual_seed(seed)
-    ckpt = checkpoint_dir() / f"ch04_{distance}_{shot}shot{tag}_{profile}_seed{seed}.pt"
     run = train_protonet(conv4_for("miniimagenet"), train_x, val_x,
-                         config_for(shot, distance, seed, episodes), ckpt, RETRAIN, device)  # fmt: skip
+                         config_for(shot, distance, seed, episodes),
+                         checkpoint(distance, shot, seed, tag), RETRAIN, device,
+                         extends=checkpoint(distance, shot, seed) if episodes else None)  # fmt: skip
     print(f"{distance:17s} {shot}-shot{tag} seed {seed}: {run.episodes_done} episodes, best "
           f"epoch {run.best_epoch}, {run.episodes_per_s:.2f} episodes/s, "
           f"{run.wall_time_s / 60:.1f} min{' (loaded)' if run.loaded else ''}")  # fmt: skip

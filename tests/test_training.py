@@ -100,6 +100,30 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path):
     assert again.loaded and _equal_weights(again.model, ref.model)
 
 
+def test_a_finished_run_extended_equals_the_longer_run(tmp_path):
+    data = _toy_data()
+    args = (data[:8], data[8:])
+    longer = train_protonet(_model(), *args, _config(max_episodes=12), device="cpu",
+                            progress=False)  # fmt: skip
+    short = tmp_path / "short.pt"
+    train_protonet(_model(), *args, _config(max_episodes=6), short, device="cpu", progress=False)
+    long = tmp_path / "long.pt"
+    ext = train_protonet(conv4_for("omniglot"), *args, _config(max_episodes=12), long,
+                         device="cpu", progress=False, extends=short)  # fmt: skip
+    assert ext.resumed and not ext.loaded and ext.episodes_done == 12
+    timing = {"train_seconds"}
+    assert {k: v for k, v in ext.history.items() if k not in timing} == {
+        k: v for k, v in longer.history.items() if k not in timing
+    }
+    assert _equal_weights(ext.model, longer.model)
+    with pytest.raises(ValueError, match="not fewer than the 3 asked for"):
+        train_protonet(_model(), *args, _config(max_episodes=3), tmp_path / "x.pt",
+                       device="cpu", progress=False, extends=short)  # fmt: skip
+    with pytest.raises(ValueError, match="another configuration.*lr"):
+        train_protonet(_model(), *args, _config(max_episodes=12, lr=1e-2), tmp_path / "y.pt",
+                       device="cpu", progress=False, extends=short)  # fmt: skip
+
+
 def test_retrain_and_config_mismatch(tmp_path):
     data = _toy_data()
     ckpt = tmp_path / "run.pt"
