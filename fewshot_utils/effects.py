@@ -194,6 +194,26 @@ CLAIMS: list[Claim] = [
         )
         for s in (5, 10)
     ],
+    *[
+        Claim(
+            "this book",
+            "chapter 4b",
+            effect,
+            "ch04b_lsed_scale",
+            "miniimagenet",
+            5,
+            1,
+            {"method": new},
+            {"method": ref},
+            paper_text="the book's ablation: no published number",
+        )
+        for effect, new, ref in (
+            ("fixed α = 0.01 − squared Euclidean", "alpha_0.01", "squared_euclidean"),
+            ("last BN γ × 0.1 − squared Euclidean", "bn_gamma_0.1", "squared_euclidean"),
+            ("learned α − squared Euclidean", "alpha_learned", "squared_euclidean"),
+            ("LSED − fixed α = 0.01", "lsed", "alpha_0.01"),
+        )
+    ],
     _tadam("α", "alpha"),
     _tadam("α + AT", "alpha+at"),
     _tadam("α + TC", None),

@@ -343,3 +343,52 @@ def _update_best(state: dict, model: nn.Module, cfg: TrainConfig, val) -> None:
         state["bad_epochs"] = 0
     else:
         state["bad_epochs"] += 1
+
+
+LSED_MINIIMAGENET = {"s": 4.0, "r": 0.01}
+"""The LSED paper's setting on miniImageNet."""
+
+
+def miniimagenet_protocol(profile: str) -> dict:
+    """Chapter 4's Prototypical Network settings on miniImageNet for ``profile``, shared by the
+    chapters that train the same models (so that they share checkpoints): data cuts, training
+    episode shapes per trained shot (``runs``: shot -> (way, shot, query)), length, validation,
+    test episodes, training seeds, and the length of the long run (``long_episodes``)."""
+    from .profiles import pick
+
+    return pick(
+        profile,
+        smoke=dict(train_classes=8, per_class=40, runs={1: (5, 1, 5)}, max_episodes=6,
+                   episodes_per_epoch=3, val_per_class=30, val_episodes=10, patience=None,
+                   test_per_class=40, test_episodes=50, seeds=(0, 1), long_episodes=9),
+        cpu=dict(train_classes=None, per_class=None, runs={1: (5, 1, 15)}, max_episodes=500,
+                 episodes_per_epoch=50, val_per_class=100, val_episodes=300, patience=None,
+                 test_per_class=None, test_episodes=10_000, seeds=(0, 1, 2),
+                 long_episodes=1000),
+        full=dict(train_classes=None, per_class=None, runs={1: (30, 1, 15), 5: (20, 5, 15)},
+                  max_episodes=60_000, episodes_per_epoch=100, val_per_class=None,
+                  val_episodes=600, patience=200, test_per_class=None, test_episodes=10_000,
+                  seeds=(0,), long_episodes=None),
+    )  # fmt: skip
+
+
+def miniimagenet_config(
+    protocol: dict,
+    train_shot: int,
+    distance: str,
+    seed: int = 0,
+    episodes: int | None = None,
+    **overrides,
+) -> TrainConfig:
+    """The :class:`TrainConfig` of one model of :func:`miniimagenet_protocol`: ``seed`` draws
+    its initial weights and episodes, ``episodes`` overrides the length (the long run), and
+    ``overrides`` set other fields (e.g. a fixed metric ``scale``)."""
+    way, shot, query = protocol["runs"][train_shot]
+    kwargs = LSED_MINIIMAGENET if distance == "lsed" else {}
+    return TrainConfig(
+        way=way, shot=shot, query=query, max_episodes=episodes or protocol["max_episodes"],
+        episodes_per_epoch=protocol["episodes_per_epoch"], distance=distance,
+        distance_kwargs=dict(kwargs), val_way=5, val_query=15,
+        val_episodes=protocol["val_episodes"], patience=protocol["patience"], seed=seed,
+        **overrides,
+    )  # fmt: skip

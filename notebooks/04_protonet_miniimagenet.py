@@ -79,9 +79,15 @@ from fewshot_utils import data, paper_numbers, plots
 from fewshot_utils.checkpoints import checkpoint_dir
 from fewshot_utils.evaluation import embed, evaluate_embeddings, paired_difference
 from fewshot_utils.models import conv4_for
-from fewshot_utils.profiles import pick, start
+from fewshot_utils.profiles import start
 from fewshot_utils.results import make_record, write_result
-from fewshot_utils.training import TrainConfig, measure_episodes_per_s, train_protonet
+from fewshot_utils.training import (
+    LSED_MINIIMAGENET,
+    measure_episodes_per_s,
+    miniimagenet_config,
+    miniimagenet_protocol,
+    train_protonet,
+)
 
 session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
 profile, device = session.profile, session.device
@@ -140,35 +146,17 @@ plt.show()
 # miniImageNet. What each profile trains:
 
 # %%
-settings = pick(
-    profile,
-    smoke=dict(train_classes=8, per_class=40, runs={1: (5, 1, 5)}, max_episodes=6,
-               episodes_per_epoch=3, val_per_class=30, val_episodes=10, patience=None,
-               test_per_class=40, test_episodes=50, seeds=(0, 1), long_episodes=9),
-    cpu=dict(train_classes=None, per_class=None, runs={1: (5, 1, 15)}, max_episodes=500,
-             episodes_per_epoch=50, val_per_class=100, val_episodes=300, patience=None,
-             test_per_class=None, test_episodes=10_000, seeds=(0, 1, 2), long_episodes=1000),
-    full=dict(train_classes=None, per_class=None, runs={1: (30, 1, 15), 5: (20, 5, 15)},
-              max_episodes=60_000, episodes_per_epoch=100, val_per_class=None,
-              val_episodes=600, patience=200, test_per_class=None, test_episodes=10_000,
-              seeds=(0,), long_episodes=None),
-)  # fmt: skip
+settings = miniimagenet_protocol(profile)
 train_x = data.subset(mini["train"], settings["train_classes"], settings["per_class"])
 val_x = data.subset(mini["val"], None, settings["val_per_class"])
 test_x = data.subset(mini["test"], None, settings["test_per_class"])
-METHODS = {"squared_euclidean": {}, "lsed": {"s": 4.0, "r": 0.01}}
+METHODS = {"squared_euclidean": {}, "lsed": LSED_MINIIMAGENET}
 
 
 def config_for(train_shot: int, distance: str, seed: int = SEED, episodes: int | None = None):
     """The training configuration of one model: ``seed`` draws its initial weights and its
     episodes; ``episodes`` overrides the profile's length (the long run)."""
-    way, shot, query = settings["runs"][train_shot]
-    return TrainConfig(
-        way=way, shot=shot, query=query, max_episodes=episodes or settings["max_episodes"],
-        episodes_per_epoch=settings["episodes_per_epoch"], distance=distance,
-        distance_kwargs=METHODS[distance], val_way=5, val_query=15,
-        val_episodes=settings["val_episodes"], patience=settings["patience"], seed=seed,
-    )  # fmt: skip
+    return miniimagenet_config(settings, train_shot, distance, seed, episodes)
 
 
 for shot, (way, s, q) in settings["runs"].items():
