@@ -25,6 +25,7 @@ __all__ = [
     "REQUIRED",
     "git_commit",
     "run_commit",
+    "machine",
     "make_record",
     "write_result",
     "load_results",
@@ -78,6 +79,20 @@ def run_commit() -> str:
     if _COMMIT_AT_IMPORT is None:
         _COMMIT_AT_IMPORT = git_commit()
     return _COMMIT_AT_IMPORT
+
+
+def machine() -> str:
+    """The processor model and core count (a CPU run's numbers depend on them: another
+    processor rounds differently, and a short training run can end elsewhere)."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores"
 
 
 def make_record(
@@ -136,6 +151,7 @@ def make_record(
         "torch": torch.__version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
+        "machine": machine(),
         "commit": run_commit(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "config": config if config is not None else {},

@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import re
 
 import pytest
@@ -227,6 +228,7 @@ def test_result_record_round_trip(tmp_path):
     assert loaded == [json.loads(json.dumps(rec))]
     assert set(REQUIRED) <= set(loaded[0])
     assert loaded[0]["query"] == 15 and loaded[0]["torch"] == torch.__version__
+    assert loaded[0]["machine"].endswith(f", {os.cpu_count()} cores")
     assert not list(tmp_path.glob(".*.tmp"))
 
 
