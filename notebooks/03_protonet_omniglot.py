@@ -76,7 +76,7 @@ from fewshot_utils.display import show_source
 from fewshot_utils.episodes import sample_episode
 from fewshot_utils.evaluation import ci95, embed, evaluate_embeddings, paired_difference
 from fewshot_utils.models import conv4_for
-from fewshot_utils.profiles import pick, start
+from fewshot_utils.profiles import pick, start, time_estimate
 from fewshot_utils.results import make_record, write_result
 from fewshot_utils.training import TrainConfig, measure_episodes_per_s, train_protonet
 
@@ -244,6 +244,14 @@ planned = sum(len(METHODS) * settings["max_episodes"] / rates[s] for s in settin
 phases["measuring throughput"] = time.perf_counter() - t0
 print(f"{len(METHODS) * len(settings['runs'])} models: at most {planned / 60:.1f} min of training"
       + (" (early stopping ends it sooner)" if settings["patience"] else ""))  # fmt: skip
+print(
+    time_estimate(
+        {"training (at most)": planned},
+        device,
+        session.elapsed(),
+        not_estimated="validation, testing and figures",
+    )
+)
 
 # %% [markdown]
 # ## Training both distances
