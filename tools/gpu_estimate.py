@@ -113,6 +113,14 @@ JOBS = [
         "Conv-4 Omniglot 576-d",
         2 * 1_000_000 * _protonet(60, 5, 5),
     ),
+    # then each of the four retrained on train + val for its best number of episodes (the
+    # protocol's last step), at most as many again
+    Job(
+        "3",
+        "the 4 retrained on train + val, at most as long",
+        "Conv-4 Omniglot 576-d",
+        2 * 1_000_000 * (_protonet(60, 1, 5) + _protonet(60, 5, 5)),
+    ),
     # chapter 4: two distances x (30-way 1-shot, 20-way 5-shot), 15 queries, 60,000 episodes
     Job(
         "4",
