@@ -30,6 +30,9 @@ __all__ = [
     "Session",
     "set_deterministic",
     "start",
+    "COLAB_SESSION_HOURS",
+    "format_duration",
+    "time_estimate",
 ]
 
 PROFILES = ("smoke", "cpu", "full")
@@ -138,3 +141,52 @@ def start(
             "differs slightly from an uninterrupted one (FEWSHOT_DETERMINISTIC=1 to make it exact)"
         )
     return Session(resolved, dev, seed, started, deterministic)
+
+
+# A free Colab runtime lasts at most about 12 hours, and disconnects sooner when left idle.
+COLAB_SESSION_HOURS = 12.0
+
+
+def format_duration(seconds: float) -> str:
+    """``seconds`` in the unit a reader plans with: "40 s", "12.5 min" or "3.2 h"."""
+    if seconds < 0 or seconds != seconds:
+        raise ValueError(f"a duration must be a non-negative number of seconds, not {seconds}")
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def time_estimate(
+    parts: dict[str, float],
+    device: str | torch.device,
+    elapsed_s: float = 0.0,
+    not_estimated: str = "",
+    limit_hours: float = COLAB_SESSION_HOURS,
+) -> str:
+    """What a chapter prints before it trains: each estimated part (``parts``: name ->
+    seconds, from the chapter's warmed-up, synchronised measurement on ``device``), the total
+    for the chapter (``elapsed_s`` already spent plus the parts), and a warning when that total
+    exceeds a free Colab session (``limit_hours``), so that a reader does not start a run that
+    the runtime will cut off. ``not_estimated`` names what comes on top (then the total is a
+    lower bound, said as "at least"); the warning holds either way."""
+    if not parts:
+        raise ValueError("time_estimate needs at least one estimated part")
+    total = elapsed_s + sum(parts.values())
+    lines = [f"expected on {torch.device(device)}, measured on this machine:"]
+    lines += [f"  {name}: {format_duration(s)}" for name, s in parts.items()]
+    bound = "at least " if not_estimated else "about "
+    lines.append(
+        f"  the whole chapter: {bound}{format_duration(total)} "
+        f"({format_duration(elapsed_s)} so far"
+        + (f"; not estimated: {not_estimated})" if not_estimated else ")")
+    )
+    if total > limit_hours * 3600:
+        lines.append(
+            f"WARNING: this is more than a free Colab session (about {limit_hours:.0f} hours, "
+            "and an idle runtime disconnects sooner). Set DRIVE = True in the set-up cell so "
+            "that the checkpoints survive a disconnect, and run the chapter again after one: "
+            "the training resumes from its last checkpoint."
+        )
+    return "\n".join(lines)

@@ -36,6 +36,8 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "train_protonet",
+    "trainval_config",
+    "retrain_on_trainval",
     "measure_episodes_per_s",
     "clip_per_tensor_",
 ]
@@ -229,6 +231,54 @@ def _continue(path, signature: dict, stateful: dict, generators: dict) -> dict:
                              stateful, generators)  # fmt: skip
     state["finished"] = False
     return state
+
+
+def trainval_config(config: TrainConfig, selected: TrainResult) -> TrainConfig:
+    """The configuration of the train + val retraining of :func:`retrain_on_trainval`:
+    ``config`` for the episodes at ``selected``'s best epoch, as one epoch (the final weights
+    are kept) and without early stopping."""
+    if not 1 <= selected.best_epoch <= len(selected.history["episode"]):
+        raise ValueError(
+            f"the selected run has no best epoch to retrain for (best_epoch "
+            f"{selected.best_epoch}, {len(selected.history['episode'])} epochs recorded)"
+        )
+    best = int(selected.history["episode"][selected.best_epoch - 1])
+    return dataclasses.replace(config, max_episodes=best, episodes_per_epoch=best, patience=None)
+
+
+def retrain_on_trainval(
+    model: nn.Module,
+    train_data: torch.Tensor,
+    val_data: torch.Tensor,
+    selected: TrainResult,
+    config: TrainConfig,
+    checkpoint: str | os.PathLike | None = None,
+    retrain: bool = False,
+    device: str | torch.device | None = "auto",
+    progress: bool = True,
+) -> TrainResult:
+    """The last step of the Prototypical Networks protocol (``protocols.md``): after model
+    selection on validation, train ``model`` (freshly initialised, as the selected run was)
+    on the training and validation classes together, ``torch.cat([train_data, val_data])``,
+    for the number of episodes at the best epoch of ``selected`` (the run of ``config`` on
+    ``train_data``), and keep its final weights: no classes are left to choose an epoch with.
+
+    The run is :func:`trainval_config`: ``config`` with ``max_episodes`` set to those
+    episodes, as one epoch (so the weights kept are the last ones) and no early stopping; the
+    same seed, learning-rate schedule and episode shapes. Its single validation pass, on
+    ``val_data``, has seen those classes in training and means nothing. Checkpointed like
+    :func:`train_protonet`.
+    """
+    cfg = trainval_config(config, selected)
+    if train_data.shape[1:] != val_data.shape[1:]:
+        raise ValueError(
+            f"train and val images differ in shape: {tuple(train_data.shape[1:])} vs "
+            f"{tuple(val_data.shape[1:])}"
+        )
+    trainval = torch.cat([train_data, val_data])
+    return train_protonet(
+        model, trainval, val_data, cfg, checkpoint, retrain, device, progress=progress
+    )
 
 
 def measure_episodes_per_s(

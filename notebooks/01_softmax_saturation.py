@@ -565,26 +565,45 @@ show_source(saturation.saturated_sparsity)
 
 # %%
 t0 = time.perf_counter()
+OMNI, MINI = "Omniglot 576-d", "miniImageNet 1600-d"  # the two networks of the LSED paper
 omniglot_train = data.load_omniglot("train")  # memory-mapped: only sampled images are read
-mini_train = data.load_miniimagenet("train")
-print(f"Omniglot train {tuple(omniglot_train.shape)}, miniImageNet train {tuple(mini_train.shape)}"
-      f" (loaded in {time.perf_counter() - t0:.1f} s)")  # fmt: skip
-
 NETWORKS = {  # name: (data, conv4_for arguments)
     "Omniglot 64-d": (omniglot_train, dict(dataset="omniglot", last_pool=True)),
-    "Omniglot 576-d": (omniglot_train, dict(dataset="omniglot", last_pool=False)),
-    "miniImageNet 1600-d": (mini_train, dict(dataset="miniimagenet", last_pool=True)),
+    OMNI: (omniglot_train, dict(dataset="omniglot", last_pool=False)),
 }
+HAS_MINI = data.has_miniimagenet()
+if HAS_MINI:
+    mini_train = data.load_miniimagenet("train")
+    NETWORKS[MINI] = (mini_train, dict(dataset="miniimagenet", last_pool=True))
+    print(f"miniImageNet train {tuple(mini_train.shape)}")
+else:  # every miniImageNet measurement below is skipped; Omniglot's are made as usual
+    print(data.MINIIMAGENET_MISSING)
+print(f"Omniglot train {tuple(omniglot_train.shape)} (loaded in {time.perf_counter() - t0:.1f} s)")
+
 n_ep = pick(profile, smoke=2, cpu=20, full=100)
 n_ep_big = pick(profile, smoke=1, cpu=4, full=30)
 CONFIGS = [  # (network, way, queries per class, episodes); all 1-shot
     ("Omniglot 64-d", 5, 15, n_ep),
-    ("Omniglot 576-d", 5, 15, n_ep),
-    ("Omniglot 576-d", 20, 15, n_ep),
-    ("Omniglot 576-d", 60, 5, n_ep),
-    ("miniImageNet 1600-d", 5, 15, n_ep),
-    ("miniImageNet 1600-d", 30, 15 if profile != "smoke" else 5, n_ep_big),
+    (OMNI, 5, 15, n_ep),
+    (OMNI, 20, 15, n_ep),
+    (OMNI, 60, 5, n_ep),
+    (MINI, 5, 15, n_ep),
+    (MINI, 30, 15 if profile != "smoke" else 5, n_ep_big),
 ]
+CONFIGS = [c for c in CONFIGS if c[0] in NETWORKS]
+FIVE_WAY = [name for name in (OMNI, MINI) if name in NETWORKS]  # the paper's two, as available
+
+
+def each(value, keys: list | None = None) -> str:
+    """``value(summary)`` for each measured (network, way), 5-way episodes of the available
+    networks by default, in words: "x (Omniglot 576-d) and y (miniImageNet 1600-d)", or only
+    the first when miniImageNet is missing. The prose below only states measured numbers."""
+    keys = [(name, 5) for name in FIVE_WAY] if keys is None else keys
+    return " and ".join(
+        f"{value(summaries[name, way])} ({name}{'' if way == 5 else f', {way}-way'})"
+        for name, way in keys
+        if (name, way) in summaries
+    )
 
 
 def embed_episode(net: torch.nn.Module, ep) -> tuple[torch.Tensor, torch.Tensor]:
@@ -616,7 +635,7 @@ print(f"embedded {sum(len(r) for r in measured.values())} episodes in {real_time
 
 # For the note on evaluation mode: the same kind of episode, the same fresh network, eval mode.
 eval_median = {}
-for name in ("Omniglot 576-d", "miniImageNet 1600-d"):
+for name in FIVE_WAY:
     source, kwargs = NETWORKS[name]
     torch.manual_seed(SEED)
     net = conv4_for(**kwargs).to(device)
@@ -671,32 +690,39 @@ table(["network", "episode", "episodes", "mean d", "median d", "mean d / D", "ac
        "areas I / II / III"], rows)  # fmt: skip
 
 # %%
-o5, m5 = summaries["Omniglot 576-d", 5], summaries["miniImageNet 1600-d", 5]
-o64 = summaries["Omniglot 64-d", 5]
+o5, o64 = summaries[OMNI, 5], summaries["Omniglot 64-d", 5]
 share = lambda s: 100 * s["sparsity"][0] / s["ceiling"][0]  # noqa: E731
+percent = lambda key, fmt=".1f": lambda s: f"{100 * s[key][0]:{fmt}}%"  # noqa: E731
+if HAS_MINI:
+    m5 = summaries[MINI, 5]
+    accuracy_words = (
+        f"The difference between the datasets is mostly accuracy, not saturation: a fresh "
+        f"network classifies {100 * o5['accuracy'][0]:.0f}% of Omniglot queries right but only "
+        f"{100 * m5['accuracy'][0]:.0f}% of miniImageNet ones, and a wrong query's gradients "
+        f"are $\\pm 1$, not 0."
+    )
+else:
+    accuracy_words = (
+        f"A fresh network classifies {100 * o5['accuracy'][0]:.0f}% of the Omniglot queries "
+        f"right; a wrong query's gradients are $\\pm 1$, not 0."
+    )
 display(Markdown("\n".join([
-    f"- **Distances.** A fresh network puts queries at a mean squared distance of "
-    f"{o5['mean d'][0]:.0f} from the prototypes on Omniglot (576-d) and {m5['mean d'][0]:.0f} on "
-    f"miniImageNet (1600-d), {o5['d / D'][0]:.2f} and {m5['d / D'][0]:.2f} per coordinate "
-    f"(independent ReLU features would give {2 * relu_var:.2f}). On the same Omniglot images, "
-    f"the 64-d network gives {o64['mean d'][0]:.0f}: {o5['mean d'][0] / o64['mean d'][0]:.1f} "
-    f"times less for 9 times fewer coordinates.",
-    f"- **Saturation.** {100 * o5['sparsity'][0]:.1f}% (Omniglot) and "
-    f"{100 * m5['sparsity'][0]:.1f}% (miniImageNet) of the 5-way gradients are below $10^{{-5}}$, "
-    f"which is {share(o5):.0f}% and {share(m5):.0f}% of the fully saturated ceiling. The "
-    f"difference between the datasets is mostly accuracy, not saturation: a fresh network "
-    f"classifies {100 * o5['accuracy'][0]:.0f}% of Omniglot queries right but only "
-    f"{100 * m5['accuracy'][0]:.0f}% of miniImageNet ones, and a wrong query's gradients are "
-    f"$\\pm 1$, not 0.",
-    f"- **No graded gradients.** Only {100 * o5['II'][0]:.1f}% and {100 * m5['II'][0]:.1f}% of the "
-    f"gradients are in area II; the rest are 0 (area III) or $\\pm 1$ (area I), the two "
-    f"values the paper predicts. Even the true prototype, which a confident softmax is not "
-    f"expected to ignore, gets a zero gradient in {100 * o5['sparsity true'][0]:.0f}% and "
-    f"{100 * m5['sparsity true'][0]:.0f}% of the queries: those the network already gets "
-    f"right.",
-    f"- **Training episodes are sparser still**: more classes, more prototypes with $p_k = 0$ "
-    f"({100 * summaries['Omniglot 576-d', 60]['sparsity'][0]:.1f}% in 60-way Omniglot, "
-    f"{100 * summaries['miniImageNet 1600-d', 30]['sparsity'][0]:.1f}% in 30-way miniImageNet).",
+    "- **Distances.** A fresh network puts queries at a mean squared distance of "
+    + each(lambda s: f"{s['mean d'][0]:.0f}") + " from the prototypes, "
+    + each(lambda s: f"{s['d / D'][0]:.2f}") + " per coordinate (independent ReLU features "
+    f"would give {2 * relu_var:.2f}). On the same Omniglot images, the 64-d network gives "
+    f"{o64['mean d'][0]:.0f}: {o5['mean d'][0] / o64['mean d'][0]:.1f} times less for 9 times "
+    f"fewer coordinates.",
+    "- **Saturation.** " + each(percent("sparsity")) + " of the 5-way gradients are below "
+    "$10^{-5}$, which is " + each(lambda s: f"{share(s):.0f}%") + " of the fully saturated "
+    "ceiling. " + accuracy_words,
+    "- **No graded gradients.** Only " + each(percent("II")) + " of the gradients are in area "
+    "II; the rest are 0 (area III) or $\\pm 1$ (area I), the two values the paper predicts. "
+    "Even the true prototype, which a confident softmax is not expected to ignore, gets a zero "
+    "gradient in " + each(percent("sparsity true", ".0f")) + " of the queries: those the "
+    "network already gets right.",
+    "- **Training episodes are sparser still**: more classes, more prototypes with $p_k = 0$ ("
+    + each(percent("sparsity"), [(OMNI, 60), (MINI, 30)]) + ").",
 ])))  # fmt: skip
 
 # %% [markdown]
@@ -706,9 +732,11 @@ display(Markdown("\n".join([
 # pile up at $\ln 10^{-5} \approx -11.5$, and the distances.
 
 # %%
-HIST = [("Omniglot 576-d", 5), ("miniImageNet 1600-d", 5)]
+HIST = [(name, 5) for name in FIVE_WAY]  # Omniglot 576-d, and miniImageNet when available
 LN_RANGE = (-11.75, 0.25)  # ln(1e-5) ... ln(1), the range of chapter 2's histograms
-fig, axes = plt.subplots(2, 2, figsize=(11, 6.5), constrained_layout=True)
+fig, axes = plt.subplots(
+    len(HIST), 2, figsize=(11, 3.25 * len(HIST)), squeeze=False, constrained_layout=True
+)
 for row, key in enumerate(HIST):
     g = torch.cat([r["grad"].flatten() for r in measured[key]])
     d = torch.cat([r["d"].flatten() for r in measured[key]])
@@ -749,7 +777,7 @@ for (name, way), marker in zip([(n, 5) for n in NETWORKS], ("s", "D", "^")):
     axes[1].errorbar(D, s["sparsity"][0], yerr=s["sparsity"][1], fmt=marker, color="C3", ms=7,
                      label=f"{name}")  # fmt: skip
     axes[1].plot(D, s["ceiling"][0], marker, mfc="none", color="k", ms=9,
-                 label="open symbols: fully saturated ceiling" if marker == "^" else None)  # fmt: skip
+                 label="open symbols: fully saturated ceiling" if marker == "s" else None)  # fmt: skip
 axes[0].set(
     xlabel="dimension D",
     ylabel="mean squared query-prototype distance",
@@ -962,8 +990,9 @@ display(Markdown(
 
 # %%
 alpha_sweep = torch.logspace(-5, 1, 61, dtype=torch.float64)
-SWEEP = [("Omniglot 576-d", 5), ("miniImageNet 1600-d", 5), ("Omniglot 576-d", 60),
-         ("miniImageNet 1600-d", 30)]  # fmt: skip
+SWEEP = [(OMNI, 5), (MINI, 5), (OMNI, 60), (MINI, 30)]
+SWEEP = [key for key in SWEEP if key in measured]  # without miniImageNet, Omniglot's only
+SWEEP5 = [key for key in SWEEP if key[1] == 5]
 
 
 def weights_at(key, alpha: float) -> torch.Tensor:
@@ -992,7 +1021,9 @@ for key in SWEEP:
         area2[key].append((saturation.classify_areas(w, EPS) == 2).double().mean().item())
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-for (key, s), color in zip(sweep.items(), ("C0", "C3", "C9", "C1")):
+COLORS = {(OMNI, 5): "C0", (MINI, 5): "C3", (OMNI, 60): "C9", (MINI, 30): "C1"}
+for key, s in sweep.items():
+    color = COLORS[key]
     label = f"{key[0]}, {key[1]}-way"
     axes[0].semilogx(alpha_sweep, s, color=color, label=label)
     axes[1].semilogx(alpha_sweep, area2[key], color=color, label=label)
@@ -1010,7 +1041,7 @@ plt.show()
 rows = []
 for a in (1.0, 0.1, 0.01, 1e-3, 1e-4):
     i = int((alpha_sweep - a).abs().argmin())
-    for key in SWEEP[:2]:
+    for key in SWEEP5:
         rows.append([f"{a:g}", f"{key[0]}, {key[1]}-way", f"{sweep[key][i]:.3f}",
                      f"{area2[key][i]:.3f}", f"{push_ratio_log10(key, a):.2f}"])  # fmt: skip
 table(
@@ -1035,7 +1066,7 @@ def largest_alpha_below(values: list[float], level: float) -> float:
 display(Markdown(
     "Shrinking $\\alpha$ removes the saturation. The sparsity of the 5-way gradients falls "
     "below 1% for $\\alpha \\le$ "
-    + " and ".join(f"{largest_alpha_below(sweep[k], 0.01):.2g} ({k[0]})" for k in SWEEP[:2])
+    + " and ".join(f"{largest_alpha_below(sweep[k], 0.01):.2g} ({k[0]})" for k in SWEEP5)
     + ", where $\\alpha$ times the typical gap between a query's distances is a few units, and "
     "most gradients move into area II. Shrinking further buys nothing: the push ratio heads to "
     "1 (its log to 0), the uniform $1/K$ of Lemma 1, and the gradient forgets which wrong "
@@ -1055,9 +1086,10 @@ display(Markdown(
 # stored embeddings:
 
 # %%
-LSED_PARAMS = {"Omniglot 576-d": dict(s=0.0, r=0.01), "miniImageNet 1600-d": dict(s=4.0, r=0.01)}
+LSED_PARAMS = {OMNI: dict(s=0.0, r=0.01), MINI: dict(s=4.0, r=0.01)}
 lsed_rows, lsed_sparsity = [], {}
-for name, kw in LSED_PARAMS.items():
+for name in FIVE_WAY:
+    kw = LSED_PARAMS[name]
     runs = measured[name, 5]
     above = torch.cat([(r["d"] > kw["s"]).flatten() for r in runs]).double().mean().item()
     p_lsed = [
@@ -1122,7 +1154,8 @@ def explore(log10_d1: float = 2.0, log10_scale: float = 0.0, log10_alpha: float 
     )
     ax_loss.set_title(f"toy: d1 = {d1:.3g}, α·λ = {alpha * lam:.3g}; {width_text}", fontsize=9)
     ax_loss.tick_params(labelbottom=False)
-    for key, color in zip(SWEEP[:2], ("C0", "C3")):
+    for key in SWEEP5:
+        color = COLORS[key]
         w = weights_at(key, alpha * lam)
         ax_hist.hist(gradients.log_abs_gradient(w), bins=50, range=LN_RANGE, color=color, alpha=0.6,
                      label=f"{key[0]}: {100 * saturation.sparsity(w):.1f}% < 1e-5")  # fmt: skip
@@ -1176,8 +1209,6 @@ plt.show()
 # The argument, with the numbers this notebook computed (profile printed at the top):
 
 # %%
-omni, mini = summaries["Omniglot 576-d", 5], summaries["miniImageNet 1600-d", 5]
-omni60, mini30 = summaries["Omniglot 576-d", 60], summaries["miniImageNet 1600-d", 30]
 width100 = saturation.area_two_width(100.0, EPS).item()
 width1000 = saturation.area_two_width(1000.0, EPS).item()
 i01 = int((alpha_sweep - 0.01).abs().argmin())
@@ -1190,17 +1221,17 @@ display(Markdown("\n".join([
     f"3. **Area II is a fixed band of {2 * logit:.2f} distance units** (ε = {EPS:g}); on the "
     f"paper's log axis it is {width100:.3f} wide at $d_1$ = 100 and {width1000:.4f} at "
     f"$d_1$ = 1000.",
-    f"4. **Distances explode with the dimension**: $\\mathbb{{E}}\\lVert x - y\\rVert^2 = "
-    f"D(\\sigma_x^2 + \\sigma_y^2 + (\\mu_x-\\mu_y)^2)$, confirmed by sampling. A fresh Conv-4 "
-    f"in training mode gave 5-way query-prototype distances of mean {omni['mean d'][0]:.0f} "
-    f"(median {omni['median d'][0]:.0f}) on Omniglot (576-d) and {mini['mean d'][0]:.0f} "
-    f"(median {mini['median d'][0]:.0f}) on miniImageNet (1600-d), and "
-    f"**{100 * omni['sparsity'][0]:.1f}% ± {100 * omni['sparsity'][1]:.1f}%** and "
-    f"**{100 * mini['sparsity'][0]:.1f}% ± {100 * mini['sparsity'][1]:.1f}%** of their "
-    f"gradients below $10^{{-5}}$ ({100 * omni60['sparsity'][0]:.1f}% in 60-way Omniglot and "
-    f"{100 * mini30['sparsity'][0]:.1f}% in 30-way miniImageNet training episodes). Only "
-    f"{100 * omni['II'][0]:.1f}% and {100 * mini['II'][0]:.1f}% of the 5-way gradients were in "
-    f"area II.",
+    "4. **Distances explode with the dimension**: $\\mathbb{E}\\lVert x - y\\rVert^2 = "
+    "D(\\sigma_x^2 + \\sigma_y^2 + (\\mu_x-\\mu_y)^2)$, confirmed by sampling. A fresh Conv-4 "
+    "in training mode gave 5-way query-prototype distances of mean "
+    + each(lambda s: f"{s['mean d'][0]:.0f} (median {s['median d'][0]:.0f})")
+    + ", and "
+    + each(lambda s: f"**{100 * s['sparsity'][0]:.1f}% ± {100 * s['sparsity'][1]:.1f}%**")
+    + " of their gradients below $10^{-5}$ ("
+    + each(percent("sparsity"), [(OMNI, 60), (MINI, 30)])
+    + " in training episodes). Only "
+    + each(percent("II"))
+    + " of the 5-way gradients were in area II.",
     "5. **Saturation, not just sparsity.** A fully saturated softmax zeroes at most "
     "$1 - 2(1-a)/K$ of the gradients (accuracy $a$). The fresh networks reached "
     + ", ".join(f"{share(summaries[n, 5]):.0f}% ({n})" for n in NETWORKS)
@@ -1209,9 +1240,10 @@ display(Markdown("\n".join([
     f"(relative differences {err_small[0]:.1e} at α = {alphas[0].item():.0e} and "
     f"{err_large[-1]:.1e} at α = {alphas[-1].item():.0e}). Plain ProtoNet is close to the "
     f"$\\alpha\\to\\infty$ end. At α = 0.01 the 5-way sparsity drops to "
-    f"{100 * sweep[SWEEP[0]][i01]:.1f}% (Omniglot) and {100 * sweep[SWEEP[1]][i01]:.1f}% "
-    f"(miniImageNet); much smaller α makes every wrong prototype's push the same.",
-])))  # fmt: skip
+    + " and ".join(f"{100 * sweep[key][i01]:.1f}% ({key[0]})" for key in SWEEP5)
+    + "; much smaller α makes every wrong prototype's push the same.",
+]
++ ([] if HAS_MINI else [f"\nOnly Omniglot was measured. {data.MINIIMAGENET_MISSING}"]))))  # fmt: skip
 print(f"notebook wall time {session.elapsed():.0f} s ({profile} profile)")
 
 # %% [markdown]

@@ -92,9 +92,9 @@ from fewshot_utils.display import show_source, table
 from fewshot_utils.episodes import sample_episode
 from fewshot_utils.evaluation import embed, evaluate_embeddings, paired_difference
 from fewshot_utils.models import conv4_for
-from fewshot_utils.profiles import pick, start
+from fewshot_utils.profiles import pick, start, time_estimate
 from fewshot_utils.results import make_record, write_result
-from fewshot_utils.training import TrainConfig, train_protonet
+from fewshot_utils.training import TrainConfig, measure_episodes_per_s, train_protonet
 
 session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
 profile, device = session.profile, session.device
@@ -490,6 +490,27 @@ points = sorted({(s, 0.01) for s in settings["s_grid"]} | {(4.0, r) for r in set
 tags = {p: tag_of(*method_of(*p)) for p in points}
 print(f"s sweep (r = 0.01): {settings['s_grid']}; r sweep (s = 4): {settings['r_grid']}; "
       f"{len(set(tags.values()))} models: {sorted(set(tags.values()))}")  # fmt: skip
+
+# Before training: the measured training speed of this configuration (warmed up and
+# synchronised), times the episodes of every model, an upper bound (early stopping may end
+# a model sooner).
+rate = measure_episodes_per_s(
+    conv4_for("miniimagenet"),
+    mini_train,
+    mini_config("squared_euclidean", {}),
+    episodes=3,
+    device=device,
+)
+n_models = len(set(tags.values()))
+print(f"{settings['mini_way']}-way 1-shot 15-query episodes: {rate:.2f} training episodes/s")
+print(
+    time_estimate(
+        {f"training {n_models} models (at most)": n_models * settings["max_episodes"] / rate},
+        device,
+        session.elapsed(),
+        not_estimated="validation, testing and the sections below",
+    )
+)
 
 runs, tests, test_time = {}, {}, {}
 for s, r in points:

@@ -61,7 +61,7 @@ if DRIVE:
 PROFILE = None  # "smoke", "cpu", "full" or "auto"; None reads FEWSHOT_PROFILE
 SEED = 0
 RETRAIN = False  # True trains again even when a finished checkpoint exists
-TRAINVAL = False  # True: after model selection, retrain on train + val for the best length
+TRAINVAL = None  # retrain on train + val for the best length; None: in `full` (the protocol)
 
 # %%
 import time
@@ -76,9 +76,15 @@ from fewshot_utils.display import show_source
 from fewshot_utils.episodes import sample_episode
 from fewshot_utils.evaluation import ci95, embed, evaluate_embeddings, paired_difference
 from fewshot_utils.models import conv4_for
-from fewshot_utils.profiles import pick, start
+from fewshot_utils.profiles import pick, start, time_estimate
 from fewshot_utils.results import make_record, write_result
-from fewshot_utils.training import TrainConfig, measure_episodes_per_s, train_protonet
+from fewshot_utils.training import (
+    TrainConfig,
+    measure_episodes_per_s,
+    retrain_on_trainval,
+    train_protonet,
+    trainval_config,
+)
 
 session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
 profile, device = session.profile, session.device
@@ -92,10 +98,8 @@ trained, spent_now = {}, {}  # training: time of the run that trained it, time s
 
 # %%
 t0 = time.perf_counter()
-splits = ("trainval", "val", "test") if TRAINVAL else ("train", "val", "test")
-omni = {split: data.load_omniglot(split) for split in splits}
-if TRAINVAL:
-    omni["train"] = data.load_omniglot("train")
+TRAINVAL = profile == "full" if TRAINVAL is None else TRAINVAL  # protocols.md's last step
+omni = {split: data.load_omniglot(split) for split in ("train", "val", "test")}
 phases["loading Omniglot"] = time.perf_counter() - t0
 for split, x in omni.items():
     print(f"{split:8s} {tuple(x.shape)} {x.dtype}")
@@ -190,18 +194,15 @@ runs_text = {
 display(Markdown(f"**`{profile}` profile:** {runs_text[profile]}"))
 
 
-def config_for(train_shot: int, distance: str, episodes: int | None = None) -> TrainConfig:
-    """The training configuration of one model; ``episodes`` fixes the length (trainval)."""
-    n = episodes or settings["max_episodes"]
+def config_for(train_shot: int, distance: str) -> TrainConfig:
+    """The training configuration of one model (selected on validation)."""
     return TrainConfig(
-        way=settings["way"], shot=train_shot, query=5, max_episodes=n,
-        # A trainval run has no validation to select on: one "epoch" of all its episodes
-        # makes its final weights the ones kept.
-        episodes_per_epoch=n if episodes else settings["episodes_per_epoch"],
+        way=settings["way"], shot=train_shot, query=5, max_episodes=settings["max_episodes"],
+        episodes_per_epoch=settings["episodes_per_epoch"],
         lr_halve_every=settings["lr_halve_every"], distance=distance,
         distance_kwargs=METHODS[distance], val_way=5, val_query=15,
         val_episodes=settings["val_episodes"], select_on="loss",
-        patience=None if episodes else settings["patience"], seed=SEED,
+        patience=settings["patience"], seed=SEED,
     )  # fmt: skip
 
 
@@ -244,6 +245,17 @@ planned = sum(len(METHODS) * settings["max_episodes"] / rates[s] for s in settin
 phases["measuring throughput"] = time.perf_counter() - t0
 print(f"{len(METHODS) * len(settings['runs'])} models: at most {planned / 60:.1f} min of training"
       + (" (early stopping ends it sooner)" if settings["patience"] else ""))  # fmt: skip
+estimate = {"training (at most)": planned}
+if TRAINVAL:  # each model again on train + val, for at most as many episodes
+    estimate["retraining on train + val (at most)"] = planned
+print(
+    time_estimate(
+        estimate,
+        device,
+        session.elapsed(),
+        not_estimated="validation, testing and figures",
+    )
+)
 
 # %% [markdown]
 # ## Training both distances
@@ -297,23 +309,26 @@ print(
 )
 
 # %% [markdown]
-# With `TRAINVAL`, each model is trained again from the same start on the training and
-# validation classes together, for the number of episodes that was best on validation, and
-# its final weights are tested (there is no validation left to choose with).
+# The protocol's last step (`protocols.md`, on in the `full` profile, `TRAINVAL`): each model
+# is trained again from the same start on the training and validation classes together
+# (4,112 + 688 = 4,800), for the number of episodes that was best on validation, and its
+# final weights are tested, since no classes are left to choose an epoch with:
+
+# %%
+show_source(retrain_on_trainval)
 
 # %%
 if TRAINVAL:
-    trainval_x = omni["trainval"][subset]
     for (distance, shot), run in list(runs.items()):
-        best = run.history["episode"][run.best_epoch - 1]
-        torch.manual_seed(SEED)
+        torch.manual_seed(SEED)  # the same initial weights as the selected run
         t0 = time.perf_counter()
         ckpt = checkpoint_dir() / f"ch03_{distance}_{shot}shot_{profile}_seed{SEED}_trainval.pt"
-        configs[distance, shot] = config_for(shot, distance, episodes=best)
-        runs[distance, shot] = train_protonet(
-            conv4_for("omniglot", last_pool=False), trainval_x, val_x,
-            configs[distance, shot], checkpoint=ckpt, retrain=RETRAIN,
-            device=device,
+        selected_config = configs[distance, shot]
+        configs[distance, shot] = trainval_config(selected_config, run)
+        best = configs[distance, shot].max_episodes
+        runs[distance, shot] = retrain_on_trainval(
+            conv4_for("omniglot", last_pool=False), train_x, val_x, run, selected_config,
+            checkpoint=ckpt, retrain=RETRAIN, device=device,
         )  # fmt: skip
         trained[f"retraining {NAMES[distance]} {shot}-shot on trainval"] = runs[
             distance, shot

@@ -79,7 +79,7 @@ from fewshot_utils import data, paper_numbers, plots
 from fewshot_utils.checkpoints import checkpoint_dir
 from fewshot_utils.evaluation import embed, evaluate_embeddings, paired_difference
 from fewshot_utils.models import conv4_for
-from fewshot_utils.profiles import start
+from fewshot_utils.profiles import start, time_estimate
 from fewshot_utils.results import make_record, write_result
 from fewshot_utils.training import (
     LSED_MINIIMAGENET,
@@ -194,6 +194,14 @@ n_models = len(METHODS) * (len(settings["runs"]) + len(settings["seeds"]) - 1
                            + bool(settings["long_episodes"]))  # fmt: skip
 print(
     f"expected training time for {n_models} models: at most {planned / 60:.0f} min, plus validation"
+)
+print(
+    time_estimate(
+        {f"training {n_models} models (at most)": planned},
+        device,
+        session.elapsed(),
+        not_estimated="validation, testing and figures",
+    )
 )
 
 # %% [markdown]

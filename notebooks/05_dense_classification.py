@@ -93,7 +93,7 @@ from fewshot_utils.display import show_source
 from fewshot_utils.evaluation import ci95
 from fewshot_utils.models import C128F, ResBlock, ResNet12
 from fewshot_utils.paper_numbers import by_id, existing, printed
-from fewshot_utils.profiles import pick, start
+from fewshot_utils.profiles import pick, start, time_estimate
 from fewshot_utils.results import make_record, write_result
 
 session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
@@ -222,6 +222,14 @@ for net in NETWORKS:
     planned += 2 * cfg.iterations / rates[net]
     print(f"{net:9s} {rates[net]:.2f} iterations/s = {rates[net] * cfg.batch_size:.0f} images/s")
 print(f"expected training time for {len(RUNS)} networks: about {planned / 60:.1f} min")
+print(
+    time_estimate(
+        {f"training {len(RUNS)} networks": planned},
+        device,
+        session.elapsed(),
+        not_estimated="validation, testing, figures and FC100's networks",
+    )
+)
 
 # %% [markdown]
 # ## Training the four networks

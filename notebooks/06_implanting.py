@@ -91,7 +91,7 @@ from fewshot_utils.evaluation import ci95
 from fewshot_utils.implanting import ImplantConfig, evaluate_implanting, prefix_features
 from fewshot_utils.models import ResNet12
 from fewshot_utils.paper_numbers import by_id, existing, printed
-from fewshot_utils.profiles import pick, start
+from fewshot_utils.profiles import pick, start, time_estimate
 from fewshot_utils.results import make_record, write_result
 
 session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
@@ -127,6 +127,7 @@ widths = tuple(proto["widths"])
 wide = (*widths[:-1], widths[-1] + 16)
 NETS = {"gap": ("gap", widths, "ch05_resnet12_gap"), "dc": ("dc", widths, "ch05_resnet12_dc"),
         "dc+wide": ("dc", wide, "ch06_resnet12wide_dc")}  # fmt: skip
+rates = {}  # iterations/s of the networks this chapter trains, measured before training
 if device.type == "cpu" and torch.get_num_threads() > 1:  # on a busy CPU one thread can win
     cfg = stage1_config(profile, "dc", SEED)
     by_threads = {}
@@ -134,8 +135,25 @@ if device.type == "cpu" and torch.get_num_threads() > 1:  # on a busy CPU one th
         torch.set_num_threads(n)
         by_threads[n] = measure_iterations_per_s(ResNet12(widths=wide), train_x, cfg, 2, device)
     torch.set_num_threads(max(by_threads, key=by_threads.get))
+    rates["dc+wide"] = by_threads[torch.get_num_threads()]
     print(f"training and testing with {torch.get_num_threads()} thread(s): "
           + ", ".join(f"{n}: {r * cfg.batch_size:.0f} images/s" for n, r in by_threads.items()))  # fmt: skip
+to_train = {}  # seconds of the networks without a checkpoint (chapter 5's are usually there)
+for name, (pooling, w, stem) in NETS.items():
+    if RETRAIN or not (checkpoint_dir() / f"{stem}_{profile}_seed{SEED}.pt").exists():
+        cfg = stage1_config(profile, pooling, SEED)
+        if name not in rates:
+            rates[name] = measure_iterations_per_s(ResNet12(widths=w), train_x, cfg, 2, device)
+        to_train[f"training {name}"] = cfg.iterations / rates[name]
+print(
+    time_estimate(
+        to_train or {"training networks (all checkpointed)": 0.0},
+        device,
+        session.elapsed(),
+        not_estimated="the implanted tasks (measured below, once "
+        "the networks exist), testing and FC100",
+    )
+)
 nets = {}
 for name, (pooling, w, stem) in NETS.items():
     cfg = stage1_config(profile, pooling, SEED)
@@ -210,6 +228,14 @@ planned = (
 print(f"one implanted {st['shots'][0]}-shot task: {per_task[st['shots'][0]]:.2f} s "
       f"({sum(probe.train_seconds) / 2:.2f} s of implant training); expected time for the "
       f"{n_implanted} implanted tasks below: about {planned / 60:.1f} min")  # fmt: skip
+print(
+    time_estimate(
+        {f"{n_implanted} implanted tasks": planned},
+        device,
+        session.elapsed(),
+        not_estimated="the stage-1 rows' tests and FC100",
+    )
+)
 
 # %% [markdown]
 # ## Table 4: GAP, DC, DC + WIDE, DC + IMP

@@ -89,7 +89,7 @@ from fewshot_utils.distances import DISTANCES
 from fewshot_utils.episodes import sample_episode
 from fewshot_utils.evaluation import ci95, embed
 from fewshot_utils.models import ResNet12
-from fewshot_utils.profiles import pick, start
+from fewshot_utils.profiles import pick, start, time_estimate
 from fewshot_utils.results import make_record, write_result
 from fewshot_utils.tadam import TadamConfig, TadamNet, TaskEmbeddingNetwork
 
@@ -369,6 +369,9 @@ eval_s = 1.3 * eval_images * img_s  # + episode overheads
 print(f"embedding: {1 / img_s:.0f} images/s")
 print(f"expected: training {train_s / 60:.1f} min, validation and test {eval_s / 60:.1f} min, "
       f"in all {(train_s + eval_s) / 60:.1f} min (plus the sections above)")  # fmt: skip
+print(
+    time_estimate({"training": train_s, "validation and test": eval_s}, device, session.elapsed())
+)
 
 # %%
 runs = {}

@@ -8,7 +8,13 @@ import time
 import pytest
 import torch
 
-from fewshot_utils.profiles import Session, start
+from fewshot_utils.profiles import (
+    COLAB_SESSION_HOURS,
+    Session,
+    format_duration,
+    start,
+    time_estimate,
+)
 
 
 def test_start_resolves_seeds_and_prints(monkeypatch, capsys):
@@ -75,3 +81,40 @@ def test_the_deterministic_switch(how, monkeypatch, restore_kernel_modes):
     assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
     assert torch.are_deterministic_algorithms_enabled()
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+
+
+@pytest.mark.parametrize(
+    "seconds, text", [(0, "0 s"), (89.4, "89 s"), (90, "1.5 min"), (5399, "90.0 min"),
+                      (5400, "1.5 h"), (13 * 3600, "13.0 h")],
+)  # fmt: skip
+def test_format_duration_picks_the_unit(seconds, text):
+    assert format_duration(seconds) == text
+
+
+def test_format_duration_rejects_negative_and_nan():
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="non-negative"):
+            format_duration(bad)
+
+
+def test_time_estimate_totals_the_chapter_and_warns_beyond_a_colab_session():
+    text = time_estimate({"training": 3 * 3600, "validation": 1800}, "cpu", elapsed_s=600)
+    lines = text.splitlines()
+    assert lines[0] == "expected on cpu, measured on this machine:"
+    assert "  training: 3.0 h" in lines and "  validation: 30.0 min" in lines
+    # 600 s so far + 3 h + 30 min = 3 h 40 min
+    assert lines[-1] == "  the whole chapter: about 3.7 h (10.0 min so far)"
+    assert "WARNING" not in text
+    # just below and just above the limit (12 h): the warning only above it
+    below = time_estimate({"training": 12 * 3600 - 60}, "cuda", elapsed_s=59)
+    above = time_estimate({"training": 12 * 3600 - 60}, "cuda", elapsed_s=61)
+    assert "WARNING" not in below
+    assert "WARNING" in above and "DRIVE = True" in above and "12 hours" in above
+    assert f"{COLAB_SESSION_HOURS:.0f} hours" in above
+
+
+def test_time_estimate_says_at_least_when_parts_are_missing():
+    text = time_estimate({"training": 100.0}, "cpu", not_estimated="validation")
+    assert "the whole chapter: at least 1.7 min (0 s so far; not estimated: validation)" in text
+    with pytest.raises(ValueError, match="at least one"):
+        time_estimate({}, "cpu")

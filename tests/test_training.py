@@ -3,10 +3,12 @@
 import pytest
 import torch
 
+from fewshot_utils import training
 from fewshot_utils.models import conv4_for
 from fewshot_utils.training import (
     TrainConfig,
     measure_episodes_per_s,
+    retrain_on_trainval,
     train_protonet,
 )
 
@@ -224,3 +226,45 @@ def test_a_training_step_leaves_its_figures_on_the_device():
     loss, acc = _train_step(model, ep, query_labels(3, 2), cfg, opt, scaler, cpu, False)
     assert isinstance(loss, torch.Tensor) and isinstance(acc, torch.Tensor)
     assert loss.dim() == 0 and not loss.requires_grad
+
+
+def test_retrain_on_trainval_uses_train_and_val_for_the_best_episodes(tmp_path, monkeypatch):
+    data = _toy_data(classes=16)
+    train, val = data[:10], data[10:]
+    cfg = _config(max_episodes=30, patience=3)
+    selected = train_protonet(_model(), train, val, cfg, device="cpu", progress=False)
+    best = selected.history["episode"][selected.best_epoch - 1]
+    drawn = []  # the class pool and images of every training episode the retraining draws
+    real_sample = training.sample_episode
+
+    def spy(pool, way, shot, query, gen):
+        ep = real_sample(pool, way, shot, query, gen)
+        if (way, shot, query) == (cfg.way, cfg.shot, cfg.query):
+            drawn.append((pool, ep.support))
+        return ep
+
+    monkeypatch.setattr(training, "sample_episode", spy)
+    ckpt = tmp_path / "trainval.pt"
+    res = retrain_on_trainval(_model(), train, val, selected, cfg, ckpt, device="cpu")
+    # one training episode per selected episode, and no more: the chosen length, not patience
+    assert len(drawn) == best == res.episodes_done
+    assert res.history["episode"] == [best] and res.best_epoch == 1  # the final weights kept
+    pool = drawn[0][0]
+    assert pool.shape[0] == 16 and torch.equal(pool, torch.cat([train, val]))
+    # episodes reach the validation classes too (their images occur in the supports)
+    supports = torch.cat([s.flatten(0, 1) for _, s in drawn])
+    assert any(torch.equal(img, v) for img in supports for v in val.flatten(0, 1))
+    # the same configuration otherwise, and checkpointed: a second call loads it
+    again = retrain_on_trainval(_model(), train, val, selected, cfg, ckpt, device="cpu")
+    assert again.loaded and _equal_weights(again.model, res.model)
+
+
+def test_retrain_on_trainval_errors():
+    data = _toy_data()
+    cfg = _config(max_episodes=6)
+    selected = train_protonet(_model(), data[:8], data[8:], cfg, device="cpu", progress=False)
+    with pytest.raises(ValueError, match="shape"):
+        retrain_on_trainval(_model(), data[:8], data[8:, :, :20], selected, cfg, device="cpu")
+    selected.best_epoch = 0
+    with pytest.raises(ValueError, match="no best epoch"):
+        retrain_on_trainval(_model(), data[:8], data[8:], selected, cfg, device="cpu")
