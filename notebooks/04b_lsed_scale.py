@@ -74,10 +74,11 @@ from fewshot_utils.display import show_source, table
 from fewshot_utils.episodes import sample_episode
 from fewshot_utils.evaluation import embed, evaluate_embeddings, paired_difference
 from fewshot_utils.models import conv4_for
-from fewshot_utils.profiles import start
+from fewshot_utils.profiles import start, time_estimate
 from fewshot_utils.results import make_record, write_result
 from fewshot_utils.training import (
     LSED_MINIIMAGENET,
+    measure_episodes_per_s,
     miniimagenet_config,
     miniimagenet_protocol,
     train_protonet,
@@ -188,8 +189,12 @@ def config(name: str, seed: int):
     return miniimagenet_config(P, 1, distance, seed, **({"scale": alpha} if alpha != 1 else {}))
 
 
+def checkpoint(name: str, seed: int):
+    return checkpoint_dir() / f"{MODELS[name][2]}_{profile}_seed{seed}.pt"
+
+
 def train(name: str, seed: int):
-    ckpt = checkpoint_dir() / f"{MODELS[name][2]}_{profile}_seed{seed}.pt"
+    ckpt = checkpoint(name, seed)
     run = train_protonet(build(name, seed), train_x, val_x, config(name, seed), ckpt, RETRAIN,
                          device, progress=False)  # fmt: skip
     print(f"{name:18s} seed {seed}: {run.episodes_done} episodes, best epoch {run.best_epoch}, "
@@ -197,6 +202,15 @@ def train(name: str, seed: int):
     return run
 
 
+ITERS = [0, 10, 25, 50, 100] if profile != "smoke" else [0, 2]  # the replayed iterations
+rate = measure_episodes_per_s(build("squared Euclidean", SEED), train_x,
+                              config("squared Euclidean", SEED), episodes=3, device=device)  # fmt: skip
+to_train = [k for k in ((n, s) for s in P["seeds"] for n in MODELS) if not checkpoint(*k).exists()]
+print(time_estimate(
+    {f"training {len(to_train)} models": len(to_train) * P["max_episodes"] / rate,
+     "replaying the first iterations of 5 models": len(MODELS) * max(ITERS) / rate},
+    device, session.elapsed(), not_estimated="validation and testing",
+))  # fmt: skip
 runs = {(name, seed): train(name, seed) for seed in P["seeds"] for name in MODELS}
 
 # %% [markdown]
@@ -209,7 +223,6 @@ runs = {(name, seed): train(name, seed) for seed in P["seeds"] for name in MODEL
 # (`gradients.capture_training_gradients`, chapter 2).
 
 # %%
-ITERS = [0, 10, 25, 50, 100] if profile != "smoke" else [0, 2]
 snaps = {}
 for name in MODELS:
     cfg = config(name, SEED)
