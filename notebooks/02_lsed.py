@@ -94,7 +94,13 @@ from fewshot_utils.evaluation import embed, evaluate_embeddings, paired_differen
 from fewshot_utils.models import conv4_for
 from fewshot_utils.profiles import pick, start, time_estimate
 from fewshot_utils.results import make_record, write_result
-from fewshot_utils.training import TrainConfig, measure_episodes_per_s, train_protonet
+from fewshot_utils.training import (
+    TrainConfig,
+    measure_episodes_per_s,
+    miniimagenet_config,
+    miniimagenet_protocol,
+    train_protonet,
+)
 
 session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
 profile, device = session.profile, session.device
@@ -126,7 +132,7 @@ settings = pick(
               mini_per_class=None, mini_way=30, mini_iters=[0, 50, 100], fig3_episodes=100,
               s_grid=[0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0],
               r_grid=[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0], max_episodes=60_000,
-              episodes_per_epoch=100, val_per_class=None, val_episodes=600, patience=50,
+              episodes_per_epoch=100, val_per_class=None, val_episodes=600, patience=200,
               test_per_class=None, test_episodes=10_000),
 )  # fmt: skip
 print(settings)
@@ -512,6 +518,20 @@ print(
     )
 )
 
+# In `full`, the two paper models are chapter 4's 1-shot models (the same configuration, data
+# and seed): they share its checkpoints instead of training twice (60,000 episodes each).
+SHARED = {"squared_euclidean": "ch04_squared_euclidean_1shot", "lsed_s4_r0.01": "ch04_lsed_1shot"}
+
+
+def checkpoint(tag: str, distance: str, kw: dict):
+    if profile == "full" and tag in SHARED:
+        same = miniimagenet_config(miniimagenet_protocol(profile), 1, distance, SEED)
+        if mini_config(distance, kw) != same:
+            raise RuntimeError(f"{tag} is no longer chapter 4's model: do not share its checkpoint")
+        return checkpoint_dir() / f"{SHARED[tag]}_{profile}_seed{SEED}.pt"
+    return checkpoint_dir() / f"ch02_{tag}_{profile}_seed{SEED}.pt"
+
+
 runs, tests, test_time = {}, {}, {}
 for s, r in points:
     tag = tags[s, r]
@@ -519,7 +539,7 @@ for s, r in points:
         continue
     distance, kw = method_of(s, r)
     torch.manual_seed(SEED)  # the same initial weights for every model
-    ckpt = checkpoint_dir() / f"ch02_{tag}_{profile}_seed{SEED}.pt"
+    ckpt = checkpoint(tag, distance, kw)
     t0 = time.perf_counter()
     run = train_protonet(conv4_for("miniimagenet"), mini_train, mini_val,
                          mini_config(distance, kw), ckpt, RETRAIN, device)  # fmt: skip
