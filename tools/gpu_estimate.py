@@ -92,12 +92,13 @@ _IMPLANT_EPOCHS = 50
 # Each chapter's `full` settings (the notebooks' `pick(..., full=...)`), as images.
 JOBS = [
     # chapter 2: Figure 8's 13 models (7 values of s, 7 of r, (4, 0.01) shared), 30-way 1-shot
-    # 15-query, at most 60,000 episodes each; the gradient captures (100 steps) are left out
+    # 15-query, at most 60,000 episodes each, less the two it shares with chapter 4 (squared
+    # Euclidean and LSED s = 4, r = 0.01); the gradient captures (100 steps) are left out
     Job(
         "2",
-        "13 models x 60,000 episodes",
+        "11 models x 60,000 episodes (2 more shared with chapter 4)",
         "Conv-4 miniImageNet",
-        13 * 60_000 * _protonet(30, 1, 15),
+        11 * 60_000 * _protonet(30, 1, 15),
     ),
     # chapter 3: two distances x (1-shot, 5-shot), 60-way with 5 queries, at most 1,000,000
     # episodes each (early stopping, patience 200 epochs of 100, ends them much sooner)
@@ -133,6 +134,14 @@ JOBS = [
         "2 x 20-way 5-shot, 60,000 episodes",
         "Conv-4 miniImageNet",
         2 * 60_000 * _protonet(20, 5, 15),
+    ),
+    # chapter 4b: fixed alpha, learned alpha and a small last-BN gamma, one seed in full, 30-way
+    # 1-shot, 60,000 episodes (squared Euclidean and LSED are chapter 4's models)
+    Job(
+        "4b",
+        "3 models x 60,000 episodes (2 more shared with chapter 4)",
+        "Conv-4 miniImageNet",
+        3 * 60_000 * _protonet(30, 1, 15),
     ),
     # chapter 5: GAP and DC for each network, 8,000 iterations of batch 200; FC100: GAP and DC,
     # 12,500 iterations of batch 512 on 32x32 images
