@@ -259,3 +259,24 @@ def test_provenance_names_training_length_and_reductions():
     images = _record(dataset="miniimagenet", way=5, shot=5, unit="images")
     assert "10,000 images, each once (Wilson interval)" in rp._provenance(images)
     assert rp.reductions(_record(experiment="elsewhere")) == []
+
+
+def test_tadam_ablation_uses_one_fixed_alpha_chosen_on_validation():
+    """TADAM's alpha is a fixed hyperparameter cross-validated on the validation classes
+    (protocols.md): the ablation rows alpha, +AT, +TC and all three share one fixed alpha, the
+    grid value with the best validation accuracy; learned alpha is a separate experiment."""
+    records = [r for r in load_results(ROOT / "results") if r["experiment"] == "ch07_tadam"]
+    if not records:
+        pytest.skip("no chapter 7 records")
+    for profile in {r["profile"] for r in records}:
+        mine = [r for r in records if r["profile"] == profile]
+        rows = {row: r for r in mine for row in r.get("ablation_rows", [])}
+        assert set(rows) == {"baseline", "α", "α + AT", "α + TC", "α + AT + TC"}, profile
+        alphas = {rows[row]["config"]["model"]["alpha_init"] for row in rows if row != "baseline"}
+        assert len(alphas) == 1, f"{profile}: the ablation rows use several alphas {alphas}"
+        for row in ("α", "α + AT", "α + TC", "α + AT + TC"):
+            assert not rows[row]["config"]["model"]["learn_alpha"], f"{profile} {row}: learned"
+        grid = [r for r in mine if r.get("alpha_choice") == "validation grid"
+                and r["config"]["model"]["distance"] == "squared_euclidean"]  # fmt: skip
+        best = max(grid, key=lambda r: r["val_accuracy"])
+        assert best["config"]["model"]["alpha_init"] in alphas
