@@ -397,13 +397,12 @@ for distance in METHODS:
             print(f"{NAMES[distance]:15s} {way:2d}-way {test_shot}-shot: {res} [{seconds:.1f} s]")
             record = make_record(
                 experiment="ch03_protonet_omniglot", dataset="omniglot", method=distance,
-                way=way, shot=test_shot, accuracy=res.accuracy, ci95=res.ci95,
-                episodes=res.episodes, profile=profile, device=device,
+                result=res, profile=profile, device=device,
                 wall_time_s=run.wall_time_s + seconds_embed + seconds,
                 config={**configs[distance, train_shot].__dict__, "backbone": "conv4-576",
                         "train_data": "trainval" if TRAINVAL else "train",
                         "threads": torch.get_num_threads()},
-                query=15, train_shot=train_shot, train_episodes=run.episodes_done,
+                train_shot=train_shot, train_episodes=run.episodes_done,
                 best_epoch=run.best_epoch, train_episodes_per_s=run.episodes_per_s,
                 training_stage=STAGE, history=record_history(run),
                 paper_accuracy=paper("lsed_paper", distance, way, test_shot),
