@@ -815,7 +815,7 @@ def verdict(checks: dict[str, bool], untestable: str = "") -> str:
     if untestable:
         return f"not testable in this profile ({untestable})"
     failed = [name for name, ok in checks.items() if not ok]
-    return "agrees" if not failed else "disagrees (fails: " + "; ".join(failed) + ")"
+    return "agrees" if not failed else "disagrees (check not met: " + "; ".join(failed) + ")"
 
 
 def spread(snap: gradients.GradientSnapshot) -> tuple[float, float]:
