@@ -87,7 +87,7 @@ from fewshot_utils.dense import (
     train_classifier,
 )
 from fewshot_utils.display import show_source
-from fewshot_utils.evaluation import ci95
+from fewshot_utils.evaluation import paired_difference
 from fewshot_utils.implanting import ImplantConfig, evaluate_implanting, prefix_features
 from fewshot_utils.models import ResNet12
 from fewshot_utils.paper_numbers import by_id, existing, printed
@@ -304,8 +304,8 @@ display(Markdown(
 
 def paired(a, b) -> str:
     """``b - a`` in points on the same tasks, with the 95% interval of the paired mean."""
-    d = 100 * (b.per_episode - a.per_episode)
-    return f"{d.mean():+.2f} ± {ci95(d):.2f} points over {d.numel()} tasks"
+    mean, hw = paired_difference(b.per_episode, a.per_episode)
+    return f"{100 * mean:+.2f} ± {100 * hw:.2f} points over {a.per_episode.numel()} tasks"
 
 
 for shot in st["shots"]:
@@ -430,7 +430,7 @@ def write_implanting(r, stage2, dataset, wall_time_s, widths, n_test, extra_cell
     for t, res in r.implanted.items():
         ids = cells(f"table-3/stage-2-{sp}-{qp}/test-queries-{t}",
                     *(extra_cells if t == "dc" else ()), shot=res.shot, dataset=dataset)  # fmt: skip
-        d = 100 * (res.per_episode - r.baseline[t].per_episode)
+        gain, gain_ci95 = paired_difference(res.per_episode, r.baseline[t].per_episode)
         n += write_result(make_record(
             experiment="ch06_implanting", dataset=dataset,
             method=f"resnet12-dc-imp-stage2-{sp}-{qp}-support-gap-query-{t}", result=res,
@@ -438,7 +438,7 @@ def write_implanting(r, stage2, dataset, wall_time_s, widths, n_test, extra_cell
             config={**ImplantConfig(epochs=st["epochs"], support_pool=sp, query_pool=qp).__dict__,
                     "network": "resnet12", "widths": list(widths), "test_per_class": n_test},
             baseline_accuracy=r.baseline[t].accuracy, baseline_ci95=r.baseline[t].ci95,
-            paired_difference=d.mean().item() / 100, paired_ci95=ci95(d) / 100,
+            paired_difference=gain, paired_ci95=gain_ci95,
             seconds_per_task=sum(r.task_seconds) / len(r.task_seconds),
             implant_train_seconds_per_task=sum(r.train_seconds) / len(r.train_seconds),
             paper_rows=ids, paper_accuracy=paper_of(ids),

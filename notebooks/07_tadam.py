@@ -87,7 +87,7 @@ from fewshot_utils.checkpoints import checkpoint_dir
 from fewshot_utils.display import show_source, table
 from fewshot_utils.distances import DISTANCES
 from fewshot_utils.episodes import sample_episode
-from fewshot_utils.evaluation import ci95, embed
+from fewshot_utils.evaluation import ci95, embed, paired_difference
 from fewshot_utils.models import ResNet12
 from fewshot_utils.profiles import pick, start, time_estimate
 from fewshot_utils.results import make_record, write_result
@@ -638,8 +638,8 @@ cos_chosen = f"cos, α = {ALPHA['cosine']:g}"
 
 def gap(a: str, b: str = "sq, α = 1") -> str:
     """Test accuracy of model ``a`` minus model ``b``, paired on the same episodes."""
-    d = 100 * (tests[a].per_episode - tests[b].per_episode)
-    return f"{d.mean():+.2f} ± {ci95(d):.2f}"
+    mean, hw = paired_difference(tests[a].per_episode, tests[b].per_episode)
+    return f"{100 * mean:+.2f} ± {100 * hw:.2f}"
 
 
 def paper_gap(row: str, base: str = "baseline") -> str:
