@@ -168,8 +168,9 @@ print(
 )
 if profile == "cpu":
     display(Markdown(
-        "**`cpu` profile:** 5-way 1-shot training episodes (the protocol uses 30-way) and "
-        f"{settings['max_episodes']} episodes per model instead of tens of thousands; the "
+        "**`cpu` profile:** 5-way 1-shot 5-query training episodes (the protocol uses 30-way "
+        f"with 15 queries) and {settings['max_episodes']} episodes per model instead of tens "
+        f"of thousands, tested on 300 of the 600 images per test class; the "
         "1-shot models also serve the 5-shot test. These are early-training numbers, not the "
         "paper's protocol: a short run favours the distance that starts faster, so the gap "
         "between the two distances here measures how far each has got, not where they end."
@@ -270,8 +271,9 @@ print(
 # %% [markdown]
 # ## Test accuracy
 #
-# Each model embeds the 12,000 test images once; the test episodes (5-way, 15 queries per
-# class) are then drawn over the embeddings, the same episodes for every model, so the
+# Each model embeds the test images once (all 600 per class in `full`, the first 300 per class
+# in `cpu`); the test episodes (5-way, 15 queries per class) are then drawn over the
+# embeddings, the same episodes for every model, so the
 # difference between the two distances can be measured episode by episode, with its own
 # interval.
 
@@ -406,9 +408,9 @@ display(Markdown(f"**{profile} profile**, 5-way 1-shot test, {settings['test_epi
 # %% [markdown]
 # ## Does squared Euclidean leave the plateau?
 #
-# In a short run the squared Euclidean model has barely started. Trained longer (seed
-# `SEED`, both distances, the same episodes), do its curves leave the plateau, and does the
-# gap close? The dotted lines are the paper's final 5-way 1-shot *test* accuracies (Table 1),
+# A short run may stop before the squared Euclidean model has started to learn. Trained longer
+# (seed `SEED`, both distances, the same episodes), do its curves leave the plateau, and does
+# the gap close? The dotted lines are the paper's final 5-way 1-shot *test* accuracies (Table 1),
 # reached after tens of thousands of 30-way episodes: a reference, not a target for these
 # curves.
 
