@@ -132,8 +132,14 @@ def speedups(data, episodes: int, seed: int) -> list[dict]:
 
     t_old, e_old = _timed(lambda: _old_embed(model, data))
     t_new, e_new = _timed(lambda: embed(model, data, device="cpu"))
-    rows.append(dict(name="embed: conv+BN folded in a copy", before_s=t_old, after_s=t_new,
-                     max_abs_diff=(e_old - e_new).abs().max().item()))  # fmt: skip
+    rows.append(
+        dict(
+            name="embed: conv+BN folded in a copy",
+            before_s=t_old,
+            after_s=t_new,
+            max_abs_diff=(e_old - e_new).abs().max().item(),
+        )
+    )
 
     n_cls, per_class = data.shape[:2]
 

@@ -89,10 +89,11 @@ GOALS = {"train_vs_fastest_peer": 3.0, "train_ceiling_fraction": 0.8, "eval_vs_r
 
 # timed windows (repetitions) and episodes per window
 SETTINGS = {
-    "full": dict(reps=3, train_episodes=15, warmup=2, eval_peer_episodes=80,
-                 eval_episodes=EVAL_EPISODES),
+    "full": dict(
+        reps=3, train_episodes=15, warmup=2, eval_peer_episodes=80, eval_episodes=EVAL_EPISODES
+    ),
     "quick": dict(reps=1, train_episodes=3, warmup=1, eval_peer_episodes=6, eval_episodes=1000),
-}  # fmt: skip
+}
 
 
 def peak_rss_mb() -> float:
@@ -237,9 +238,17 @@ def train_worker(task: dict, impl: str, cfg: dict, seed: int) -> dict:
 
         def run(n: int) -> float:
             conf = TrainConfig(
-                way=way, shot=shot, query=query, max_episodes=n, episodes_per_epoch=n,
-                val_way=5, val_episodes=2, seed=seed, lr_halve_every=10**6, amp=amp,
-            )  # fmt: skip
+                way=way,
+                shot=shot,
+                query=query,
+                max_episodes=n,
+                episodes_per_epoch=n,
+                val_way=5,
+                val_episodes=2,
+                seed=seed,
+                lr_halve_every=10**6,
+                amp=amp,
+            )
             res = train_protonet(model, data, val, conf, device="cpu", progress=False)
             return sum(res.history["train_seconds"])
 
@@ -656,10 +665,15 @@ def machine() -> dict:
     except (ValueError, OSError, AttributeError):
         mem = None
     return dict(
-        cpu=cpu, cores=os.cpu_count(), memory_gb=mem, os=platform.platform(),
-        python=platform.python_version(), torch=torch.__version__,
-        torch_threads=torch.get_num_threads(), cuda=torch.cuda.is_available(),
-    )  # fmt: skip
+        cpu=cpu,
+        cores=os.cpu_count(),
+        memory_gb=mem,
+        os=platform.platform(),
+        python=platform.python_version(),
+        torch=torch.__version__,
+        torch_threads=torch.get_num_threads(),
+        cuda=torch.cuda.is_available(),
+    )
 
 
 def summarise(tasks: dict) -> dict:

@@ -245,15 +245,20 @@ def train_classifier(
                 "val_acc",
                 "train_seconds",
             )
-        },  # fmt: skip
+        },
         "finished": False,
         "wall_time_s": 0.0,
     }
     ckpt = Path(checkpoint) if checkpoint is not None else None
     resumed = False
     signature = dataclasses.asdict(cfg)
-    stateful = {"model": model, "classifier": classifier, "optimiser": optimiser,
-                "scheduler": scheduler, "scaler": scaler}  # fmt: skip
+    stateful = {
+        "model": model,
+        "classifier": classifier,
+        "optimiser": optimiser,
+        "scheduler": scheduler,
+        "scaler": scaler,
+    }
     generators = {"batches": gen}
     if ckpt is not None and ckpt.exists() and not retrain:
         state = checkpoints.load(ckpt, signature, stateful, generators)
@@ -262,8 +267,7 @@ def train_classifier(
             return _batch_result(model, classifier, state, resumed=True, loaded=True)
 
     start = time.perf_counter() - state["wall_time_s"]
-    bar = checkpoints.progress(cfg.iterations, state["iteration"], progress,
-                               "training iterations")  # fmt: skip
+    bar = checkpoints.progress(cfg.iterations, state["iteration"], progress, "training iterations")
     while not state["finished"]:
         model.train()
         classifier.train()
@@ -272,8 +276,9 @@ def train_classifier(
         tot_loss = tot_acc = 0.0
         for _ in range(n_iter):
             idx = _next_batch(state, cfg.batch_size, gen).to(device)
-            loss, acc = _step(model, classifier, flat[idx], labels_all[idx], cfg, optimiser,
-                              scaler, device, amp)  # fmt: skip
+            loss, acc = _step(
+                model, classifier, flat[idx], labels_all[idx], cfg, optimiser, scaler, device, amp
+            )
             scheduler.step()
             tot_loss += loss
             tot_acc += acc
@@ -336,8 +341,9 @@ def measure_iterations_per_s(
 def _optimiser(params, cfg: BatchTrainConfig) -> torch.optim.Optimizer:
     if cfg.optimiser == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
-                           weight_decay=cfg.weight_decay)  # fmt: skip
+    return torch.optim.SGD(
+        params, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
+    )
 
 
 def _next_batch(state: dict, batch_size: int, gen: torch.Generator) -> torch.Tensor:
@@ -492,8 +498,10 @@ def evaluate_poolings(
     if (base is None) != (base_weight is None):
         raise ValueError("pass both base (held-out base images) and base_weight, or neither")
     gen = torch.Generator().manual_seed(seed)
-    blocks = [sample_indices(n_cls, per_class, way, shot + query, gen, min(1000, episodes - b))
-              for b in range(0, episodes, 1000)]  # fmt: skip
+    blocks = [
+        sample_indices(n_cls, per_class, way, shot + query, gen, min(1000, episodes - b))
+        for b in range(0, episodes, 1000)
+    ]
     classes = torch.cat([c for c, _ in blocks])
     items = torch.cat([i for _, i in blocks])
     dev = novel.gap.device
@@ -507,8 +515,10 @@ def evaluate_poolings(
                 f"dim), got {tuple(base_weight.shape)}"
             )
         bgen = torch.Generator().manual_seed(seed + 1)
-        bblocks = [sample_indices(b_cls, b_per, way, query, bgen, min(1000, episodes - b))
-                   for b in range(0, episodes, 1000)]  # fmt: skip
+        bblocks = [
+            sample_indices(b_cls, b_per, way, query, bgen, min(1000, episodes - b))
+            for b in range(0, episodes, 1000)
+        ]
         b_classes = torch.cat([c for c, _ in bblocks])
         b_items = torch.cat([i for _, i in bblocks])
         w = F.normalize(base_weight.float().to(dev), dim=-1)
@@ -640,21 +650,46 @@ def stage1_protocol(profile: str) -> dict:
 
     return pick(
         profile,
-        smoke=dict(widths=(4, 8, 8, 8), train_classes=6, train_per_class=12, iterations=2,
-                   batch_size=8, chunk=1, heldout=(500, 520)),
-        cpu=dict(widths=(16, 32, 64, 128), train_classes=None, train_per_class=500,
-                 iterations=240, batch_size=64, chunk=80, heldout=(500, 530)),
-        full=dict(widths=(64, 128, 256, 512), train_classes=None, train_per_class=500,
-                  iterations=8000, batch_size=200, chunk=500, heldout=(500, 600)),
-    )  # fmt: skip
+        smoke=dict(
+            widths=(4, 8, 8, 8),
+            train_classes=6,
+            train_per_class=12,
+            iterations=2,
+            batch_size=8,
+            chunk=1,
+            heldout=(500, 520),
+        ),
+        cpu=dict(
+            widths=(16, 32, 64, 128),
+            train_classes=None,
+            train_per_class=500,
+            iterations=240,
+            batch_size=64,
+            chunk=80,
+            heldout=(500, 530),
+        ),
+        full=dict(
+            widths=(64, 128, 256, 512),
+            train_classes=None,
+            train_per_class=500,
+            iterations=8000,
+            batch_size=200,
+            chunk=500,
+            heldout=(500, 600),
+        ),
+    )
 
 
 def stage1_config(profile: str, pooling: str, seed: int = 0) -> BatchTrainConfig:
     """The :class:`BatchTrainConfig` of :func:`stage1_protocol` for ``pooling``."""
     p = stage1_protocol(profile)
-    return BatchTrainConfig(pooling=pooling, iterations=p["iterations"],
-                            batch_size=p["batch_size"], iterations_per_chunk=p["chunk"],
-                            seed=seed)  # fmt: skip
+    return BatchTrainConfig(
+        pooling=pooling,
+        iterations=p["iterations"],
+        batch_size=p["batch_size"],
+        iterations_per_chunk=p["chunk"],
+        seed=seed,
+    )
 
 
 def fc100_protocol(profile: str) -> dict:

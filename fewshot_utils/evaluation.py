@@ -78,8 +78,16 @@ def image_accuracy(correct: torch.Tensor) -> EvalResult:
     same images would only measure Monte-Carlo error."""
     c = correct.flatten().float().cpu()
     low, high = wilson(int(c.sum().item()), c.numel())
-    return EvalResult(c.mean().item(), (high - low) / 2, float("nan"), c.numel(), c,
-                      unit="images", ci_low=low, ci_high=high)  # fmt: skip
+    return EvalResult(
+        c.mean().item(),
+        (high - low) / 2,
+        float("nan"),
+        c.numel(),
+        c,
+        unit="images",
+        ci_low=low,
+        ci_high=high,
+    )
 
 
 def ci95(values: torch.Tensor) -> float:

@@ -199,8 +199,14 @@ def gradient_histogram(ax, snap: GradientSnapshot, title: str, bias: float = BIA
     values = log_abs_gradient(snap.grads, bias)
     parts = [values[own], values[~own]]
     weights = [torch.full_like(p, 1 / values.numel()) for p in parts]
-    ax.hist(parts, bins=_GRAD_BINS, weights=weights, stacked=True, label=list(_COLORS),
-            color=list(_COLORS.values()))  # fmt: skip
+    ax.hist(
+        parts,
+        bins=_GRAD_BINS,
+        weights=weights,
+        stacked=True,
+        label=list(_COLORS),
+        color=list(_COLORS.values()),
+    )
     frac = sparsity(snap.grads, bias)
     ax.set_title(f"{title}\n{100 * frac:.1f}% of |∂ℓ/∂d| below {bias:g}", fontsize=9)
     ax.set(xlabel=f"ln(|∂ℓ/∂d| + {bias:g})", ylabel="fraction of pairs")
@@ -213,8 +219,14 @@ def distance_histogram(ax, snap: GradientSnapshot, title: str) -> None:
     d = snap.distances
     parts = [d[own], d[~own]]
     weights = [torch.full_like(p, 1 / d.numel()) for p in parts]
-    ax.hist(parts, bins=40, weights=weights, stacked=True, label=list(_COLORS),
-            color=list(_COLORS.values()))  # fmt: skip
+    ax.hist(
+        parts,
+        bins=40,
+        weights=weights,
+        stacked=True,
+        label=list(_COLORS),
+        color=list(_COLORS.values()),
+    )
     ax.set_title(f"{title}\nmedian distance {d.median().item():.3g}", fontsize=9)
     ax.set(xlabel="distance d(z, c_k) seen by the softmax", ylabel="fraction of pairs")
     ax.grid(alpha=0.3)
@@ -224,9 +236,12 @@ def histogram_figure(snapshots: dict[int, GradientSnapshot], name: str, bias: fl
     """The layout of the paper's Figures 4-7: one row per iteration, log-gradient histogram on
     the left, distance histogram on the right; returns the figure."""
     fig, axes = plt.subplots(
-        len(snapshots), 2, figsize=(10, 2.9 * len(snapshots)), squeeze=False,
+        len(snapshots),
+        2,
+        figsize=(10, 2.9 * len(snapshots)),
+        squeeze=False,
         constrained_layout=True,
-    )  # fmt: skip
+    )
     for row, (it, snap) in enumerate(sorted(snapshots.items())):
         label = f"{name}, after {it} iteration{'' if it == 1 else 's'}"
         gradient_histogram(axes[row, 0], snap, label, bias)

@@ -207,8 +207,7 @@ def train_implants(
     implants.train()
     for _ in range(cfg.epochs):
         fmap = torch.cat([out, implants(support_prefix, a1, a2)], 1)
-        loss, acc = leave_one_out_loss(fmap, labels, way, cfg.support_pool, cfg.query_pool,
-                                       cfg.tau)  # fmt: skip
+        loss, acc = leave_one_out_loss(fmap, labels, way, cfg.support_pool, cfg.query_pool, cfg.tau)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -236,9 +235,13 @@ def implanted_maps(
 
 
 def task_accuracy(
-    support: torch.Tensor, queries: torch.Tensor, query_labels: torch.Tensor, support_pool: str,
-    query_pool: str, tau: float = 10.0,
-) -> float:  # fmt: skip
+    support: torch.Tensor,
+    queries: torch.Tensor,
+    query_labels: torch.Tensor,
+    support_pool: str,
+    query_pool: str,
+    tau: float = 10.0,
+) -> float:
     """Accuracy on one task: ``support`` maps ``[way, shot, d, h, w]``, ``queries`` ``[m, d, h,
     w]``; prototypes from pooled supports, queries pooled (eq. 13) or dense (eq. 14)."""
     protos = F.normalize(global_pool(support, support_pool).mean(1), dim=-1)  # [way, d]
@@ -304,8 +307,9 @@ def evaluate_implanting(
             sup = x[:, :shot].flatten(0, 1)
             qry = x[:, shot:].flatten(0, 1)
             with torch.enable_grad():
-                implants, hist = train_implants(block, sup, s_labels, way, config, seed + t,
-                                                model.activation)  # fmt: skip
+                implants, hist = train_implants(
+                    block, sup, s_labels, way, config, seed + t, model.activation
+                )
             train_s.append(time.perf_counter() - t0)
             final_acc.append(hist["acc"][-1])
             for kind, imp in (("implanted", implants), ("baseline", None)):
@@ -313,8 +317,9 @@ def evaluate_implanting(
                 q_maps = implanted_maps(block, imp, qry)
                 s_maps = s_maps.view(way, shot, *s_maps.shape[1:])
                 for qp in test_query_pools:
-                    acc[kind][qp].append(task_accuracy(s_maps, q_maps, q_labels, "gap", qp,
-                                                       test_tau))  # fmt: skip
+                    acc[kind][qp].append(
+                        task_accuracy(s_maps, q_maps, q_labels, "gap", qp, test_tau)
+                    )
             task_s.append(time.perf_counter() - t0)
     finally:
         for p in model.parameters():

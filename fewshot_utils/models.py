@@ -246,9 +246,11 @@ class C128F(nn.Module):
             )
         self.norm = InputNorm(*stats)
         self.encoder = nn.Sequential(
-            conv_block(in_channels, 64), conv_block(64, 64),
-            conv_block(64, 128), conv_block(128, 128),
-        )  # fmt: skip
+            conv_block(in_channels, 64),
+            conv_block(64, 64),
+            conv_block(64, 128),
+            conv_block(128, 128),
+        )
         self.feature_dim = 128
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -117,23 +117,51 @@ TABLES: dict[tuple[str, str], str] = {
 
 PAPER_NUMBERS: list[PaperNumber] = [
     # LSED (Shen & Liu), Table 1: Omniglot 20-way, miniImageNet 5-way, 1 / 5 shots.
-    *_grid(LSED, "Table 1", [("ProtoNet", (95.14, 98.54)), ("ProtoNet(LSED)", (95.65, 98.70))],
-           "omniglot", 20, (1, 5)),
-    *_grid(LSED, "Table 1", [("ProtoNet", (48.34, 67.94)), ("ProtoNet(LSED)", (51.74, 68.39))],
-           "miniimagenet", 5, (1, 5)),
+    *_grid(
+        LSED,
+        "Table 1",
+        [("ProtoNet", (95.14, 98.54)), ("ProtoNet(LSED)", (95.65, 98.70))],
+        "omniglot",
+        20,
+        (1, 5),
+    ),
+    *_grid(
+        LSED,
+        "Table 1",
+        [("ProtoNet", (48.34, 67.94)), ("ProtoNet(LSED)", (51.74, 68.39))],
+        "miniimagenet",
+        5,
+        (1, 5),
+    ),
     # Lifchitz et al. 2019, Table 1: miniImageNet 5-way novel classes, stage 1 only; at test
     # GMP on queries for DC-trained models, GAP otherwise. Rows: network, stage-1 pooling.
-    *_grid(DENSE, "Table 1", [
-        ("C128F GAP", ((54.28, 0.18), (71.60, 0.13), (76.92, 0.12))),
-        ("C128F DC", ((49.84, 0.18), (69.64, 0.15), (74.61, 0.13))),
-        ("ResNet-12 GAP", ((58.61, 0.18), (76.40, 0.13), (80.76, 0.11))),
-        ("ResNet-12 DC", ((61.26, 0.20), (79.01, 0.13), (83.04, 0.12))),
-    ], "miniimagenet", 5, (1, 5, 10)),
+    *_grid(
+        DENSE,
+        "Table 1",
+        [
+            ("C128F GAP", ((54.28, 0.18), (71.60, 0.13), (76.92, 0.12))),
+            ("C128F DC", ((49.84, 0.18), (69.64, 0.15), (74.61, 0.13))),
+            ("ResNet-12 GAP", ((58.61, 0.18), (76.40, 0.13), (80.76, 0.11))),
+            ("ResNet-12 DC", ((61.26, 0.20), (79.01, 0.13), (83.04, 0.12))),
+        ],
+        "miniimagenet",
+        5,
+        (1, 5, 10),
+    ),
     # Table 2: ResNet-12, 5-way 5-shot, stage 1 only. Rows: stage-1 training x test classes;
     # columns: support / query pooling at test (GMP/GMP, GMP/DC, GAP/GAP, GAP/DC).
     *[
-        PaperNumber(DENSE, "Table 2", f"{train}, {classes} classes", "miniimagenet", 5, 5,
-                    acc, ci, f"test {support} / {query}")
+        PaperNumber(
+            DENSE,
+            "Table 2",
+            f"{train}, {classes} classes",
+            "miniimagenet",
+            5,
+            5,
+            acc,
+            ci,
+            f"test {support} / {query}",
+        )
         for train, classes, cells in [
             ("GAP", "base", ((63.55, 0.20), (77.17, 0.11), (79.37, 0.09), (77.15, 0.11))),
             ("GAP", "novel", ((72.25, 0.13), (70.71, 0.14), (76.40, 0.13), (73.28, 0.14))),
@@ -149,8 +177,17 @@ PAPER_NUMBERS: list[PaperNumber] = [
     # Table 3: 5-way 5-shot novel classes with implanting; GAP on supports at test. Rows:
     # stage-2 training pooling (support / queries); columns: query pooling at test.
     *[
-        PaperNumber(DENSE, "Table 3", f"stage 2 {support} / {query}", "miniimagenet", 5, 5,
-                    acc, ci, f"test queries {test}")
+        PaperNumber(
+            DENSE,
+            "Table 3",
+            f"stage 2 {support} / {query}",
+            "miniimagenet",
+            5,
+            5,
+            acc,
+            ci,
+            f"test queries {test}",
+        )
         for support, query, cells in [
             ("GMP", "GMP", ((79.03, 0.19), (78.92, 0.19), (79.04, 0.19))),
             ("GMP", "DC", ((79.06, 0.19), (79.37, 0.18), (79.15, 0.19))),
@@ -160,31 +197,59 @@ PAPER_NUMBERS: list[PaperNumber] = [
         for test, (acc, ci) in zip(("GAP", "GMP", "DC"), cells)
     ],
     # Table 4, top part (ResNet-12): miniImageNet 5-way novel classes, 1 / 5 / 10 shots.
-    *_grid(DENSE, "Table 4", [
-        ("GAP", ((58.61, 0.18), (76.40, 0.13), (80.76, 0.11))),
-        ("DC", ((62.53, 0.19), (78.95, 0.13), (82.66, 0.11))),
-        ("DC + WIDE", ((61.73, 0.19), (78.25, 0.14), (82.03, 0.12))),
-        ("DC + IMP", (None, (79.77, 0.19), (83.83, 0.16))),
-    ], "miniimagenet", 5, (1, 5, 10)),
+    *_grid(
+        DENSE,
+        "Table 4",
+        [
+            ("GAP", ((58.61, 0.18), (76.40, 0.13), (80.76, 0.11))),
+            ("DC", ((62.53, 0.19), (78.95, 0.13), (82.66, 0.11))),
+            ("DC + WIDE", ((61.73, 0.19), (78.25, 0.14), (82.03, 0.12))),
+            ("DC + IMP", (None, (79.77, 0.19), (83.83, 0.16))),
+        ],
+        "miniimagenet",
+        5,
+        (1, 5, 10),
+    ),
     # Table 5, top part (ResNet-12): FC100 5-way novel classes, 1 / 5 / 10 shots.
-    *_grid(DENSE, "Table 5", [
-        ("GAP", ((41.02, 0.17), (56.63, 0.16), (61.65, 0.15))),
-        ("DC", ((42.04, 0.17), (57.05, 0.16), (61.91, 0.16))),
-        ("DC + IMP", (None, (57.63, 0.23), (62.91, 0.22))),
-    ], "fc100", 5, (1, 5, 10)),
+    *_grid(
+        DENSE,
+        "Table 5",
+        [
+            ("GAP", ((41.02, 0.17), (56.63, 0.16), (61.65, 0.15))),
+            ("DC", ((42.04, 0.17), (57.05, 0.16), (61.91, 0.16))),
+            ("DC + IMP", (None, (57.63, 0.23), (62.91, 0.22))),
+        ],
+        "fc100",
+        5,
+        (1, 5, 10),
+    ),
     # TADAM (Oreshkin et al. 2018), Table 2, as listed in protocols.md; intervals of the
     # baseline and of FC100 TADAM from Lifchitz et al. Tables 4 / 5 ("PN [31]", "TADAM [31]").
-    *_grid(TADAM, "Table 2", [
-        ("baseline", ((56.5, 0.4), (74.2, 0.2), (78.6, 0.4))),
-        ("α", (56.8, 75.7, 79.6)),
-        ("α + AT", (58.0, 75.6, 80.0)),
-        ("TADAM (α + AT + TC)", (58.5, 76.7, 80.8)),
-    ], "miniimagenet", 5, (1, 5, 10)),
-    *_grid(TADAM, "Table 2", [
-        ("baseline", ((37.8, 0.4), (53.3, 0.5), (58.7, 0.4))),
-        ("TADAM (α + AT + TC)", ((40.1, 0.4), (56.1, 0.4), (61.6, 0.5))),
-    ], "fc100", 5, (1, 5, 10)),
-]  # fmt: skip
+    *_grid(
+        TADAM,
+        "Table 2",
+        [
+            ("baseline", ((56.5, 0.4), (74.2, 0.2), (78.6, 0.4))),
+            ("α", (56.8, 75.7, 79.6)),
+            ("α + AT", (58.0, 75.6, 80.0)),
+            ("TADAM (α + AT + TC)", (58.5, 76.7, 80.8)),
+        ],
+        "miniimagenet",
+        5,
+        (1, 5, 10),
+    ),
+    *_grid(
+        TADAM,
+        "Table 2",
+        [
+            ("baseline", ((37.8, 0.4), (53.3, 0.5), (58.7, 0.4))),
+            ("TADAM (α + AT + TC)", ((40.1, 0.4), (56.1, 0.4), (61.6, 0.5))),
+        ],
+        "fc100",
+        5,
+        (1, 5, 10),
+    ),
+]
 
 # Cells that print the same experiment in several tables (same setting, same number, and the
 # captions say it is the same model and test): a record matching one by its paper_accuracy
@@ -225,9 +290,15 @@ SAME_EXPERIMENT: list[set[str]] = [
 QUOTED_NUMBERS: list[PaperNumber] = [
     *_grid(SNELL, "Table 1", [("Prototypical Networks", (98.8, 99.7))], "omniglot", 5, (1, 5)),
     *_grid(SNELL, "Table 1", [("Prototypical Networks", (96.0, 98.9))], "omniglot", 20, (1, 5)),
-    *_grid(SNELL, "Table 2", [("Prototypical Networks", ((49.42, 0.78), (68.20, 0.66)))],
-           "miniimagenet", 5, (1, 5)),
-]  # fmt: skip
+    *_grid(
+        SNELL,
+        "Table 2",
+        [("Prototypical Networks", ((49.42, 0.78), (68.20, 0.66)))],
+        "miniimagenet",
+        5,
+        (1, 5),
+    ),
+]
 
 _ALL = PAPER_NUMBERS + QUOTED_NUMBERS
 _BY_ID = {p.id: p for p in _ALL}

@@ -266,10 +266,17 @@ def markdown_table(comparisons: Sequence[Comparison]) -> str:
         if c.record is None:
             lines.append([label, p.setting, paper, "—", "*not measured yet*", "—", ""])
         else:
-            lines.append([
-                label, p.setting, paper, f"**{c.record['profile']}**", _pct(c.ours, c.ours_ci95),
-                _pct(c.difference, c.difference_ci95, signed=True), _provenance(c.record),
-            ])  # fmt: skip
+            lines.append(
+                [
+                    label,
+                    p.setting,
+                    paper,
+                    f"**{c.record['profile']}**",
+                    _pct(c.ours, c.ours_ci95),
+                    _pct(c.difference, c.difference_ci95, signed=True),
+                    _provenance(c.record),
+                ]
+            )
     return display.markdown_table(_HEAD, lines, align="---")
 
 
@@ -277,11 +284,27 @@ def records_table(records: Sequence[dict]) -> str:
     """A Markdown table of records on their own (those that reproduce no published cell)."""
     head = ["experiment", "dataset", "method", "setting", "profile", "ours", "provenance"]
     lines = [
-        [r["experiment"], r["dataset"], str(r["method"]), f"{r['way']}-way {r['shot']}-shot",
-         f"**{r['profile']}**", _pct(100 * r["accuracy"], 100 * r["ci95"]), _provenance(r)]
-        for r in sorted(records, key=lambda r: (r["experiment"], r["dataset"], r["method"],
-                                                r["way"], r["shot"], _order(r)))
-    ]  # fmt: skip
+        [
+            r["experiment"],
+            r["dataset"],
+            str(r["method"]),
+            f"{r['way']}-way {r['shot']}-shot",
+            f"**{r['profile']}**",
+            _pct(100 * r["accuracy"], 100 * r["ci95"]),
+            _provenance(r),
+        ]
+        for r in sorted(
+            records,
+            key=lambda r: (
+                r["experiment"],
+                r["dataset"],
+                r["method"],
+                r["way"],
+                r["shot"],
+                _order(r),
+            ),
+        )
+    ]
     return display.markdown_table(head, lines, align="---")
 
 
@@ -302,15 +325,24 @@ def plot_differences(comparisons: Sequence[Comparison], ax=None, title: str = ""
     for y, c in enumerate(measured):
         profile = c.record["profile"]
         ax.errorbar(
-            c.difference, y, xerr=c.difference_ci95, fmt="o", capsize=3,
+            c.difference,
+            y,
+            xerr=c.difference_ci95,
+            fmt="o",
+            capsize=3,
             color=colours.get(profile, "C7"),
             label=f"{profile} profile" if profile not in [t for t in labels] else None,
-        )  # fmt: skip
+        )
         labels.append(profile)
     ax.set_yticks(range(len(measured)))
     ax.set_yticklabels(
-        [f"{c.paper.row}{' (' + c.paper.column + ')' if c.paper.column else ''}, "
-         f"{c.paper.setting}" for c in measured], fontsize=8)  # fmt: skip
+        [
+            f"{c.paper.row}{' (' + c.paper.column + ')' if c.paper.column else ''}, "
+            f"{c.paper.setting}"
+            for c in measured
+        ],
+        fontsize=8,
+    )
     ax.invert_yaxis()
     ax.set_xlabel("ours − paper (percentage points), 95% interval")
     ax.set_title(f"{title}\n{len(done)} of {len(cells)} cells measured".strip(), fontsize=9)

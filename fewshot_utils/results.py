@@ -33,9 +33,21 @@ __all__ = [
 ]
 
 REQUIRED = (
-    "experiment", "dataset", "method", "way", "shot", "accuracy", "ci95", "episodes",
-    "profile", "device", "wall_time_s", "torch", "commit", "config",
-)  # fmt: skip
+    "experiment",
+    "dataset",
+    "method",
+    "way",
+    "shot",
+    "accuracy",
+    "ci95",
+    "episodes",
+    "profile",
+    "device",
+    "wall_time_s",
+    "torch",
+    "commit",
+    "config",
+)
 
 _REPO = Path(__file__).resolve().parents[1]
 _COMMIT_AT_IMPORT: str | None = None
@@ -206,8 +218,13 @@ def write_result(record: dict, directory: str | os.PathLike | None = None) -> Pa
         return None
     directory = Path(directory) if directory is not None else results_dir()
     directory.mkdir(parents=True, exist_ok=True)
-    parts = [record["experiment"], record["dataset"], record["method"],
-             f"{record['way']}w{record['shot']}s", record["profile"]]  # fmt: skip
+    parts = [
+        record["experiment"],
+        record["dataset"],
+        record["method"],
+        f"{record['way']}w{record['shot']}s",
+        record["profile"],
+    ]
     if record.get("train_seed") not in (None, 0):  # a seed repeat beside the seed-0 record
         parts.append(f"seed{record['train_seed']}")
     stem = "__".join(parts)

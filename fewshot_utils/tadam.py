@@ -508,9 +508,15 @@ def train_tadam(
         train_seconds = time.perf_counter() - t0
         state["episode"] += cfg.episodes_per_epoch
         val = evaluate_tadam(
-            model, val_data, cfg.val_way, val_shot, cfg.val_query, cfg.val_episodes,
-            cfg.seed + 1, device,
-        )  # fmt: skip
+            model,
+            val_data,
+            cfg.val_way,
+            val_shot,
+            cfg.val_query,
+            cfg.val_episodes,
+            cfg.seed + 1,
+            device,
+        )
         _record(state, cfg, sums, val, train_seconds, parts, model)
         bar.set_postfix(val_acc=f"{val.accuracy:.3f}", alpha=f"{model.alpha.item():.3g}")
         _update_best(state, model, cfg, val)
@@ -557,10 +563,10 @@ def measure_tadam_seconds(
             times["episode"] += t["episode_s"] / episodes
             times["aux"] += t["aux_s"] / episodes
     aux_total = (
-        expected_aux_steps(config.max_episodes, config.aux_rate, config.aux_n,
-                           config.aux_staircase)
-        if model.aux_head is not None else 0.0
-    )  # fmt: skip
+        expected_aux_steps(config.max_episodes, config.aux_rate, config.aux_n, config.aux_staircase)
+        if model.aux_head is not None
+        else 0.0
+    )
     return {
         "episode_s": times["episode"],
         "aux_s": times["aux"] if model.aux_head is not None else 0.0,
@@ -601,9 +607,16 @@ def evaluate_tadam(
             raise ValueError("a task-conditioned model must be evaluated per episode")
         emb = embed(model, data, device=device)
         return evaluate_embeddings(
-            emb, way, shot, query, episodes, seed, model.distance, model.alpha.item(),
+            emb,
+            way,
+            shot,
+            query,
+            episodes,
+            seed,
+            model.distance,
+            model.alpha.item(),
             **model.distance_kwargs,
-        )  # fmt: skip
+        )
     return _evaluate_per_episode(model, data, way, shot, query, episodes, seed, device, progress)
 
 
@@ -612,8 +625,9 @@ def _evaluate_per_episode(model, data, way, shot, query, episodes, seed, device,
     from tqdm.auto import tqdm
 
     amp = device.type == "cuda"
-    classes, items = _episode_indices(data.shape[0], data.shape[1], way, shot, query, episodes,
-                                      seed)  # fmt: skip
+    classes, items = _episode_indices(
+        data.shape[0], data.shape[1], way, shot, query, episodes, seed
+    )
     labels = query_labels(way, query, device)
     model.to(device)
     if device.type == "cpu":
@@ -660,8 +674,10 @@ def _optimisers(model: TadamNet, cfg: TadamConfig, device, amp) -> dict:
     def groups(named):
         decay = [p for n, p in named if p.dim() > 1]
         rest = [p for n, p in named if p.dim() <= 1]
-        return [{"params": decay, "weight_decay": cfg.weight_decay},
-                {"params": rest, "weight_decay": 0.0}]  # fmt: skip
+        return [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": rest, "weight_decay": 0.0},
+        ]
 
     parts = {
         "opt": torch.optim.SGD(groups(main), lr=cfg.lr, momentum=cfg.momentum),
@@ -737,8 +753,19 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
-_KEYS = ["episode", "train_loss", "train_acc", "val_loss", "val_acc", "val_ci95", "lr",
-         "alpha", "near_zero", "aux_steps", "train_seconds"]  # fmt: skip
+_KEYS = [
+    "episode",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "val_ci95",
+    "lr",
+    "alpha",
+    "near_zero",
+    "aux_steps",
+    "train_seconds",
+]
 
 
 def _record(state, cfg, sums, val, train_seconds, parts, model) -> None:

@@ -173,8 +173,9 @@ def train_protonet(
     labels = query_labels(cfg.way, cfg.query, device)
     start = time.perf_counter() - state["wall_time_s"]
     epochs = cfg.max_episodes // cfg.episodes_per_epoch
-    bar = checkpoints.progress(epochs * cfg.episodes_per_epoch, state["episode"], progress,
-                               "training episodes")  # fmt: skip
+    bar = checkpoints.progress(
+        epochs * cfg.episodes_per_epoch, state["episode"], progress, "training episodes"
+    )
     while not state["finished"]:
         model.train()
         t0 = time.perf_counter()
@@ -227,8 +228,9 @@ def _continue(path, signature: dict, stateful: dict, generators: dict) -> dict:
             f"extends={path} trained {saved.get('max_episodes')} episodes, not fewer than the "
             f"{signature['max_episodes']} asked for: load it directly instead"
         )
-    state = checkpoints.load(path, {**signature, "max_episodes": saved["max_episodes"]},
-                             stateful, generators)  # fmt: skip
+    state = checkpoints.load(
+        path, {**signature, "max_episodes": saved["max_episodes"]}, stateful, generators
+    )
     state["finished"] = False
     return state
 
@@ -348,8 +350,17 @@ def _train_step(model, ep, labels, cfg, optimiser, scaler, device, amp):
     return loss.detach(), acc.detach()
 
 
-_HISTORY_KEYS = ("episode", "train_loss", "train_acc", "val_loss", "val_acc", "val_ci95", "lr",
-                 "train_seconds", "val_per_episode")  # fmt: skip
+_HISTORY_KEYS = (
+    "episode",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "val_ci95",
+    "lr",
+    "train_seconds",
+    "val_per_episode",
+)
 
 
 def _fresh_state(model: nn.Module, history_keys: Sequence[str] = _HISTORY_KEYS) -> dict:
@@ -408,18 +419,49 @@ def miniimagenet_protocol(profile: str) -> dict:
 
     return pick(
         profile,
-        smoke=dict(train_classes=8, per_class=40, runs={1: (5, 1, 5)}, max_episodes=6,
-                   episodes_per_epoch=3, val_per_class=30, val_episodes=10, patience=None,
-                   test_per_class=40, test_episodes=50, seeds=(0, 1), long_episodes=9),
-        cpu=dict(train_classes=None, per_class=None, runs={1: (5, 1, 5)}, max_episodes=500,
-                 episodes_per_epoch=100, val_per_class=100, val_episodes=300, patience=None,
-                 test_per_class=300, test_episodes=10_000, seeds=(0, 1, 2),
-                 long_episodes=1000),
-        full=dict(train_classes=None, per_class=None, runs={1: (30, 1, 15), 5: (20, 5, 15)},
-                  max_episodes=60_000, episodes_per_epoch=100, val_per_class=None,
-                  val_episodes=600, patience=200, test_per_class=None, test_episodes=10_000,
-                  seeds=(0,), long_episodes=None),
-    )  # fmt: skip
+        smoke=dict(
+            train_classes=8,
+            per_class=40,
+            runs={1: (5, 1, 5)},
+            max_episodes=6,
+            episodes_per_epoch=3,
+            val_per_class=30,
+            val_episodes=10,
+            patience=None,
+            test_per_class=40,
+            test_episodes=50,
+            seeds=(0, 1),
+            long_episodes=9,
+        ),
+        cpu=dict(
+            train_classes=None,
+            per_class=None,
+            runs={1: (5, 1, 5)},
+            max_episodes=500,
+            episodes_per_epoch=100,
+            val_per_class=100,
+            val_episodes=300,
+            patience=None,
+            test_per_class=300,
+            test_episodes=10_000,
+            seeds=(0, 1, 2),
+            long_episodes=1000,
+        ),
+        full=dict(
+            train_classes=None,
+            per_class=None,
+            runs={1: (30, 1, 15), 5: (20, 5, 15)},
+            max_episodes=60_000,
+            episodes_per_epoch=100,
+            val_per_class=None,
+            val_episodes=600,
+            patience=200,
+            test_per_class=None,
+            test_episodes=10_000,
+            seeds=(0,),
+            long_episodes=None,
+        ),
+    )
 
 
 def miniimagenet_config(
@@ -436,9 +478,17 @@ def miniimagenet_config(
     way, shot, query = protocol["runs"][train_shot]
     kwargs = LSED_MINIIMAGENET if distance == "lsed" else {}
     return TrainConfig(
-        way=way, shot=shot, query=query, max_episodes=episodes or protocol["max_episodes"],
-        episodes_per_epoch=protocol["episodes_per_epoch"], distance=distance,
-        distance_kwargs=dict(kwargs), val_way=5, val_query=15,
-        val_episodes=protocol["val_episodes"], patience=protocol["patience"], seed=seed,
+        way=way,
+        shot=shot,
+        query=query,
+        max_episodes=episodes or protocol["max_episodes"],
+        episodes_per_epoch=protocol["episodes_per_epoch"],
+        distance=distance,
+        distance_kwargs=dict(kwargs),
+        val_way=5,
+        val_query=15,
+        val_episodes=protocol["val_episodes"],
+        patience=protocol["patience"],
+        seed=seed,
         **overrides,
-    )  # fmt: skip
+    )

@@ -98,8 +98,10 @@ alphabets = {
     split: {name.split("/")[0] for name in data.split_names("omniglot", split)} for split in omni
 }
 shared = sorted(alphabets["train"] & alphabets["test"])
-gurmukhi = {split: sum(n.startswith("Gurmukhi/") for n in data.split_names("omniglot", split))
-            for split in omni}  # fmt: skip
+gurmukhi = {
+    split: sum(n.startswith("Gurmukhi/") for n in data.split_names("omniglot", split))
+    for split in omni
+}
 print(
     f"{len(shared)} of the {len(alphabets['test'])} test alphabets also have characters in "
     f"training, e.g. Gurmukhi: {gurmukhi['train']} training and {gurmukhi['test']} test "
@@ -212,13 +214,31 @@ plt.show()
 # %%
 settings = pick(
     profile,
-    smoke=dict(classes=40, way=10, max_episodes=20, episodes_per_epoch=10, val_episodes=20,
-               test_episodes=100),
-    cpu=dict(classes=None, way=60, max_episodes=600, episodes_per_epoch=100, val_episodes=100,
-             test_episodes=10_000),
-    full=dict(classes=None, way=60, max_episodes=5000, episodes_per_epoch=100, val_episodes=100,
-              test_episodes=10_000),
-)  # fmt: skip
+    smoke=dict(
+        classes=40,
+        way=10,
+        max_episodes=20,
+        episodes_per_epoch=10,
+        val_episodes=20,
+        test_episodes=100,
+    ),
+    cpu=dict(
+        classes=None,
+        way=60,
+        max_episodes=600,
+        episodes_per_epoch=100,
+        val_episodes=100,
+        test_episodes=10_000,
+    ),
+    full=dict(
+        classes=None,
+        way=60,
+        max_episodes=5000,
+        episodes_per_epoch=100,
+        val_episodes=100,
+        test_episodes=10_000,
+    ),
+)
 train_x, val_x, test_x = omni["train"], omni["val"], omni["test"]
 if settings["classes"]:  # smoke: a few classes only
     train_x, val_x, test_x = (x[: settings["classes"]] for x in (train_x, val_x, test_x))
@@ -285,14 +305,16 @@ for way in (5, 20):
 # %%
 SNELL = "snell2017prototypical/table-1/prototypical-networks/omniglot"
 published = {way: paper_numbers.by_id(f"{SNELL}/{way}w1s").accuracy for way in tests}
-display(Markdown(
-    "A short run does not reach Prototypical Networks' "
-    + " and ".join(f"{published[w]:.1f}% ({w}-way 1-shot)" for w in tests)
-    + " {cite}`snell2017prototypical`, which took tens of thousands of episodes. Each number is "
-    "saved with its provenance as a results record (a `smoke` run writes none); the record's "
-    f"`query` is the test episodes' {TEST_QUERY} queries per class, its `config` the training "
-    f"configuration ({config.query} queries per class)."
-))  # fmt: skip
+display(
+    Markdown(
+        "A short run does not reach Prototypical Networks' "
+        + " and ".join(f"{published[w]:.1f}% ({w}-way 1-shot)" for w in tests)
+        + " {cite}`snell2017prototypical`, which took tens of thousands of episodes. Each number is "
+        "saved with its provenance as a results record (a `smoke` run writes none); the record's "
+        f"`query` is the test episodes' {TEST_QUERY} queries per class, its `config` the training "
+        f"configuration ({config.query} queries per class)."
+    )
+)
 
 # %%
 for way, (res, seconds) in tests.items():

@@ -110,8 +110,11 @@ if device.type == "cpu" and torch.get_num_threads() > 1:
             probe_net(probe_x)
         timings[n] = time.perf_counter() - t0
     torch.set_num_threads(min(timings, key=timings.get))
-    print("Conv-4 probe: " + ", ".join(f"{n} thread(s) {t:.2f} s" for n, t in timings.items())
-          + f"; using {torch.get_num_threads()}")  # fmt: skip
+    print(
+        "Conv-4 probe: "
+        + ", ".join(f"{n} thread(s) {t:.2f} s" for n, t in timings.items())
+        + f"; using {torch.get_num_threads()}"
+    )
 np.random.seed(SEED)
 
 
@@ -165,8 +168,14 @@ show_source(saturation.distance_gradient)
 # %%
 check_gen = torch.Generator().manual_seed(SEED)
 check_rows, max_diff = [], 0.0
-for way, dim, emb_scale in [(5, 64, 0.1), (5, 576, 0.5), (20, 576, 1.0), (5, 1600, 1.0),
-                            (60, 1600, 2.0), (30, 1600, 0.05)]:  # fmt: skip
+for way, dim, emb_scale in [
+    (5, 64, 0.1),
+    (5, 576, 0.5),
+    (20, 576, 1.0),
+    (5, 1600, 1.0),
+    (60, 1600, 2.0),
+    (30, 1600, 0.05),
+]:
     support = emb_scale * torch.randn(way, 1, dim, generator=check_gen)
     query = emb_scale * torch.randn(way * 15, dim, generator=check_gen)
     labels = query_labels(way, 15)
@@ -177,10 +186,27 @@ for way, dim, emb_scale in [(5, 64, 0.1), (5, 576, 0.5), (20, 576, 1.0), (5, 160
     diff = (d.grad - closed).abs().max().item()
     diff_printed = (d.grad - (-closed)).abs().max().item()  # eq. 5 as printed: p - 1{y = j}
     max_diff = max(max_diff, diff)
-    check_rows.append([f"{way}", f"{dim}", f"{emb_scale}", f"{d.median().item():.3g}",
-                       f"{diff:.1e}", f"{diff_printed:.2f}"])  # fmt: skip
-table(["way", "dim", "embedding scale", "median distance", "max abs diff: closed form",
-       "max abs diff: eq. 5 as printed"], check_rows)  # fmt: skip
+    check_rows.append(
+        [
+            f"{way}",
+            f"{dim}",
+            f"{emb_scale}",
+            f"{d.median().item():.3g}",
+            f"{diff:.1e}",
+            f"{diff_printed:.2f}",
+        ]
+    )
+table(
+    [
+        "way",
+        "dim",
+        "embedding scale",
+        "median distance",
+        "max abs diff: closed form",
+        "max abs diff: eq. 5 as printed",
+    ],
+    check_rows,
+)
 print(f"largest difference between autograd and 1{{k = y}} - p_k: {max_diff:.1e} (float32)")
 
 # %% [markdown]
@@ -219,8 +245,10 @@ show_source(saturation.two_prototype_example)
 
 # %%
 lambdas = torch.logspace(-2, 3, 400, dtype=torch.float64)
-TOY_CASES = {"query nearer its own prototype (d0 : d1 = 1 : 2)": (1.0, 2.0),
-             "query nearer the other prototype (d0 : d1 = 2 : 1)": (2.0, 1.0)}  # fmt: skip
+TOY_CASES = {
+    "query nearer its own prototype (d0 : d1 = 1 : 2)": (1.0, 2.0),
+    "query nearer the other prototype (d0 : d1 = 2 : 1)": (2.0, 1.0),
+}
 toys = {
     name: saturation.two_prototype_example(d0, d1, lambdas) for name, (d0, d1) in TOY_CASES.items()
 }
@@ -256,10 +284,18 @@ rows = []
 for lam in (0.1, 1.0, 10.0, 100.0):
     i = int((lambdas - lam).abs().argmin())
     for name, toy in toys.items():
-        rows.append([f"{lambdas[i].item():.3g}", name.split(" (")[0], f"{toy.d0[i].item():.3g}",
-                     f"{toy.d1[i].item():.3g}", f"{(toy.d0[i] / toy.d1[i]).item():.2f}",
-                     f"{toy.p0[i].item():.6f}", f"{toy.grad_d0[i].item():.2e}",
-                     f"{toy.grad_d1[i].item():.2e}"])  # fmt: skip
+        rows.append(
+            [
+                f"{lambdas[i].item():.3g}",
+                name.split(" (")[0],
+                f"{toy.d0[i].item():.3g}",
+                f"{toy.d1[i].item():.3g}",
+                f"{(toy.d0[i] / toy.d1[i]).item():.2f}",
+                f"{toy.p0[i].item():.6f}",
+                f"{toy.grad_d0[i].item():.2e}",
+                f"{toy.grad_d1[i].item():.2e}",
+            ]
+        )
 table(["λ", "case", "d0", "d1", "d0/d1", "p(y=0|z)", "∂ℓ/∂d0", "∂ℓ/∂d1"], rows)
 
 # %% [markdown]
@@ -314,17 +350,23 @@ def toy_areas(ax, strip_ax, d1_values, multiplier: float = 1.0) -> None:
         loss = torch.nn.functional.softplus(dist[:, 0] - dist[:, 1])  # -log sigma(d1 - d0)
         ax.semilogy(x_grid, loss.clamp_min(1e-12), color=color, label=f"$d_1$ = {d1:g}")
         areas = saturation.classify_areas(grad, EPS)
-        strip_ax.imshow(areas[None].numpy(), aspect="auto", interpolation="nearest",
-                        extent=(x_grid[0].item(), x_grid[-1].item(), row + 1, row),
-                        cmap=plt.matplotlib.colors.ListedColormap(list(AREA_COLORS.values())),
-                        vmin=0.5, vmax=3.5)  # fmt: skip
+        strip_ax.imshow(
+            areas[None].numpy(),
+            aspect="auto",
+            interpolation="nearest",
+            extent=(x_grid[0].item(), x_grid[-1].item(), row + 1, row),
+            cmap=plt.matplotlib.colors.ListedColormap(list(AREA_COLORS.values())),
+            vmin=0.5,
+            vmax=3.5,
+        )
         sat, lin = saturation.area_boundaries(multiplier * d1, EPS)
         for edge in (sat / multiplier, lin / multiplier):
             if edge > 0:
                 ax.axvline(-math.log(edge.item()), color=color, lw=0.6, ls=":")
     strip_ax.set_ylim(len(d1_values), 0)
-    strip_ax.set_yticks([i + 0.5 for i in range(len(d1_values))],
-                        [f"$d_1$={d:g}" for d in d1_values], fontsize=8)  # fmt: skip
+    strip_ax.set_yticks(
+        [i + 0.5 for i in range(len(d1_values))], [f"$d_1$={d:g}" for d in d1_values], fontsize=8
+    )
     strip_ax.set_xlabel(r"$-\log d(z, c_0)$")
     ax.set(ylabel=r"$-\log p(y=0\mid z)$ (log scale)", ylim=(1e-12, 1e4))
     ax.legend(fontsize=8, loc="upper right")
@@ -354,11 +396,18 @@ ax_grad.set(
 ax_grad.title.set_fontsize(10)
 ax_grad.legend(fontsize=8)
 ax_grad.grid(alpha=0.3)
-handles = [plt.matplotlib.patches.Patch(color=c, label=saturation.AREA_NAMES[a])
-           for a, c in AREA_COLORS.items()]  # fmt: skip
+handles = [
+    plt.matplotlib.patches.Patch(color=c, label=saturation.AREA_NAMES[a])
+    for a, c in AREA_COLORS.items()
+]
 curve_legend = ax_loss.get_legend()
-ax_loss.legend(handles=handles, fontsize=8, loc="lower right", bbox_to_anchor=(1, 0.06),
-               title="areas (strips below)")  # fmt: skip
+ax_loss.legend(
+    handles=handles,
+    fontsize=8,
+    loc="lower right",
+    bbox_to_anchor=(1, 0.06),
+    title="areas (strips below)",
+)
 ax_loss.add_artist(curve_legend)
 fig.suptitle(
     "Figure 2(a) of the LSED paper, with the areas computed from the gradient", fontsize=11
@@ -385,20 +434,48 @@ rows = []
 for d1 in (10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0):
     sat, lin = saturation.area_boundaries(d1, EPS)
     w = (torch.log(lin) - torch.log(sat)).item()
-    rows.append([f"{d1:g}", f"{sat.item():.2f}", f"{lin.item():.2f}", f"{(lin - sat).item():.3f}",
-                 f"{w:.4f}", f"{w * d1:.2f}"])  # fmt: skip
-table(["d1", "area II from d0 =", "to d0 =", "width in distance units",
-       "width on the −log d0 axis", "width × d1"], rows)  # fmt: skip
+    rows.append(
+        [
+            f"{d1:g}",
+            f"{sat.item():.2f}",
+            f"{lin.item():.2f}",
+            f"{(lin - sat).item():.3f}",
+            f"{w:.4f}",
+            f"{w * d1:.2f}",
+        ]
+    )
+table(
+    [
+        "d1",
+        "area II from d0 =",
+        "to d0 =",
+        "width in distance units",
+        "width on the −log d0 axis",
+        "width × d1",
+    ],
+    rows,
+)
 
 logit = math.log((1 - EPS) / EPS)
 fig, ax = plt.subplots(figsize=(6.5, 4), constrained_layout=True)
 for (eps, w), color in zip(widths.items(), ("C0", "C1")):
     finite = torch.isfinite(w)
-    ax.loglog(d1_sweep[finite], w[finite], "o", ms=4, color=color,
-              label=rf"measured (bisection), $\varepsilon$={eps:g}")  # fmt: skip
+    ax.loglog(
+        d1_sweep[finite],
+        w[finite],
+        "o",
+        ms=4,
+        color=color,
+        label=rf"measured (bisection), $\varepsilon$={eps:g}",
+    )
     L = math.log((1 - eps) / eps)
-    ax.loglog(d1_sweep[finite], 2 * L / d1_sweep[finite], color=color, lw=1,
-              label=r"$2\log((1-\varepsilon)/\varepsilon)\,/\,d_1$")  # fmt: skip
+    ax.loglog(
+        d1_sweep[finite],
+        2 * L / d1_sweep[finite],
+        color=color,
+        lw=1,
+        label=r"$2\log((1-\varepsilon)/\varepsilon)\,/\,d_1$",
+    )
 ax.set(
     xlabel=r"$d(z, c_1)$",
     ylabel=r"width of area II on the $-\log d_0$ axis",
@@ -408,9 +485,11 @@ ax.legend(fontsize=8)
 ax.grid(alpha=0.3, which="both")
 plt.show()
 no_area_three = d1_sweep[~torch.isfinite(widths[EPS])]
-print(f"eps = {EPS:g}: area II spans {rows[0][3]} distance units at every d1 (2 log((1-eps)/eps) "
-      f"= {2 * logit:.3f}); no area III at all for d1 <= {no_area_three.max().item():.3g} "
-      f"(the grid's largest such d1)")  # fmt: skip
+print(
+    f"eps = {EPS:g}: area II spans {rows[0][3]} distance units at every d1 (2 log((1-eps)/eps) "
+    f"= {2 * logit:.3f}); no area III at all for d1 <= {no_area_three.max().item():.3g} "
+    f"(the grid's largest such d1)"
+)
 
 # %% [markdown]
 # The table gives the precise sense in which area II "becomes smaller". In distance units it
@@ -468,8 +547,10 @@ for dim in dims:
     x, y = torch.randn(2, n_pairs, dim, generator=rand_gen, dtype=torch.float64)
     samples["Gaussian N(0, 1)"].append(((x - y) ** 2).sum(1))
     samples["ReLU of N(0, 1)"].append(((x.relu() - y.relu()) ** 2).sum(1))
-theory = {"Gaussian N(0, 1)": lambda D: saturation.expected_squared_distance(D),
-          "ReLU of N(0, 1)": lambda D: saturation.expected_squared_distance(D, relu_var, relu_var)}  # fmt: skip
+theory = {
+    "Gaussian N(0, 1)": lambda D: saturation.expected_squared_distance(D),
+    "ReLU of N(0, 1)": lambda D: saturation.expected_squared_distance(D, relu_var, relu_var),
+}
 
 # Random 5-way 1-shot episodes, 15 queries per class, with Gaussian embeddings: how many of
 # the gradients of section 1.1 are zero in practice?
@@ -487,8 +568,7 @@ for (name, s), color in zip(samples.items(), ("C0", "C1")):
     std = torch.stack([v.std() for v in s])
     axes[0].plot(dims, mean, "o", color=color, ms=4, label=f"{name}: sample mean ± 1 std")
     axes[0].fill_between(dims, mean - std, mean + std, color=color, alpha=0.2)
-    axes[0].plot(dims, [theory[name](D) for D in dims], color=color, lw=1,
-                 label=f"{name}: theory")  # fmt: skip
+    axes[0].plot(dims, [theory[name](D) for D in dims], color=color, lw=1, label=f"{name}: theory")
 axes[0].set(
     xlabel="dimension D",
     ylabel=r"squared distance $\|x - y\|^2$",
@@ -496,8 +576,13 @@ axes[0].set(
 )
 rand_ceiling = saturation.saturated_sparsity(1 / 5, 5)  # random prototypes: accuracy 1/K
 axes[1].semilogx(dims, rand_sparsity, "o-", color="C0", label="measured")
-axes[1].axhline(rand_ceiling, color="k", ls="--", lw=1,
-                label=f"fully saturated softmax, accuracy 1/5: {rand_ceiling:.2f}")  # fmt: skip
+axes[1].axhline(
+    rand_ceiling,
+    color="k",
+    ls="--",
+    lw=1,
+    label=f"fully saturated softmax, accuracy 1/5: {rand_ceiling:.2f}",
+)
 axes[1].legend(fontsize=8, loc="lower right")
 axes[1].set(
     xlabel="dimension D (log scale)",
@@ -516,11 +601,20 @@ rows = []
 for name, s in samples.items():
     for D in (64, 576, 1600):
         i = dims.index(D)
-        rows.append([name, f"{D}", f"{theory[name](D):.1f}", f"{s[i].mean().item():.1f}",
-                     f"{s[i].std().item():.1f}"])  # fmt: skip
+        rows.append(
+            [
+                name,
+                f"{D}",
+                f"{theory[name](D):.1f}",
+                f"{s[i].mean().item():.1f}",
+                f"{s[i].std().item():.1f}",
+            ]
+        )
 table(["coordinates", "D", "theory: mean", "sampled: mean", "sampled: std"], rows)
-print("random episodes, fraction of gradients below 1e-5: "
-      + ", ".join(f"D={D}: {rand_sparsity[dims.index(D)]:.3f}" for D in (1, 16, 64, 576, 1600)))  # fmt: skip
+print(
+    "random episodes, fraction of gradients below 1e-5: "
+    + ", ".join(f"D={D}: {rand_sparsity[dims.index(D)]:.3f}" for D in (1, 16, 64, 576, 1600))
+)
 
 # %% [markdown]
 # The samples sit on the theory lines, and at the dimensions of the networks in this book (64,
@@ -627,8 +721,15 @@ for ci, (name, way, n_query, episodes) in enumerate(CONFIGS):
         with torch.no_grad():
             q, c = embed_episode(net, ep)
         d = distances.squared_euclidean(q, c).double().cpu()
-        runs.append(dict(d=d, labels=labels, q=q.cpu(), c=c.cpu(),
-                         grad=saturation.distance_gradient(d, labels)))  # fmt: skip
+        runs.append(
+            dict(
+                d=d,
+                labels=labels,
+                q=q.cpu(),
+                c=c.cpu(),
+                grad=saturation.distance_gradient(d, labels),
+            )
+        )
     measured[name, way] = runs
 real_time = time.perf_counter() - t0
 print(f"embedded {sum(len(r) for r in measured.values())} episodes in {real_time:.1f} s")
@@ -647,27 +748,44 @@ for name in FIVE_WAY:
             q, c = embed_episode(net, ep)
         medians.append(distances.squared_euclidean(q, c).median().item())
     eval_median[name] = medians
-    print(f"{name}, one 5-way episode, median squared distance: training mode {medians[0]:.1f}, "
-          f"evaluation mode {medians[1]:.3g}")  # fmt: skip
+    print(
+        f"{name}, one 5-way episode, median squared distance: training mode {medians[0]:.1f}, "
+        f"evaluation mode {medians[1]:.3g}"
+    )
 
 
 # %%
 def summarise(runs: list[dict]) -> dict[str, tuple[float, float]]:
     """Mean and standard deviation over episodes of each per-episode statistic."""
-    stats = {"mean d": [], "median d": [], "d / D": [], "sparsity": [], "ceiling": [], "I": [],
-             "II": [], "III": [], "sparsity true": [], "accuracy": []}  # fmt: skip
+    stats = {
+        "mean d": [],
+        "median d": [],
+        "d / D": [],
+        "sparsity": [],
+        "ceiling": [],
+        "I": [],
+        "II": [],
+        "III": [],
+        "sparsity true": [],
+        "accuracy": [],
+    }
     for r in runs:
         d, g, y = r["d"], r["grad"], r["labels"]
         true = torch.nn.functional.one_hot(y, d.shape[1]).bool()
         areas = saturation.classify_areas(g, EPS).flatten().bincount(minlength=4)[1:] / g.numel()
         accuracy = (d.argmin(1) == y).double().mean().item()
-        for key, value in [("mean d", d.mean()), ("median d", d.median()),
-                           ("d / D", d.mean() / r["q"].shape[1]),
-                           ("sparsity", saturation.sparsity(g)),
-                           ("ceiling", saturation.saturated_sparsity(accuracy, d.shape[1])),
-                           ("I", areas[0]), ("II", areas[1]), ("III", areas[2]),
-                           ("sparsity true", saturation.sparsity(g[true])),
-                           ("accuracy", accuracy)]:  # fmt: skip
+        for key, value in [
+            ("mean d", d.mean()),
+            ("median d", d.median()),
+            ("d / D", d.mean() / r["q"].shape[1]),
+            ("sparsity", saturation.sparsity(g)),
+            ("ceiling", saturation.saturated_sparsity(accuracy, d.shape[1])),
+            ("I", areas[0]),
+            ("II", areas[1]),
+            ("III", areas[2]),
+            ("sparsity true", saturation.sparsity(g[true])),
+            ("accuracy", accuracy),
+        ]:
             stats[key].append(float(value))
     return {k: (float(np.mean(v)), float(np.std(v))) for k, v in stats.items()}
 
@@ -677,17 +795,44 @@ pm = lambda s, fmt: f"{s[0]:{fmt}} ± {s[1]:{fmt}}"  # noqa: E731
 rows = []
 for (name, way), s in summaries.items():
     n_query = next(c[2] for c in CONFIGS if c[0] == name and c[1] == way)
-    rows.append([name, f"{way}-way, {n_query} q", f"{len(measured[name, way])}",
-                 pm(s["mean d"], ".0f"), pm(s["median d"], ".0f"), pm(s["d / D"], ".2f"),
-                 pm(s["accuracy"], ".2f"), pm(s["sparsity"], ".3f"), pm(s["ceiling"], ".3f"),
-                 pm(s["sparsity true"], ".2f"),
-                 f"{s['I'][0]:.3f} / {s['II'][0]:.3f} / {s['III'][0]:.3f}"])  # fmt: skip
-display(Markdown(f"**Fresh Conv-4, training mode, {profile} profile** (mean ± std over episodes; "
-                 f"sparsity = fraction of $|\\partial\\ell/\\partial d| < 10^{{-5}}$; areas with "
-                 f"$\\varepsilon$ = {EPS:g})"))  # fmt: skip
-table(["network", "episode", "episodes", "mean d", "median d", "mean d / D", "accuracy at init",
-       "sparsity", "ceiling (fully saturated)", "sparsity of the true prototype's gradient",
-       "areas I / II / III"], rows)  # fmt: skip
+    rows.append(
+        [
+            name,
+            f"{way}-way, {n_query} q",
+            f"{len(measured[name, way])}",
+            pm(s["mean d"], ".0f"),
+            pm(s["median d"], ".0f"),
+            pm(s["d / D"], ".2f"),
+            pm(s["accuracy"], ".2f"),
+            pm(s["sparsity"], ".3f"),
+            pm(s["ceiling"], ".3f"),
+            pm(s["sparsity true"], ".2f"),
+            f"{s['I'][0]:.3f} / {s['II'][0]:.3f} / {s['III'][0]:.3f}",
+        ]
+    )
+display(
+    Markdown(
+        f"**Fresh Conv-4, training mode, {profile} profile** (mean ± std over episodes; "
+        f"sparsity = fraction of $|\\partial\\ell/\\partial d| < 10^{{-5}}$; areas with "
+        f"$\\varepsilon$ = {EPS:g})"
+    )
+)
+table(
+    [
+        "network",
+        "episode",
+        "episodes",
+        "mean d",
+        "median d",
+        "mean d / D",
+        "accuracy at init",
+        "sparsity",
+        "ceiling (fully saturated)",
+        "sparsity of the true prototype's gradient",
+        "areas I / II / III",
+    ],
+    rows,
+)
 
 # %%
 o5, o64 = summaries[OMNI, 5], summaries["Omniglot 64-d", 5]
@@ -706,24 +851,41 @@ else:
         f"A fresh network classifies {100 * o5['accuracy'][0]:.0f}% of the Omniglot queries "
         f"right; a wrong query's gradients are $\\pm 1$, not 0."
     )
-display(Markdown("\n".join([
-    "- **Distances.** A fresh network puts queries at a mean squared distance of "
-    + each(lambda s: f"{s['mean d'][0]:.0f}") + " from the prototypes, "
-    + each(lambda s: f"{s['d / D'][0]:.2f}") + " per coordinate (independent ReLU features "
-    f"would give {2 * relu_var:.2f}). On the same Omniglot images, the 64-d network gives "
-    f"{o64['mean d'][0]:.0f}: {o5['mean d'][0] / o64['mean d'][0]:.1f} times less for 9 times "
-    f"fewer coordinates.",
-    "- **Saturation.** " + each(percent("sparsity")) + " of the 5-way gradients are below "
-    "$10^{-5}$, which is " + each(lambda s: f"{share(s):.0f}%") + " of the fully saturated "
-    "ceiling. " + accuracy_words,
-    "- **No graded gradients.** Only " + each(percent("II")) + " of the gradients are in area "
-    "II; the rest are 0 (area III) or $\\pm 1$ (area I), the two values the paper predicts. "
-    "Even the true prototype, which a confident softmax is not expected to ignore, gets a zero "
-    "gradient in " + each(percent("sparsity true", ".0f")) + " of the queries: those the "
-    "network already gets right.",
-    "- **Training episodes are sparser still**: more classes, more prototypes with $p_k = 0$ ("
-    + each(percent("sparsity"), [(OMNI, 60), (MINI, 30)]) + ").",
-])))  # fmt: skip
+display(
+    Markdown(
+        "\n".join(
+            [
+                "- **Distances.** A fresh network puts queries at a mean squared distance of "
+                + each(lambda s: f"{s['mean d'][0]:.0f}")
+                + " from the prototypes, "
+                + each(lambda s: f"{s['d / D'][0]:.2f}")
+                + " per coordinate (independent ReLU features "
+                f"would give {2 * relu_var:.2f}). On the same Omniglot images, the 64-d network gives "
+                f"{o64['mean d'][0]:.0f}: {o5['mean d'][0] / o64['mean d'][0]:.1f} times less for 9 times "
+                f"fewer coordinates.",
+                "- **Saturation.** "
+                + each(percent("sparsity"))
+                + " of the 5-way gradients are below "
+                "$10^{-5}$, which is "
+                + each(lambda s: f"{share(s):.0f}%")
+                + " of the fully saturated "
+                "ceiling. " + accuracy_words,
+                "- **No graded gradients.** Only "
+                + each(percent("II"))
+                + " of the gradients are in area "
+                "II; the rest are 0 (area III) or $\\pm 1$ (area I), the two values the paper predicts. "
+                "Even the true prototype, which a confident softmax is not expected to ignore, gets a zero "
+                "gradient in "
+                + each(percent("sparsity true", ".0f"))
+                + " of the queries: those the "
+                "network already gets right.",
+                "- **Training episodes are sparser still**: more classes, more prototypes with $p_k = 0$ ("
+                + each(percent("sparsity"), [(OMNI, 60), (MINI, 30)])
+                + ").",
+            ]
+        )
+    )
+)
 
 # %% [markdown]
 # The histograms below are the first row of the paper's Figures 4 and 6 (iteration 0) for the
@@ -756,8 +918,11 @@ for row, key in enumerate(HIST):
         title=f"{key[0]}: query-prototype distances",
     )
     axes[row, 1].legend(fontsize=8)
-fig.suptitle(f"Fresh Conv-4 in training mode, {len(measured[HIST[0]])} episodes each "
-             "(first row of the LSED paper's Figures 4 and 6)", fontsize=11)  # fmt: skip
+fig.suptitle(
+    f"Fresh Conv-4 in training mode, {len(measured[HIST[0]])} episodes each "
+    "(first row of the LSED paper's Figures 4 and 6)",
+    fontsize=11,
+)
 plt.show()
 
 # %% [markdown]
@@ -767,17 +932,33 @@ plt.show()
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
 for name, color in zip(theory, ("C0", "C1")):
-    axes[0].loglog(dims, [theory[name](D) for D in dims], color=color, lw=1,
-                   label=f"random, {name}: theory")  # fmt: skip
+    axes[0].loglog(
+        dims, [theory[name](D) for D in dims], color=color, lw=1, label=f"random, {name}: theory"
+    )
 axes[1].semilogx(dims, rand_sparsity, "o-", color="C0", ms=3, label="random Gaussian episodes")
 for (name, way), marker in zip([(n, 5) for n in NETWORKS], ("s", "D", "^")):
     s, D = summaries[name, way], measured[name, way][0]["q"].shape[1]
-    axes[0].errorbar(D, s["mean d"][0], yerr=s["mean d"][1], fmt=marker, color="C3", ms=7,
-                     label=f"{name} (fresh Conv-4)")  # fmt: skip
-    axes[1].errorbar(D, s["sparsity"][0], yerr=s["sparsity"][1], fmt=marker, color="C3", ms=7,
-                     label=f"{name}")  # fmt: skip
-    axes[1].plot(D, s["ceiling"][0], marker, mfc="none", color="k", ms=9,
-                 label="open symbols: fully saturated ceiling" if marker == "s" else None)  # fmt: skip
+    axes[0].errorbar(
+        D,
+        s["mean d"][0],
+        yerr=s["mean d"][1],
+        fmt=marker,
+        color="C3",
+        ms=7,
+        label=f"{name} (fresh Conv-4)",
+    )
+    axes[1].errorbar(
+        D, s["sparsity"][0], yerr=s["sparsity"][1], fmt=marker, color="C3", ms=7, label=f"{name}"
+    )
+    axes[1].plot(
+        D,
+        s["ceiling"][0],
+        marker,
+        mfc="none",
+        color="k",
+        ms=9,
+        label="open symbols: fully saturated ceiling" if marker == "s" else None,
+    )
 axes[0].set(
     xlabel="dimension D",
     ylabel="mean squared query-prototype distance",
@@ -796,15 +977,17 @@ plt.show()
 
 # %%
 shares = {name: share(summaries[name, 5]) for name in NETWORKS}
-display(Markdown(
-    "The real networks follow the trend of the random vectors: more coordinates, larger "
-    "distances. Their sparsity need not lie on the random curve, since a real query resembles "
-    "its own class and a fresh network is right more often than chance. What the dimension "
-    "controls is how close each comes to its own fully saturated ceiling (open symbols): "
-    + ", ".join(f"{v:.0f}% of it with {k}" for k, v in shares.items())
-    + ". The more coordinates, the larger the distances and the closer the softmax is to full "
-    "saturation."
-))  # fmt: skip
+display(
+    Markdown(
+        "The real networks follow the trend of the random vectors: more coordinates, larger "
+        "distances. Their sparsity need not lie on the random curve, since a real query resembles "
+        "its own class and a fresh network is right more often than chance. What the dimension "
+        "controls is how close each comes to its own fully saturated ceiling (open symbols): "
+        + ", ".join(f"{v:.0f}% of it with {k}" for k, v in shares.items())
+        + ". The more coordinates, the larger the distances and the closer the softmax is to full "
+        "saturation."
+    )
+)
 
 # %% [markdown]
 # ## 1.5 Metric scaling: TADAM's $\alpha$ and its Lemma 1
@@ -902,18 +1085,29 @@ for i, alpha in enumerate(tqdm(alphas.tolist(), desc="Lemma 1: backward passes",
     err_large.append(((scaled - limit_large).norm() / limit_large.norm()).item())
 lemma_time = time.perf_counter() - t0
 wrong = (d_lemma.argmin(1) != lemma_labels).cpu()
-print(f"{sum(p.numel() for p in params):,} parameters; {int(wrong.sum())} of {len(wrong)} queries "
-      f"misclassified at init; {len(alphas)} values of alpha in {lemma_time:.1f} s")  # fmt: skip
-print(f"(1/alpha) dJ/dphi against sum_ik w_ik(alpha) dd_ik/dphi: largest relative difference "
-      f"{max(identity_err):.1e} at {len(identity_err)} values of alpha")  # fmt: skip
+print(
+    f"{sum(p.numel() for p in params):,} parameters; {int(wrong.sum())} of {len(wrong)} queries "
+    f"misclassified at init; {len(alphas)} values of alpha in {lemma_time:.1f} s"
+)
+print(
+    f"(1/alpha) dJ/dphi against sum_ik w_ik(alpha) dd_ik/dphi: largest relative difference "
+    f"{max(identity_err):.1e} at {len(identity_err)} values of alpha"
+)
 
 # %%
 d_cpu = d_lemma.detach().double().cpu()
 labels_cpu = lemma_labels.cpu()
 show_q = int(wrong.nonzero()[0]) if wrong.any() else 0  # a misclassified query, if any
 alpha_fine = torch.logspace(-7, 2, 400, dtype=torch.float64)
-w_curve = torch.stack([saturation.distance_gradient(d_cpu[show_q : show_q + 1], labels_cpu[show_q : show_q + 1], a)[0] / a
-                       for a in alpha_fine.tolist()])  # fmt: skip
+w_curve = torch.stack(
+    [
+        saturation.distance_gradient(
+            d_cpu[show_q : show_q + 1], labels_cpu[show_q : show_q + 1], a
+        )[0]
+        / a
+        for a in alpha_fine.tolist()
+    ]
+)
 ws, wl = (w[show_q].cpu() for w in (w_small, w_large))
 true_k = int(labels_cpu[show_q])
 nearest_wrong = int(d_cpu[show_q].masked_fill(torch.arange(5) == true_k, math.inf).argmin())
@@ -921,8 +1115,13 @@ nearest_wrong = int(d_cpu[show_q].masked_fill(torch.arange(5) == true_k, math.in
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
 for k in d_cpu[show_q].argsort().tolist():  # nearest first
     kind = "true" if k == true_k else ("nearest wrong" if k == nearest_wrong else "other")
-    axes[0].semilogx(alpha_fine, w_curve[:, k], color=f"C{k}", lw=2.5 if kind == "true" else 1.2,
-                     label=f"prototype {k} ({kind}), d = {d_cpu[show_q, k]:.0f}")  # fmt: skip
+    axes[0].semilogx(
+        alpha_fine,
+        w_curve[:, k],
+        color=f"C{k}",
+        lw=2.5 if kind == "true" else 1.2,
+        label=f"prototype {k} ({kind}), d = {d_cpu[show_q, k]:.0f}",
+    )
     axes[0].plot(alpha_fine[0], ws[k], "<", color=f"C{k}", ms=8, clip_on=False)
     axes[0].plot(alpha_fine[-1], wl[k], ">", color=f"C{k}", ms=8, clip_on=False)
 axes[0].set(
@@ -934,8 +1133,13 @@ axes[0].title.set_fontsize(9)
 axes[0].legend(fontsize=7)
 axes[1].loglog(alphas, err_small, "o-", label=r"to the $\alpha \to 0$ limit")
 axes[1].loglog(alphas, err_large, "s-", label=r"to the $\alpha \to \infty$ limit")
-axes[1].loglog(alphas[::3], np.maximum(identity_err, 1e-17), "x:", color="grey",
-               label=r"to $\sum_{ik} w_{ik}(\alpha)\,\partial d_{ik}/\partial\phi$ (identity)")  # fmt: skip
+axes[1].loglog(
+    alphas[::3],
+    np.maximum(identity_err, 1e-17),
+    "x:",
+    color="grey",
+    label=r"to $\sum_{ik} w_{ik}(\alpha)\,\partial d_{ik}/\partial\phi$ (identity)",
+)
 axes[1].set(
     xlabel=r"$\alpha$",
     ylabel=r"relative difference of $\frac{1}{\alpha}\,\partial J/\partial\phi$",
@@ -958,22 +1162,24 @@ small_a = alphas < 1e-3  # fit the convergence rate where the alpha -> 0 expansi
 rate = np.polyfit(alphas[small_a].log10().numpy(), np.log10(err_small)[small_a.numpy()], 1)[0]
 reached = [a for a, e in zip(alphas.tolist(), err_large) if e < 1e-6]
 off_limit = (saturation.distance_gradient(d_cpu, labels_cpu, 1.0) - w_large.cpu()).abs().amax(1)
-display(Markdown(
-    f"Both limits of Lemma 1 are reached on the real network. Towards small $\\alpha$ the "
-    f"relative difference falls by a factor $10^{{{rate:.2f}}}$ per decade of $\\alpha$ (fitted "
-    f"below $\\alpha = 10^{{-3}}$), the linear rate derived above, down to {min(err_small):.1e}. "
-    f"Towards large $\\alpha$ it collapses once $\\alpha$ times the gaps between distances is "
-    f"well above 1: below $10^{{-6}}$ from $\\alpha$ = "
-    + (f"{min(reached):.2g} on." if reached else "beyond the range computed here.")
-    + f" The left panel shows why: for one misclassified query, the weights slide from "
-    f"$(K-1)/K$ on the true and $-1/K$ on every other prototype (left arrows) to $+1$ on the "
-    f"true, $-1$ on the nearest wrong and 0 elsewhere (right arrows). At $\\alpha = 1$, plain "
-    f"ProtoNet, the weights of {int((off_limit < 1e-2).sum())} of the {len(labels_cpu)} "
-    f"queries of this episode are within 0.01 of their $\\alpha \\to \\infty$ limit (the "
-    f"median over queries of the largest deviation of a weight from that limit is "
-    f"{off_limit.median().item():.1e}): the squared distances of a fresh network put it close "
-    f"to that regime, where only the true and the nearest prototype matter."
-))  # fmt: skip
+display(
+    Markdown(
+        f"Both limits of Lemma 1 are reached on the real network. Towards small $\\alpha$ the "
+        f"relative difference falls by a factor $10^{{{rate:.2f}}}$ per decade of $\\alpha$ (fitted "
+        f"below $\\alpha = 10^{{-3}}$), the linear rate derived above, down to {min(err_small):.1e}. "
+        f"Towards large $\\alpha$ it collapses once $\\alpha$ times the gaps between distances is "
+        f"well above 1: below $10^{{-6}}$ from $\\alpha$ = "
+        + (f"{min(reached):.2g} on." if reached else "beyond the range computed here.")
+        + f" The left panel shows why: for one misclassified query, the weights slide from "
+        f"$(K-1)/K$ on the true and $-1/K$ on every other prototype (left arrows) to $+1$ on the "
+        f"true, $-1$ on the nearest wrong and 0 elsewhere (right arrows). At $\\alpha = 1$, plain "
+        f"ProtoNet, the weights of {int((off_limit < 1e-2).sum())} of the {len(labels_cpu)} "
+        f"queries of this episode are within 0.01 of their $\\alpha \\to \\infty$ limit (the "
+        f"median over queries of the largest deviation of a weight from that limit is "
+        f"{off_limit.median().item():.1e}): the squared distances of a fresh network put it close "
+        f"to that regime, where only the true and the nearest prototype matter."
+    )
+)
 
 # %% [markdown]
 # ### What $\alpha$ does to the sparsity of real gradients
@@ -997,8 +1203,12 @@ SWEEP5 = [key for key in SWEEP if key[1] == 5]
 
 def weights_at(key, alpha: float) -> torch.Tensor:
     """All weights w_ik(alpha) of the episodes measured for ``key``, flattened."""
-    return torch.cat([(saturation.distance_gradient(r["d"], r["labels"], alpha) / alpha).flatten()
-                      for r in measured[key]])  # fmt: skip
+    return torch.cat(
+        [
+            (saturation.distance_gradient(r["d"], r["labels"], alpha) / alpha).flatten()
+            for r in measured[key]
+        ]
+    )
 
 
 def push_ratio_log10(key, alpha: float) -> float:
@@ -1042,8 +1252,15 @@ rows = []
 for a in (1.0, 0.1, 0.01, 1e-3, 1e-4):
     i = int((alpha_sweep - a).abs().argmin())
     for key in SWEEP5:
-        rows.append([f"{a:g}", f"{key[0]}, {key[1]}-way", f"{sweep[key][i]:.3f}",
-                     f"{area2[key][i]:.3f}", f"{push_ratio_log10(key, a):.2f}"])  # fmt: skip
+        rows.append(
+            [
+                f"{a:g}",
+                f"{key[0]}, {key[1]}-way",
+                f"{sweep[key][i]:.3f}",
+                f"{area2[key][i]:.3f}",
+                f"{push_ratio_log10(key, a):.2f}",
+            ]
+        )
 table(
     [
         "α",
@@ -1063,17 +1280,19 @@ def largest_alpha_below(values: list[float], level: float) -> float:
     return max(ok) if ok else float("nan")
 
 
-display(Markdown(
-    "Shrinking $\\alpha$ removes the saturation. The sparsity of the 5-way gradients falls "
-    "below 1% for $\\alpha \\le$ "
-    + " and ".join(f"{largest_alpha_below(sweep[k], 0.01):.2g} ({k[0]})" for k in SWEEP5)
-    + ", where $\\alpha$ times the typical gap between a query's distances is a few units, and "
-    "most gradients move into area II. Shrinking further buys nothing: the push ratio heads to "
-    "1 (its log to 0), the uniform $1/K$ of Lemma 1, and the gradient forgets which wrong "
-    "prototypes are close. A good $\\alpha$ sits in between, and where depends on the scale "
-    "of the distances, which changes as the network trains; TADAM's official code "
-    "cross-validates a fixed $\\alpha$."
-))  # fmt: skip
+display(
+    Markdown(
+        "Shrinking $\\alpha$ removes the saturation. The sparsity of the 5-way gradients falls "
+        "below 1% for $\\alpha \\le$ "
+        + " and ".join(f"{largest_alpha_below(sweep[k], 0.01):.2g} ({k[0]})" for k in SWEEP5)
+        + ", where $\\alpha$ times the typical gap between a query's distances is a few units, and "
+        "most gradients move into area II. Shrinking further buys nothing: the push ratio heads to "
+        "1 (its log to 0), the uniform $1/K$ of Lemma 1, and the gradient forgets which wrong "
+        "prototypes are close. A good $\\alpha$ sits in between, and where depends on the scale "
+        "of the distances, which changes as the network trains; TADAM's official code "
+        "cross-validates a fixed $\\alpha$."
+    )
+)
 
 # %% [markdown]
 # ### A first look at LSED
@@ -1108,10 +1327,27 @@ for name in FIVE_WAY:
     )
     sed_grads = torch.cat([r["grad"].flatten() for r in runs])
     lsed_sparsity[name] = (saturation.sparsity(sed_grads), saturation.sparsity(grads))
-    lsed_rows.append([name, f"s = {kw['s']:g}, r = {kw['r']:g}", f"{100 * above:.1f}%", f"{gap:.1e}",
-                      f"{lsed_sparsity[name][0]:.3f}", f"{lsed_sparsity[name][1]:.3f}"])  # fmt: skip
-table(["network (5-way)", "LSED", "distances above s", "max |softmax(−LSED) − softmax(−r d)|",
-       "sparsity: squared Euclidean", "sparsity: LSED"], lsed_rows)  # fmt: skip
+    lsed_rows.append(
+        [
+            name,
+            f"s = {kw['s']:g}, r = {kw['r']:g}",
+            f"{100 * above:.1f}%",
+            f"{gap:.1e}",
+            f"{lsed_sparsity[name][0]:.3f}",
+            f"{lsed_sparsity[name][1]:.3f}",
+        ]
+    )
+table(
+    [
+        "network (5-way)",
+        "LSED",
+        "distances above s",
+        "max |softmax(−LSED) − softmax(−r d)|",
+        "sparsity: squared Euclidean",
+        "sparsity: LSED",
+    ],
+    lsed_rows,
+)
 
 # %% [markdown]
 # Every distance of a fresh network is above $s$ (third column), so at initialisation LSED's
@@ -1157,8 +1393,14 @@ def explore(log10_d1: float = 2.0, log10_scale: float = 0.0, log10_alpha: float 
     for key in SWEEP5:
         color = COLORS[key]
         w = weights_at(key, alpha * lam)
-        ax_hist.hist(gradients.log_abs_gradient(w), bins=50, range=LN_RANGE, color=color, alpha=0.6,
-                     label=f"{key[0]}: {100 * saturation.sparsity(w):.1f}% < 1e-5")  # fmt: skip
+        ax_hist.hist(
+            gradients.log_abs_gradient(w),
+            bins=50,
+            range=LN_RANGE,
+            color=color,
+            alpha=0.6,
+            label=f"{key[0]}: {100 * saturation.sparsity(w):.1f}% < 1e-5",
+        )
     ax_hist.set(
         xlabel=r"$\ln(|w| + 10^{-5})$",
         ylabel="count",
@@ -1199,8 +1441,11 @@ for i, setting in enumerate(SETTINGS):
     axes[0].set_ylabel(
         f"λ = {10 ** setting[1]:g}, α = {10 ** setting[2]:g}\n" + axes[0].get_ylabel(), fontsize=9
     )
-fig.suptitle("Static snapshots of the explorer: ProtoNet; α = 0.01; α = 0.01 with 10 times larger "
-             "distances\n(strips: red = area I, green = area II, grey = area III)", fontsize=11)  # fmt: skip
+fig.suptitle(
+    "Static snapshots of the explorer: ProtoNet; α = 0.01; α = 0.01 with 10 times larger "
+    "distances\n(strips: red = area I, green = area II, grey = area III)",
+    fontsize=11,
+)
 plt.show()
 
 # %% [markdown]
@@ -1212,38 +1457,46 @@ plt.show()
 width100 = saturation.area_two_width(100.0, EPS).item()
 width1000 = saturation.area_two_width(1000.0, EPS).item()
 i01 = int((alpha_sweep - 0.01).abs().argmin())
-display(Markdown("\n".join([
-    f"1. **The gradient.** $\\partial\\ell/\\partial d_k = \\mathbb{{1}}\\{{k = y\\}} - p_k$ "
-    f"(eq. 5 with the sign of a derivative with respect to the distance) matched autograd to "
-    f"{max_diff:.1e} on random episodes.",
-    "2. **Ratios do not protect.** Scaling both toy distances by 100 kept $d_0/d_1$ and turned "
-    "graded gradients into 0 and $\\pm 1$: the softmax sees differences, not ratios.",
-    f"3. **Area II is a fixed band of {2 * logit:.2f} distance units** (ε = {EPS:g}); on the "
-    f"paper's log axis it is {width100:.3f} wide at $d_1$ = 100 and {width1000:.4f} at "
-    f"$d_1$ = 1000.",
-    "4. **Distances explode with the dimension**: $\\mathbb{E}\\lVert x - y\\rVert^2 = "
-    "D(\\sigma_x^2 + \\sigma_y^2 + (\\mu_x-\\mu_y)^2)$, confirmed by sampling. A fresh Conv-4 "
-    "in training mode gave 5-way query-prototype distances of mean "
-    + each(lambda s: f"{s['mean d'][0]:.0f} (median {s['median d'][0]:.0f})")
-    + ", and "
-    + each(lambda s: f"**{100 * s['sparsity'][0]:.1f}% ± {100 * s['sparsity'][1]:.1f}%**")
-    + " of their gradients below $10^{-5}$ ("
-    + each(percent("sparsity"), [(OMNI, 60), (MINI, 30)])
-    + " in training episodes). Only "
-    + each(percent("II"))
-    + " of the 5-way gradients were in area II.",
-    "5. **Saturation, not just sparsity.** A fully saturated softmax zeroes at most "
-    "$1 - 2(1-a)/K$ of the gradients (accuracy $a$). The fresh networks reached "
-    + ", ".join(f"{share(summaries[n, 5]):.0f}% ({n})" for n in NETWORKS)
-    + " of that ceiling: more coordinates, closer to full saturation.",
-    f"6. **Metric scaling** $\\alpha$ reaches both limits of TADAM's Lemma 1 on the real network "
-    f"(relative differences {err_small[0]:.1e} at α = {alphas[0].item():.0e} and "
-    f"{err_large[-1]:.1e} at α = {alphas[-1].item():.0e}). Plain ProtoNet is close to the "
-    f"$\\alpha\\to\\infty$ end. At α = 0.01 the 5-way sparsity drops to "
-    + " and ".join(f"{100 * sweep[key][i01]:.1f}% ({key[0]})" for key in SWEEP5)
-    + "; much smaller α makes every wrong prototype's push the same.",
-]
-+ ([] if HAS_MINI else [f"\nOnly Omniglot was measured. {data.MINIIMAGENET_MISSING}"]))))  # fmt: skip
+display(
+    Markdown(
+        "\n".join(
+            [
+                f"1. **The gradient.** $\\partial\\ell/\\partial d_k = \\mathbb{{1}}\\{{k = y\\}} - p_k$ "
+                f"(eq. 5 with the sign of a derivative with respect to the distance) matched autograd to "
+                f"{max_diff:.1e} on random episodes.",
+                "2. **Ratios do not protect.** Scaling both toy distances by 100 kept $d_0/d_1$ and turned "
+                "graded gradients into 0 and $\\pm 1$: the softmax sees differences, not ratios.",
+                f"3. **Area II is a fixed band of {2 * logit:.2f} distance units** (ε = {EPS:g}); on the "
+                f"paper's log axis it is {width100:.3f} wide at $d_1$ = 100 and {width1000:.4f} at "
+                f"$d_1$ = 1000.",
+                "4. **Distances explode with the dimension**: $\\mathbb{E}\\lVert x - y\\rVert^2 = "
+                "D(\\sigma_x^2 + \\sigma_y^2 + (\\mu_x-\\mu_y)^2)$, confirmed by sampling. A fresh Conv-4 "
+                "in training mode gave 5-way query-prototype distances of mean "
+                + each(lambda s: f"{s['mean d'][0]:.0f} (median {s['median d'][0]:.0f})")
+                + ", and "
+                + each(
+                    lambda s: f"**{100 * s['sparsity'][0]:.1f}% ± {100 * s['sparsity'][1]:.1f}%**"
+                )
+                + " of their gradients below $10^{-5}$ ("
+                + each(percent("sparsity"), [(OMNI, 60), (MINI, 30)])
+                + " in training episodes). Only "
+                + each(percent("II"))
+                + " of the 5-way gradients were in area II.",
+                "5. **Saturation, not just sparsity.** A fully saturated softmax zeroes at most "
+                "$1 - 2(1-a)/K$ of the gradients (accuracy $a$). The fresh networks reached "
+                + ", ".join(f"{share(summaries[n, 5]):.0f}% ({n})" for n in NETWORKS)
+                + " of that ceiling: more coordinates, closer to full saturation.",
+                f"6. **Metric scaling** $\\alpha$ reaches both limits of TADAM's Lemma 1 on the real network "
+                f"(relative differences {err_small[0]:.1e} at α = {alphas[0].item():.0e} and "
+                f"{err_large[-1]:.1e} at α = {alphas[-1].item():.0e}). Plain ProtoNet is close to the "
+                f"$\\alpha\\to\\infty$ end. At α = 0.01 the 5-way sparsity drops to "
+                + " and ".join(f"{100 * sweep[key][i01]:.1f}% ({key[0]})" for key in SWEEP5)
+                + "; much smaller α makes every wrong prototype's push the same.",
+            ]
+            + ([] if HAS_MINI else [f"\nOnly Omniglot was measured. {data.MINIIMAGENET_MISSING}"])
+        )
+    )
+)
 print(f"notebook wall time {session.elapsed():.0f} s ({profile} profile)")
 
 # %% [markdown]

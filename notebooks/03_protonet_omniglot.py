@@ -106,14 +106,40 @@ for split, x in omni.items():
 
 settings = pick(
     profile,
-    smoke=dict(classes=40, way=10, runs=(1,), max_episodes=6, episodes_per_epoch=3,
-               lr_halve_every=2000, val_episodes=10, patience=None, test_episodes=50),
-    cpu=dict(classes=None, way=60, runs=(1,), max_episodes=3000, episodes_per_epoch=100,
-             lr_halve_every=1000, val_episodes=100, patience=None, test_episodes=10_000),
-    full=dict(classes=None, way=60, runs=(1, 5), max_episodes=1_000_000,
-              episodes_per_epoch=100, lr_halve_every=2000, val_episodes=100, patience=200,
-              test_episodes=10_000),
-)  # fmt: skip
+    smoke=dict(
+        classes=40,
+        way=10,
+        runs=(1,),
+        max_episodes=6,
+        episodes_per_epoch=3,
+        lr_halve_every=2000,
+        val_episodes=10,
+        patience=None,
+        test_episodes=50,
+    ),
+    cpu=dict(
+        classes=None,
+        way=60,
+        runs=(1,),
+        max_episodes=3000,
+        episodes_per_epoch=100,
+        lr_halve_every=1000,
+        val_episodes=100,
+        patience=None,
+        test_episodes=10_000,
+    ),
+    full=dict(
+        classes=None,
+        way=60,
+        runs=(1, 5),
+        max_episodes=1_000_000,
+        episodes_per_epoch=100,
+        lr_halve_every=2000,
+        val_episodes=100,
+        patience=200,
+        test_episodes=10_000,
+    ),
+)
 subset = slice(settings["classes"])  # smoke: the first few classes of each split only
 train_x, val_x, test_x = omni["train"][subset], omni["val"][subset], omni["test"][subset]
 METHODS = {"squared_euclidean": {}, "lsed": {"s": 0.0, "r": 0.01}}
@@ -156,8 +182,10 @@ rows = ["| distance | median query-prototype distance | gradients below 1e-5 |",
 for distance, kwargs in METHODS.items():
     logits = distances.protonet_logits(queries, protos, distance, **kwargs)
     grad = (torch.nn.functional.one_hot(labels, settings["way"]) - logits.softmax(-1)).abs()
-    rows.append(f"| {NAMES[distance]} | {-logits.median().item():.1f} | "
-                f"{100 * (grad < 1e-5).float().mean().item():.1f}% |")  # fmt: skip
+    rows.append(
+        f"| {NAMES[distance]} | {-logits.median().item():.1f} | "
+        f"{100 * (grad < 1e-5).float().mean().item():.1f}% |"
+    )
 print(f"embedding size {z.shape[1]}; {settings['way']}-way 1-shot episode, 5 queries per class")
 display(Markdown("\n".join(rows)))
 
@@ -187,23 +215,34 @@ runs_text = {
         "the protocol: four models ({squared Euclidean, LSED} x {1-shot, 5-shot}), training "
         "shot = test shot, early stopping after 200 epochs without a better validation loss, "
         "at most 10,000 epochs (the official code's limit)"
-        + (", then each retrained on train + val for its best number of episodes." if TRAINVAL
-           else "; retraining on train + val is off (`TRAINVAL = False`).")
+        + (
+            ", then each retrained on train + val for its best number of episodes."
+            if TRAINVAL
+            else "; retraining on train + val is off (`TRAINVAL = False`)."
+        )
     ),
-}  # fmt: skip
+}
 display(Markdown(f"**`{profile}` profile:** {runs_text[profile]}"))
 
 
 def config_for(train_shot: int, distance: str) -> TrainConfig:
     """The training configuration of one model (selected on validation)."""
     return TrainConfig(
-        way=settings["way"], shot=train_shot, query=5, max_episodes=settings["max_episodes"],
+        way=settings["way"],
+        shot=train_shot,
+        query=5,
+        max_episodes=settings["max_episodes"],
         episodes_per_epoch=settings["episodes_per_epoch"],
-        lr_halve_every=settings["lr_halve_every"], distance=distance,
-        distance_kwargs=METHODS[distance], val_way=5, val_query=15,
-        val_episodes=settings["val_episodes"], select_on="loss",
-        patience=settings["patience"], seed=SEED,
-    )  # fmt: skip
+        lr_halve_every=settings["lr_halve_every"],
+        distance=distance,
+        distance_kwargs=METHODS[distance],
+        val_way=5,
+        val_query=15,
+        val_episodes=settings["val_episodes"],
+        select_on="loss",
+        patience=settings["patience"],
+        seed=SEED,
+    )
 
 
 for shot in settings["runs"]:
@@ -239,12 +278,16 @@ if device.type == "cpu" and torch.get_num_threads() > 1:
     print(f"training and testing with {torch.get_num_threads()} thread(s)")
 for shot in settings["runs"]:
     rates[shot] = rates.get(shot) or probe(shot)
-    print(f"{settings['way']}-way {shot}-shot 5-query episodes: {rates[shot]:.2f} episodes/s "
-          f"({1 / rates[shot]:.2f} s each)")  # fmt: skip
+    print(
+        f"{settings['way']}-way {shot}-shot 5-query episodes: {rates[shot]:.2f} episodes/s "
+        f"({1 / rates[shot]:.2f} s each)"
+    )
 planned = sum(len(METHODS) * settings["max_episodes"] / rates[s] for s in settings["runs"])
 phases["measuring throughput"] = time.perf_counter() - t0
-print(f"{len(METHODS) * len(settings['runs'])} models: at most {planned / 60:.1f} min of training"
-      + (" (early stopping ends it sooner)" if settings["patience"] else ""))  # fmt: skip
+print(
+    f"{len(METHODS) * len(settings['runs'])} models: at most {planned / 60:.1f} min of training"
+    + (" (early stopping ends it sooner)" if settings["patience"] else "")
+)
 estimate = {"training (at most)": planned}
 if TRAINVAL:  # each model again on train + val, for at most as many episodes
     estimate["retraining on train + val (at most)"] = planned
@@ -269,9 +312,14 @@ for shot in settings["runs"]:
         ckpt = checkpoint_dir() / f"ch03_{distance}_{shot}shot_{profile}_seed{SEED}.pt"
         configs[distance, shot] = config_for(shot, distance)
         run = train_protonet(
-            conv4_for("omniglot", last_pool=False), train_x, val_x, configs[distance, shot],
-            checkpoint=ckpt, retrain=RETRAIN, device=device,
-        )  # fmt: skip
+            conv4_for("omniglot", last_pool=False),
+            train_x,
+            val_x,
+            configs[distance, shot],
+            checkpoint=ckpt,
+            retrain=RETRAIN,
+            device=device,
+        )
         runs[distance, shot] = run
         val_s = run.wall_time_s - sum(run.history["train_seconds"])
         print(
@@ -279,9 +327,12 @@ for shot in settings["runs"]:
             f"{run.best_epoch} ({run.history['episode'][run.best_epoch - 1]} episodes), "
             f"{run.episodes_per_s:.2f} training episodes/s, {run.wall_time_s / 60:.1f} min "
             f"including {val_s:.0f} s of validation"
-            + (" (loaded from its checkpoint; the times are the original run's)" if run.loaded
-               else "")
-        )  # fmt: skip
+            + (
+                " (loaded from its checkpoint; the times are the original run's)"
+                if run.loaded
+                else ""
+            )
+        )
         trained[f"training {NAMES[distance]} {shot}-shot (with validation)"] = run.wall_time_s
         spent_now[distance, shot] = time.perf_counter() - t0
 
@@ -295,11 +346,10 @@ for shot in settings["runs"]:
 
 # %%
 for shot in settings["runs"]:
-    fig = plots.learning_curves(
-        {NAMES[d]: runs[d, shot].history for d in METHODS}
-    )  # fmt: skip
-    fig.suptitle(f"Omniglot, {settings['way']}-way {shot}-shot training ({profile} profile)",
-                 fontsize=10)  # fmt: skip
+    fig = plots.learning_curves({NAMES[d]: runs[d, shot].history for d in METHODS})
+    fig.suptitle(
+        f"Omniglot, {settings['way']}-way {shot}-shot training ({profile} profile)", fontsize=10
+    )
     plt.show()
 h_sed, h_lsed = (runs[d, min(settings["runs"])].history for d in METHODS)
 ahead = sum(b > a for a, b in zip(h_sed["val_acc"], h_lsed["val_acc"]))
@@ -327,9 +377,15 @@ if TRAINVAL:
         configs[distance, shot] = trainval_config(selected_config, run)
         best = configs[distance, shot].max_episodes
         runs[distance, shot] = retrain_on_trainval(
-            conv4_for("omniglot", last_pool=False), train_x, val_x, run, selected_config,
-            checkpoint=ckpt, retrain=RETRAIN, device=device,
-        )  # fmt: skip
+            conv4_for("omniglot", last_pool=False),
+            train_x,
+            val_x,
+            run,
+            selected_config,
+            checkpoint=ckpt,
+            retrain=RETRAIN,
+            device=device,
+        )
         trained[f"retraining {NAMES[distance]} {shot}-shot on trainval"] = runs[
             distance, shot
         ].wall_time_s
@@ -389,25 +445,43 @@ for distance in METHODS:
         embed_s += seconds_embed
         for way in (5, 20):
             t0 = time.perf_counter()
-            res = evaluate_embeddings(emb, way, test_shot, 15, settings["test_episodes"],
-                                      seed=SEED, distance=distance, **METHODS[distance])  # fmt: skip
+            res = evaluate_embeddings(
+                emb,
+                way,
+                test_shot,
+                15,
+                settings["test_episodes"],
+                seed=SEED,
+                distance=distance,
+                **METHODS[distance],
+            )
             seconds = time.perf_counter() - t0
             test_s += seconds
             tests[distance, way, test_shot] = res
             print(f"{NAMES[distance]:15s} {way:2d}-way {test_shot}-shot: {res} [{seconds:.1f} s]")
             record = make_record(
-                experiment="ch03_protonet_omniglot", dataset="omniglot", method=distance,
-                result=res, profile=profile, device=device,
+                experiment="ch03_protonet_omniglot",
+                dataset="omniglot",
+                method=distance,
+                result=res,
+                profile=profile,
+                device=device,
                 wall_time_s=run.wall_time_s + seconds_embed + seconds,
-                config={**configs[distance, train_shot].__dict__, "backbone": "conv4-576",
-                        "train_data": "trainval" if TRAINVAL else "train",
-                        "threads": torch.get_num_threads()},
-                train_shot=train_shot, train_episodes=run.episodes_done,
-                best_epoch=run.best_epoch, train_episodes_per_s=run.episodes_per_s,
-                training_stage=STAGE, history=record_history(run),
+                config={
+                    **configs[distance, train_shot].__dict__,
+                    "backbone": "conv4-576",
+                    "train_data": "trainval" if TRAINVAL else "train",
+                    "threads": torch.get_num_threads(),
+                },
+                train_shot=train_shot,
+                train_episodes=run.episodes_done,
+                best_epoch=run.best_epoch,
+                train_episodes_per_s=run.episodes_per_s,
+                training_stage=STAGE,
+                history=record_history(run),
                 paper_accuracy=paper("lsed_paper", distance, way, test_shot),
                 protonet_paper_accuracy=paper("protonet_paper", distance, way, test_shot),
-            )  # fmt: skip
+            )
             print("   ", write_result(record) or f"{profile} profile: record not written")
 phases["embedding the test set (once per model)"] = embed_s
 phases[f"test episodes ({len(tests)} x {settings['test_episodes']})"] = test_s
@@ -441,8 +515,9 @@ for way, shot in [(5, 1), (5, 5), (20, 1), (20, 5)]:
     lsed_paper = (
         f"{100 * paper('lsed_paper', 'squared_euclidean', way, shot):.2f} / "
         f"{100 * paper('lsed_paper', 'lsed', way, shot):.2f}"
-        if paper("lsed_paper", "lsed", way, shot) is not None else "-"
-    )  # fmt: skip
+        if paper("lsed_paper", "lsed", way, shot) is not None
+        else "-"
+    )
     rows.append(
         f"| {way}-way {shot}-shot | {settings['way']}-way {train_shot}-shot"
         + (" (**not** a 5-shot model)" if train_shot != shot else "")
@@ -452,13 +527,19 @@ for way, shot in [(5, 1), (5, 5), (20, 1), (20, 5)]:
         f"{100 * b.ci95:.2f} | {d:+.2f} ± {dci:.2f} ({verdict}) | {lsed_paper} | "
         f"{100 * paper('protonet_paper', 'squared_euclidean', way, shot):.1f} |"
     )
-display(Markdown(
-    f"**`{profile}` profile**, {settings['test_episodes']:,} test episodes per number, "
-    "15 queries per class"
-    + (f"; {STAGE}: {settings['max_episodes']} training episodes per model, only 1-shot models"
-       if STAGE != "protocol" else "")
-    + "\n\n" + "\n".join(rows)
-))  # fmt: skip
+display(
+    Markdown(
+        f"**`{profile}` profile**, {settings['test_episodes']:,} test episodes per number, "
+        "15 queries per class"
+        + (
+            f"; {STAGE}: {settings['max_episodes']} training episodes per model, only 1-shot models"
+            if STAGE != "protocol"
+            else ""
+        )
+        + "\n\n"
+        + "\n".join(rows)
+    )
+)
 
 # %% [markdown]
 # ## A test episode
@@ -482,8 +563,10 @@ plt.show()
 truth = torch.arange(20).repeat_interleave(5)
 for distance, pred in preds.items():
     wrong = (pred != truth).nonzero().flatten().tolist()
-    print(f"{NAMES[distance]:15s}: {len(wrong)} of {len(truth)} queries wrong "
-          f"(query -> given class: {', '.join(f'{q}->{pred[q]}' for q in wrong) or 'none'})")  # fmt: skip
+    print(
+        f"{NAMES[distance]:15s}: {len(wrong)} of {len(truth)} queries wrong "
+        f"(query -> given class: {', '.join(f'{q}->{pred[q]}' for q in wrong) or 'none'})"
+    )
 print(f"the two models disagree on {(preds['lsed'] != preds['squared_euclidean']).sum()} queries")
 
 # %% [markdown]
@@ -502,12 +585,19 @@ rows += [f"| {name} | {t / 60:.1f} min ({t:.0f} s) |" for name, t in phases.item
 rows += [f"| {name} | {t / 60:.1f} min ({t:.0f} s) |" for name, t in trained.items()]
 rows.append(f"| **total** | **{(sum(phases.values()) + sum(trained.values())) / 60:.1f} min** |")
 display(Markdown("\n".join(rows)))
-print(f"this execution of the notebook took {elapsed / 60:.1f} min"
-      + ("; the models were loaded from their checkpoints" if any(r.loaded for r in runs.values())
-         else ""))  # fmt: skip
+print(
+    f"this execution of the notebook took {elapsed / 60:.1f} min"
+    + (
+        "; the models were loaded from their checkpoints"
+        if any(r.loaded for r in runs.values())
+        else ""
+    )
+)
 for (distance, shot), run in runs.items():
-    print(f"{NAMES[distance]:15s} {shot}-shot: {run.episodes_per_s:.2f} training episodes/s "
-          f"({settings['way']}-way {shot}-shot, 5 queries; validation excluded)")  # fmt: skip
+    print(
+        f"{NAMES[distance]:15s} {shot}-shot: {run.episodes_per_s:.2f} training episodes/s "
+        f"({settings['way']}-way {shot}-shot, 5 queries; validation excluded)"
+    )
 print(f"probe before training: {', '.join(f'{r:.2f}/s ({s}-shot)' for s, r in rates.items())}")
 
 # %% [markdown]

@@ -167,14 +167,16 @@ print(
     f"{val_x.shape[1]} images per class"
 )
 if profile == "cpu":
-    display(Markdown(
-        "**`cpu` profile:** 5-way 1-shot 5-query training episodes (the protocol uses 30-way "
-        f"with 15 queries) and {settings['max_episodes']} episodes per model instead of tens "
-        f"of thousands, tested on 300 of the 600 images per test class; the "
-        "1-shot models also serve the 5-shot test. These are early-training numbers, not the "
-        "paper's protocol: a short run favours the distance that starts faster, so the gap "
-        "between the two distances here measures how far each has got, not where they end."
-    ))  # fmt: skip
+    display(
+        Markdown(
+            "**`cpu` profile:** 5-way 1-shot 5-query training episodes (the protocol uses 30-way "
+            f"with 15 queries) and {settings['max_episodes']} episodes per model instead of tens "
+            f"of thousands, tested on 300 of the 600 images per test class; the "
+            "1-shot models also serve the 5-shot test. These are early-training numbers, not the "
+            "paper's protocol: a short run favours the distance that starts faster, so the gap "
+            "between the two distances here measures how far each has got, not where they end."
+        )
+    )
 
 # %% [markdown]
 # Before training, we measure how many episodes per second this machine trains and
@@ -191,8 +193,9 @@ for shot in settings["runs"]:
         extra = (len(settings["seeds"]) - 1) * cfg.max_episodes + longer
         planned += len(METHODS) * extra / rate
     print(f"{cfg.way}-way {cfg.shot}-shot {cfg.query}-query: {rate:.2f} training episodes/s")
-n_models = len(METHODS) * (len(settings["runs"]) + len(settings["seeds"]) - 1
-                           + bool(settings["long_episodes"]))  # fmt: skip
+n_models = len(METHODS) * (
+    len(settings["runs"]) + len(settings["seeds"]) - 1 + bool(settings["long_episodes"])
+)
 print(
     f"expected training time for {n_models} models: at most {planned / 60:.0f} min, plus validation"
 )
@@ -219,13 +222,21 @@ def train(distance: str, shot: int, seed: int = SEED, episodes: int | None = Non
     longer run (``episodes``) continues the profile's run of the same seed when it exists:
     on the CPU exactly what training it this long from the start would give."""
     torch.manual_seed(seed)
-    run = train_protonet(conv4_for("miniimagenet"), train_x, val_x,
-                         config_for(shot, distance, seed, episodes),
-                         checkpoint(distance, shot, seed, tag), RETRAIN, device,
-                         extends=checkpoint(distance, shot, seed) if episodes else None)  # fmt: skip
-    print(f"{distance:17s} {shot}-shot{tag} seed {seed}: {run.episodes_done} episodes, best "
-          f"epoch {run.best_epoch}, {run.episodes_per_s:.2f} episodes/s, "
-          f"{run.wall_time_s / 60:.1f} min{' (loaded)' if run.loaded else ''}")  # fmt: skip
+    run = train_protonet(
+        conv4_for("miniimagenet"),
+        train_x,
+        val_x,
+        config_for(shot, distance, seed, episodes),
+        checkpoint(distance, shot, seed, tag),
+        RETRAIN,
+        device,
+        extends=checkpoint(distance, shot, seed) if episodes else None,
+    )
+    print(
+        f"{distance:17s} {shot}-shot{tag} seed {seed}: {run.episodes_done} episodes, best "
+        f"epoch {run.best_epoch}, {run.episodes_per_s:.2f} episodes/s, "
+        f"{run.wall_time_s / 60:.1f} min{' (loaded)' if run.loaded else ''}"
+    )
     return run
 
 
@@ -242,24 +253,30 @@ runs = {(d, shot): train(d, shot) for shot in settings["runs"] for d in METHODS}
 # %%
 for shot in settings["runs"]:
     fig = plots.learning_curves(
-        {"ProtoNet": runs["squared_euclidean", shot].history,
-         "ProtoNet(LSED)": runs["lsed", shot].history}
-    )  # fmt: skip
+        {
+            "ProtoNet": runs["squared_euclidean", shot].history,
+            "ProtoNet(LSED)": runs["lsed", shot].history,
+        }
+    )
     fig.suptitle(f"miniImageNet, models trained for {shot}-shot ({profile} profile)", fontsize=10)
     plt.show()
 
 shot = min(settings["runs"])
 h_sed, h_lsed = runs["squared_euclidean", shot].history, runs["lsed", shot].history
-rows = ["| after episodes | ProtoNet val acc | ProtoNet(LSED) val acc | LSED - SED |",
-        "|---:|---:|---:|---:|"]  # fmt: skip
+rows = [
+    "| after episodes | ProtoNet val acc | ProtoNet(LSED) val acc | LSED - SED |",
+    "|---:|---:|---:|---:|",
+]
 for i, ep in enumerate(h_sed["episode"]):
     a, b = 100 * h_sed["val_acc"][i], 100 * h_lsed["val_acc"][i]
     ca, cb = 100 * h_sed["val_ci95"][i], 100 * h_lsed["val_ci95"][i]
     rows.append(f"| {ep} | {a:.2f} ± {ca:.2f} | {b:.2f} ± {cb:.2f} | {b - a:+.2f} |")
 display(Markdown("\n".join(rows)))
 if not all("val_per_episode" in h for h in (h_sed, h_lsed)):
-    raise RuntimeError("these checkpoints predate per-episode validation accuracies (needed for "
-                       "the paired gap): rerun with RETRAIN = True")  # fmt: skip
+    raise RuntimeError(
+        "these checkpoints predate per-episode validation accuracies (needed for "
+        "the paired gap): rerun with RETRAIN = True"
+    )
 first_gap, first_ci = (  # the same validation episodes for both models: paired
     100 * v for v in paired_difference(h_lsed["val_per_episode"][0], h_sed["val_per_episode"][0])
 )
@@ -301,8 +318,16 @@ def record_history(run) -> dict:
 STAGE = "protocol" if profile == "full" else "early training"
 
 
-def test_and_record(run, distance, train_shot, seed=SEED, experiment="ch04_protonet_miniimagenet",
-                    published=True, shots=(1, 5), episodes=None):  # fmt: skip
+def test_and_record(
+    run,
+    distance,
+    train_shot,
+    seed=SEED,
+    experiment="ch04_protonet_miniimagenet",
+    published=True,
+    shots=(1, 5),
+    episodes=None,
+):
     """Embed the test images once with ``run``'s model, score the same test episodes (seed
     SEED) for each test shot, write a record per shot; returns {test shot: EvalResult}."""
     t0 = time.perf_counter()
@@ -311,21 +336,42 @@ def test_and_record(run, distance, train_shot, seed=SEED, experiment="ch04_proto
     out = {}
     for test_shot in shots:
         t1 = time.perf_counter()
-        res = evaluate_embeddings(emb, 5, test_shot, 15, settings["test_episodes"], seed=SEED,
-                                  distance=distance, **METHODS[distance])  # fmt: skip
+        res = evaluate_embeddings(
+            emb,
+            5,
+            test_shot,
+            15,
+            settings["test_episodes"],
+            seed=SEED,
+            distance=distance,
+            **METHODS[distance],
+        )
         seconds = time.perf_counter() - t1
-        print(f"{distance:17s} seed {seed} 5-way {test_shot}-shot: {res} ({embed_s:.1f} s "
-              f"embedding, {res.episodes / seconds:.0f} episodes/s)")  # fmt: skip
+        print(
+            f"{distance:17s} seed {seed} 5-way {test_shot}-shot: {res} ({embed_s:.1f} s "
+            f"embedding, {res.episodes / seconds:.0f} episodes/s)"
+        )
         record = make_record(
-            experiment=experiment, dataset="miniimagenet", method=distance, result=res,
-            profile=profile, device=device, wall_time_s=run.wall_time_s + embed_s + seconds,
-            config={**config_for(train_shot, distance, seed, episodes).__dict__,
-                    "backbone": "conv4-1600"},
-            train_shot=train_shot, train_seed=seed, train_episodes=run.episodes_done,
-            best_epoch=run.best_epoch, train_episodes_per_s=run.episodes_per_s,
-            training_stage=STAGE, history=record_history(run),
+            experiment=experiment,
+            dataset="miniimagenet",
+            method=distance,
+            result=res,
+            profile=profile,
+            device=device,
+            wall_time_s=run.wall_time_s + embed_s + seconds,
+            config={
+                **config_for(train_shot, distance, seed, episodes).__dict__,
+                "backbone": "conv4-1600",
+            },
+            train_shot=train_shot,
+            train_seed=seed,
+            train_episodes=run.episodes_done,
+            best_epoch=run.best_epoch,
+            train_episodes_per_s=run.episodes_per_s,
+            training_stage=STAGE,
+            history=record_history(run),
             paper_accuracy=paper("lsed_paper", distance, test_shot) if published else None,
-        )  # fmt: skip
+        )
         print("  ", write_result(record) or f"{profile} profile: record not written")
         out[test_shot] = res
     return out
@@ -339,22 +385,28 @@ for distance in METHODS:
             for t in (1, 5)
             if (t if t in settings["runs"] else min(settings["runs"])) == train_shot
         ]
-        for test_shot, res in test_and_record(runs[distance, train_shot], distance, train_shot,
-                                              shots=shots).items():  # fmt: skip
+        for test_shot, res in test_and_record(
+            runs[distance, train_shot], distance, train_shot, shots=shots
+        ).items():
             tests[distance, test_shot] = res
 
 # %%
-rows = ["| 5-way test | model trained | ours: ProtoNet | ours: ProtoNet(LSED) | "
-        "LSED - SED (paired) | LSED paper: ProtoNet / LSED | ProtoNet paper |",
-        "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+rows = [
+    "| 5-way test | model trained | ours: ProtoNet | ours: ProtoNet(LSED) | "
+    "LSED - SED (paired) | LSED paper: ProtoNet / LSED | ProtoNet paper |",
+    "|---|---|---:|---:|---:|---:|---:|",
+]
 for test_shot in (1, 5):
     a, b = tests["squared_euclidean", test_shot], tests["lsed", test_shot]
     d, dci = (100 * v for v in paired_difference(b.per_episode, a.per_episode))
     verdict = "beyond its test-episode interval" if abs(d) > dci else "within its interval"
     train_shot = test_shot if test_shot in settings["runs"] else min(settings["runs"])
     way, shot, _ = settings["runs"][train_shot]
-    trained = (f"{way}-way {shot}-shot" + (" (**not** a 5-shot model)" if shot != test_shot else "")
-               + (f", {STAGE}" if STAGE != "protocol" else ""))  # fmt: skip
+    trained = (
+        f"{way}-way {shot}-shot"
+        + (" (**not** a 5-shot model)" if shot != test_shot else "")
+        + (f", {STAGE}" if STAGE != "protocol" else "")
+    )
     rows.append(
         f"| {test_shot}-shot | {trained} | {100 * a.accuracy:.2f} ± {100 * a.ci95:.2f} | "
         f"{100 * b.accuracy:.2f} ± {100 * b.ci95:.2f} | {d:+.2f} ± {dci:.2f} ({verdict}) | "
@@ -362,8 +414,12 @@ for test_shot in (1, 5):
         f"{100 * paper('lsed_paper', 'lsed', test_shot):.2f} | "
         f"{100 * paper('protonet_paper', 'squared_euclidean', test_shot):.2f} |"
     )
-display(Markdown(f"**{profile} profile**, {settings['test_episodes']} test episodes each\n\n"
-                 + "\n".join(rows)))  # fmt: skip
+display(
+    Markdown(
+        f"**{profile} profile**, {settings['test_episodes']} test episodes each\n\n"
+        + "\n".join(rows)
+    )
+)
 
 # %% [markdown]
 # Every "±" above is a 95% interval over the *test episodes* (for the difference, paired over
@@ -388,22 +444,33 @@ for seed in settings["seeds"][1:]:
     for distance in METHODS:
         run = train(distance, 1, seed)
         seed_tests[distance, seed] = test_and_record(run, distance, 1, seed, published=False)[1]
-rows = ["| training seed | ProtoNet | ProtoNet(LSED) | LSED - SED (paired over test episodes) |",
-        "|---:|---:|---:|---:|"]  # fmt: skip
+rows = [
+    "| training seed | ProtoNet | ProtoNet(LSED) | LSED - SED (paired over test episodes) |",
+    "|---:|---:|---:|---:|",
+]
 gaps = []
 for seed in settings["seeds"]:
     a, b = seed_tests["squared_euclidean", seed], seed_tests["lsed", seed]
     d, dci = (100 * v for v in paired_difference(b.per_episode, a.per_episode))
     gaps.append(d)
-    rows.append(f"| {seed} | {100 * a.accuracy:.2f} ± {100 * a.ci95:.2f} | "
-                f"{100 * b.accuracy:.2f} ± {100 * b.ci95:.2f} | {d:+.2f} ± {dci:.2f} |")  # fmt: skip
+    rows.append(
+        f"| {seed} | {100 * a.accuracy:.2f} ± {100 * a.ci95:.2f} | "
+        f"{100 * b.accuracy:.2f} ± {100 * b.ci95:.2f} | {d:+.2f} ± {dci:.2f} |"
+    )
 if len(gaps) > 1:
     sd = statistics.stdev(gaps)
-    rows.append(f"| mean over {len(gaps)} seeds (± sd) | | | {statistics.mean(gaps):+.2f} "
-                f"(sd {sd:.2f}) |")  # fmt: skip
-display(Markdown(f"**{profile} profile**, 5-way 1-shot test, {settings['test_episodes']} test "
-                 f"episodes, models of {settings['max_episodes']} training episodes"
-                 + (f", {STAGE}" if STAGE != "protocol" else "") + "\n\n" + "\n".join(rows)))  # fmt: skip
+    rows.append(
+        f"| mean over {len(gaps)} seeds (± sd) | | | {statistics.mean(gaps):+.2f} (sd {sd:.2f}) |"
+    )
+display(
+    Markdown(
+        f"**{profile} profile**, 5-way 1-shot test, {settings['test_episodes']} test "
+        f"episodes, models of {settings['max_episodes']} training episodes"
+        + (f", {STAGE}" if STAGE != "protocol" else "")
+        + "\n\n"
+        + "\n".join(rows)
+    )
+)
 
 # %% [markdown]
 # ## Does squared Euclidean leave the plateau?
@@ -419,28 +486,51 @@ long_runs = {}
 if settings["long_episodes"]:
     long_runs = {d: train(d, 1, SEED, settings["long_episodes"], "_long") for d in METHODS}
     fig = plots.learning_curves(
-        {"ProtoNet": long_runs["squared_euclidean"].history,
-         "ProtoNet(LSED)": long_runs["lsed"].history},
-        references={f"{name}, paper's final test": 100 * paper("lsed_paper", d, 1)
-                    for name, d in (("ProtoNet", "squared_euclidean"), ("ProtoNet(LSED)", "lsed"))},
-    )  # fmt: skip
-    fig.suptitle(f"miniImageNet 5-way 1-shot, {settings['long_episodes']} training episodes "
-                 f"({profile} profile)", fontsize=10)  # fmt: skip
+        {
+            "ProtoNet": long_runs["squared_euclidean"].history,
+            "ProtoNet(LSED)": long_runs["lsed"].history,
+        },
+        references={
+            f"{name}, paper's final test": 100 * paper("lsed_paper", d, 1)
+            for name, d in (("ProtoNet", "squared_euclidean"), ("ProtoNet(LSED)", "lsed"))
+        },
+    )
+    fig.suptitle(
+        f"miniImageNet 5-way 1-shot, {settings['long_episodes']} training episodes "
+        f"({profile} profile)",
+        fontsize=10,
+    )
     plt.show()
-    long_tests = {d: test_and_record(long_runs[d], d, 1, experiment="ch04_long_training",
-                                     shots=(1,), episodes=settings["long_episodes"])[1]
-                  for d in METHODS}  # fmt: skip
+    long_tests = {
+        d: test_and_record(
+            long_runs[d],
+            d,
+            1,
+            experiment="ch04_long_training",
+            shots=(1,),
+            episodes=settings["long_episodes"],
+        )[1]
+        for d in METHODS
+    }
     h = long_runs["squared_euclidean"].history
-    print(f"ProtoNet validation accuracy: {100 * h['val_acc'][0]:.1f}% after {h['episode'][0]} "
-          f"episodes, {100 * max(h['val_acc']):.1f}% at best (after "
-          f"{h['episode'][h['val_acc'].index(max(h['val_acc']))]}), "
-          f"{100 * h['val_acc'][-1]:.1f}% after {h['episode'][-1]}")  # fmt: skip
-    d, dci = (100 * v for v in paired_difference(long_tests["lsed"].per_episode,
-                                                  long_tests["squared_euclidean"].per_episode))  # fmt: skip
-    print(f"test after {settings['long_episodes']} episodes: ProtoNet "
-          f"{100 * long_tests['squared_euclidean'].accuracy:.2f}%, ProtoNet(LSED) "
-          f"{100 * long_tests['lsed'].accuracy:.2f}%, LSED - SED {d:+.2f} ± {dci:.2f} points "
-          f"(after {settings['max_episodes']}: {gaps[0]:+.2f})")  # fmt: skip
+    print(
+        f"ProtoNet validation accuracy: {100 * h['val_acc'][0]:.1f}% after {h['episode'][0]} "
+        f"episodes, {100 * max(h['val_acc']):.1f}% at best (after "
+        f"{h['episode'][h['val_acc'].index(max(h['val_acc']))]}), "
+        f"{100 * h['val_acc'][-1]:.1f}% after {h['episode'][-1]}"
+    )
+    d, dci = (
+        100 * v
+        for v in paired_difference(
+            long_tests["lsed"].per_episode, long_tests["squared_euclidean"].per_episode
+        )
+    )
+    print(
+        f"test after {settings['long_episodes']} episodes: ProtoNet "
+        f"{100 * long_tests['squared_euclidean'].accuracy:.2f}%, ProtoNet(LSED) "
+        f"{100 * long_tests['lsed'].accuracy:.2f}%, LSED - SED {d:+.2f} ± {dci:.2f} points "
+        f"(after {settings['max_episodes']}: {gaps[0]:+.2f})"
+    )
 
 # %% [markdown]
 # Two test episodes with the LSED model's predictions (green: right, red: wrong, with the
@@ -468,26 +558,38 @@ for _ in range(2):
 ahead = sum(b > a for a, b in zip(h_sed["val_acc"], h_lsed["val_acc"]))
 a1, b1 = tests["squared_euclidean", 1], tests["lsed", 1]
 gap, gap_ci = (100 * v for v in paired_difference(b1.per_episode, a1.per_episode))
-display(Markdown(
-    f"- In this **{profile}** run, ProtoNet(LSED) was ahead of ProtoNet on validation at "
-    f"{ahead} of {len(h_sed['val_acc'])} validation points; after the first epoch the gap was "
-    f"{first_gap:+.2f} ± {first_ci:.2f} points (paired).\n"
-    f"- 5-way 1-shot test: {100 * a1.accuracy:.2f}% vs {100 * b1.accuracy:.2f}%, a paired "
-    f"difference of {gap:+.2f} ± {gap_ci:.2f} points over the test episodes (not over "
-    f"training runs); the paper reports "
-    f"{100 * (paper('lsed_paper', 'lsed', 1) - paper('lsed_paper', 'squared_euclidean', 1)):+.2f}.\n"
-    + (f"- Over {len(gaps)} training seeds the same gap was {statistics.mean(gaps):+.2f} on "
-       f"average, with a standard deviation of {statistics.stdev(gaps):.2f} points between "
-       f"seeds (per seed: {', '.join(f'{g:+.2f}' for g in gaps)}).\n" if len(gaps) > 1 else "")
-    + (f"- Trained for {settings['long_episodes']} episodes instead of "
-       f"{settings['max_episodes']}: ProtoNet {100 * long_tests['squared_euclidean'].accuracy:.2f}%"
-       f", ProtoNet(LSED) {100 * long_tests['lsed'].accuracy:.2f}% on the same test episodes "
-       "(learning curves above).\n" if long_runs else "")
-    + ("- **Early training.** These networks saw a few hundred 5-way episodes, not the "
-       "protocol's tens of thousands of 30-way ones, and the 5-shot test uses the 1-shot "
-       "models. A short run favours the distance that starts faster: a gap here measures how "
-       "far ProtoNet has got while LSED is already learning, not the paper's gap at the end "
-       "of training. The `full` profile on a GPU is the comparison with Table 1."
-       if profile != "full" else
-       "- These are `full`-protocol numbers, comparable with Table 1.")
-))  # fmt: skip
+display(
+    Markdown(
+        f"- In this **{profile}** run, ProtoNet(LSED) was ahead of ProtoNet on validation at "
+        f"{ahead} of {len(h_sed['val_acc'])} validation points; after the first epoch the gap was "
+        f"{first_gap:+.2f} ± {first_ci:.2f} points (paired).\n"
+        f"- 5-way 1-shot test: {100 * a1.accuracy:.2f}% vs {100 * b1.accuracy:.2f}%, a paired "
+        f"difference of {gap:+.2f} ± {gap_ci:.2f} points over the test episodes (not over "
+        f"training runs); the paper reports "
+        f"{100 * (paper('lsed_paper', 'lsed', 1) - paper('lsed_paper', 'squared_euclidean', 1)):+.2f}.\n"
+        + (
+            f"- Over {len(gaps)} training seeds the same gap was {statistics.mean(gaps):+.2f} on "
+            f"average, with a standard deviation of {statistics.stdev(gaps):.2f} points between "
+            f"seeds (per seed: {', '.join(f'{g:+.2f}' for g in gaps)}).\n"
+            if len(gaps) > 1
+            else ""
+        )
+        + (
+            f"- Trained for {settings['long_episodes']} episodes instead of "
+            f"{settings['max_episodes']}: ProtoNet {100 * long_tests['squared_euclidean'].accuracy:.2f}%"
+            f", ProtoNet(LSED) {100 * long_tests['lsed'].accuracy:.2f}% on the same test episodes "
+            "(learning curves above).\n"
+            if long_runs
+            else ""
+        )
+        + (
+            "- **Early training.** These networks saw a few hundred 5-way episodes, not the "
+            "protocol's tens of thousands of 30-way ones, and the 5-shot test uses the 1-shot "
+            "models. A short run favours the distance that starts faster: a gap here measures how "
+            "far ProtoNet has got while LSED is already learning, not the paper's gap at the end "
+            "of training. The `full` profile on a GPU is the comparison with Table 1."
+            if profile != "full"
+            else "- These are `full`-protocol numbers, comparable with Table 1."
+        )
+    )
+)

@@ -121,9 +121,10 @@ show_source(scale.scale_last_batchnorm_)
 # %%
 P = miniimagenet_protocol(profile)  # chapter 4's protocol: its data cuts, lengths and seeds
 train_x, val_x, test_x = data.load_miniimagenet_subsets(
-    train=(P["train_classes"], P["per_class"]), val=(None, P["val_per_class"]),
+    train=(P["train_classes"], P["per_class"]),
+    val=(None, P["val_per_class"]),
     test=(None, P["test_per_class"]),
-).values()  # fmt: skip
+).values()
 omni_train = data.load_omniglot("train")
 probes = {
     "miniImageNet": (conv4_for("miniimagenet"), train_x, 5, 15),
@@ -175,13 +176,17 @@ def build(name: str, seed: int) -> torch.nn.Module:
 
 
 MODELS = {  # name -> (distance, fixed metric scale, checkpoint stem, record method)
-    "squared Euclidean": ("squared_euclidean", 1.0, "ch04_squared_euclidean_1shot",
-                          "squared_euclidean"),
+    "squared Euclidean": (
+        "squared_euclidean",
+        1.0,
+        "ch04_squared_euclidean_1shot",
+        "squared_euclidean",
+    ),
     "LSED": ("lsed", 1.0, "ch04_lsed_1shot", "lsed"),
     "α = 0.01": ("squared_euclidean", R, "ch04b_alpha0.01_1shot", "alpha_0.01"),
     "α learned": ("squared_euclidean", 1.0, "ch04b_alphalearned_1shot", "alpha_learned"),
     "BN γ × 0.1": ("squared_euclidean", 1.0, "ch04b_bngamma0.1_1shot", "bn_gamma_0.1"),
-}  # fmt: skip
+}
 
 
 def config(name: str, seed: int):
@@ -195,22 +200,36 @@ def checkpoint(name: str, seed: int):
 
 def train(name: str, seed: int):
     ckpt = checkpoint(name, seed)
-    run = train_protonet(build(name, seed), train_x, val_x, config(name, seed), ckpt, RETRAIN,
-                         device, progress=False)  # fmt: skip
-    print(f"{name:18s} seed {seed}: {run.episodes_done} episodes, best epoch {run.best_epoch}, "
-          f"{run.wall_time_s / 60:.1f} min{' (loaded)' if run.loaded else ''}")  # fmt: skip
+    run = train_protonet(
+        build(name, seed), train_x, val_x, config(name, seed), ckpt, RETRAIN, device, progress=False
+    )
+    print(
+        f"{name:18s} seed {seed}: {run.episodes_done} episodes, best epoch {run.best_epoch}, "
+        f"{run.wall_time_s / 60:.1f} min{' (loaded)' if run.loaded else ''}"
+    )
     return run
 
 
 ITERS = [0, 10, 25, 50, 100] if profile != "smoke" else [0, 2]  # the replayed iterations
-rate = measure_episodes_per_s(build("squared Euclidean", SEED), train_x,
-                              config("squared Euclidean", SEED), episodes=3, device=device)  # fmt: skip
+rate = measure_episodes_per_s(
+    build("squared Euclidean", SEED),
+    train_x,
+    config("squared Euclidean", SEED),
+    episodes=3,
+    device=device,
+)
 to_train = [k for k in ((n, s) for s in P["seeds"] for n in MODELS) if not checkpoint(*k).exists()]
-print(time_estimate(
-    {f"training {len(to_train)} models": len(to_train) * P["max_episodes"] / rate,
-     "replaying the first iterations of 5 models": len(MODELS) * max(ITERS) / rate},
-    device, session.elapsed(), not_estimated="validation and testing",
-))  # fmt: skip
+print(
+    time_estimate(
+        {
+            f"training {len(to_train)} models": len(to_train) * P["max_episodes"] / rate,
+            "replaying the first iterations of 5 models": len(MODELS) * max(ITERS) / rate,
+        },
+        device,
+        session.elapsed(),
+        not_estimated="validation and testing",
+    )
+)
 runs = {(name, seed): train(name, seed) for seed in P["seeds"] for name in MODELS}
 
 # %% [markdown]
@@ -227,8 +246,9 @@ snaps = {}
 for name in MODELS:
     cfg = config(name, SEED)
     cache = checkpoint_dir() / f"ch04b_capture_{MODELS[name][2]}_{profile}_seed{SEED}.pt"
-    snaps[name] = gradients.capture_training_gradients(build(name, SEED), train_x, cfg, ITERS,
-                                                       device, cache)  # fmt: skip
+    snaps[name] = gradients.capture_training_gradients(
+        build(name, SEED), train_x, cfg, ITERS, device, cache
+    )
 
 
 def near_zero(snap, alpha: float) -> float:
@@ -239,11 +259,16 @@ fig, (ax_z, ax_d) = plt.subplots(1, 2, figsize=(11, 3.6), constrained_layout=Tru
 for name, by_iter in snaps.items():
     alpha = MODELS[name][1]
     ax_z.plot(ITERS, [100 * near_zero(by_iter[i], alpha) for i in ITERS], marker="o", label=name)
-    ax_d.plot(ITERS, [alpha * by_iter[i].distances.median().item() for i in ITERS], marker="o",
-              label=name)  # fmt: skip
+    ax_d.plot(
+        ITERS, [alpha * by_iter[i].distances.median().item() for i in ITERS], marker="o", label=name
+    )
 ax_z.set(xlabel="training iterations", ylabel="near-zero gradients (%)", title="sparse phase")
-ax_d.set(xlabel="training iterations", ylabel="median distance the softmax sees", yscale="log",
-         title="scale")  # fmt: skip
+ax_d.set(
+    xlabel="training iterations",
+    ylabel="median distance the softmax sees",
+    yscale="log",
+    title="scale",
+)
 for ax in (ax_z, ax_d):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -254,8 +279,10 @@ plt.show()
 
 # %%
 fig = plots.learning_curves({name: runs[name, SEED].history for name in MODELS})
-fig.suptitle(f"miniImageNet 5-way 1-shot, {P['max_episodes']} training episodes ({profile} "
-             "profile)", fontsize=10)  # fmt: skip
+fig.suptitle(
+    f"miniImageNet 5-way 1-shot, {P['max_episodes']} training episodes ({profile} profile)",
+    fontsize=10,
+)
 plt.show()
 learned = [runs["α learned", s].model.alpha for s in P["seeds"]]
 print("learned α at the selected epoch: " + ", ".join(f"{a:.3g}" for a in learned))
@@ -272,30 +299,60 @@ tests = {}
 for (name, seed), run in runs.items():
     cfg = config(name, seed)
     emb = embed(run.model, test_x, device=device)
-    tests[name, seed] = evaluate_embeddings(emb, 5, 1, 15, P["test_episodes"], SEED, cfg.distance,
-                                            cfg.scale, **cfg.distance_kwargs)  # fmt: skip
-    write_result(make_record(
-        experiment="ch04b_lsed_scale", dataset="miniimagenet", method=MODELS[name][3],
-        result=tests[name, seed], profile=profile, device=device, wall_time_s=run.wall_time_s,
-        config={**cfg.__dict__, "backbone": "conv4-1600", "model": name}, train_seed=seed,
-        train_episodes=run.episodes_done, best_epoch=run.best_epoch, training_stage=
-        "protocol" if profile == "full" else "early training",
-        history={k: v for k, v in run.history.items() if k != "val_per_episode"},
-    ))  # fmt: skip
+    tests[name, seed] = evaluate_embeddings(
+        emb, 5, 1, 15, P["test_episodes"], SEED, cfg.distance, cfg.scale, **cfg.distance_kwargs
+    )
+    write_result(
+        make_record(
+            experiment="ch04b_lsed_scale",
+            dataset="miniimagenet",
+            method=MODELS[name][3],
+            result=tests[name, seed],
+            profile=profile,
+            device=device,
+            wall_time_s=run.wall_time_s,
+            config={**cfg.__dict__, "backbone": "conv4-1600", "model": name},
+            train_seed=seed,
+            train_episodes=run.episodes_done,
+            best_epoch=run.best_epoch,
+            training_stage="protocol" if profile == "full" else "early training",
+            history={k: v for k, v in run.history.items() if k != "val_per_episode"},
+        )
+    )
 rows, gaps = [], {}
 for name in MODELS:
     accs = [100 * tests[name, s].accuracy for s in P["seeds"]]
-    gaps[name] = [100 * paired_difference(tests[name, s].per_episode,
-                                          tests["squared Euclidean", s].per_episode)[0]
-                  for s in P["seeds"]]  # fmt: skip
+    gaps[name] = [
+        100
+        * paired_difference(tests[name, s].per_episode, tests["squared Euclidean", s].per_episode)[
+            0
+        ]
+        for s in P["seeds"]
+    ]
     sd = f" (sd {statistics.stdev(gaps[name]):.2f})" if len(gaps[name]) > 1 else ""
-    rows.append([name, " / ".join(f"{a:.2f}" for a in accs),
-                 " / ".join(f"{g:+.2f}" for g in gaps[name]),
-                 f"{statistics.mean(gaps[name]):+.2f}{sd}"])  # fmt: skip
-display(Markdown(f"**{profile} profile**, {P['max_episodes']} training episodes per model, "
-                 f"{P['test_episodes']} test episodes, seeds {', '.join(map(str, P['seeds']))}"))  # fmt: skip
-table(["model", "test accuracy per seed (%)", "− squared Euclidean, per seed",
-       "mean (sd over seeds)"], rows)  # fmt: skip
+    rows.append(
+        [
+            name,
+            " / ".join(f"{a:.2f}" for a in accs),
+            " / ".join(f"{g:+.2f}" for g in gaps[name]),
+            f"{statistics.mean(gaps[name]):+.2f}{sd}",
+        ]
+    )
+display(
+    Markdown(
+        f"**{profile} profile**, {P['max_episodes']} training episodes per model, "
+        f"{P['test_episodes']} test episodes, seeds {', '.join(map(str, P['seeds']))}"
+    )
+)
+table(
+    [
+        "model",
+        "test accuracy per seed (%)",
+        "− squared Euclidean, per seed",
+        "mean (sd over seeds)",
+    ],
+    rows,
+)
 
 # %% [markdown]
 # ## What this says

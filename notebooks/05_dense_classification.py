@@ -114,15 +114,40 @@ profile, device = session.profile, session.device
 proto = stage1_protocol(profile)
 test_settings = pick(
     profile,
-    smoke=dict(test_classes=6, test_per_class=12, shots=(1, 5), query=5, episodes=20,
-               val_classes=5, val_per_class=10, val_episodes=10, val_query=3),
-    cpu=dict(test_classes=None, test_per_class=100, shots=(1, 5, 10), query=30,
-             episodes=2000, val_classes=None, val_per_class=40,
-             val_episodes=300, val_query=15),
-    full=dict(test_classes=None, test_per_class=None, shots=(1, 5, 10), query=30,
-              episodes=10_000, val_classes=None, val_per_class=100,
-              val_episodes=600, val_query=15),
-)  # fmt: skip
+    smoke=dict(
+        test_classes=6,
+        test_per_class=12,
+        shots=(1, 5),
+        query=5,
+        episodes=20,
+        val_classes=5,
+        val_per_class=10,
+        val_episodes=10,
+        val_query=3,
+    ),
+    cpu=dict(
+        test_classes=None,
+        test_per_class=100,
+        shots=(1, 5, 10),
+        query=30,
+        episodes=2000,
+        val_classes=None,
+        val_per_class=40,
+        val_episodes=300,
+        val_query=15,
+    ),
+    full=dict(
+        test_classes=None,
+        test_per_class=None,
+        shots=(1, 5, 10),
+        query=30,
+        episodes=10_000,
+        val_classes=None,
+        val_per_class=100,
+        val_episodes=600,
+        val_query=15,
+    ),
+)
 ts = test_settings
 t0 = time.perf_counter()
 base_classes, val_x, test_x = data.load_miniimagenet_subsets(
@@ -134,8 +159,12 @@ train_x = data.subset(base_classes, None, proto["train_per_class"])
 lo, hi = proto["heldout"]
 base_x = base_classes[:, lo:hi]
 print(f"loaded in {time.perf_counter() - t0:.1f} s")
-for name, x in [("stage-1 training", train_x), ("held-out base", base_x),
-                ("validation (novel)", val_x), ("test (novel)", test_x)]:  # fmt: skip
+for name, x in [
+    ("stage-1 training", train_x),
+    ("held-out base", base_x),
+    ("validation (novel)", val_x),
+    ("test (novel)", test_x),
+]:
     print(f"{name:19s} {x.shape[0]:3d} classes x {x.shape[1]:3d} images")
 
 # %% [markdown]
@@ -183,18 +212,22 @@ for net in NETWORKS:
         shape = tuple(m(train_x[0, :1]).shape)
     print(f"{net:9s} {n_params / 1e6:.2f} M parameters, feature map {shape}")
 cfg = stage1_config(profile, "dc", SEED)
-print(f"\n{cfg.iterations} iterations of batch {cfg.batch_size}, SGD Nesterov lr {cfg.lr} "
-      f"(x0.1 at {cfg.milestones}), weight decay {cfg.weight_decay}, tau from {cfg.tau}")  # fmt: skip
+print(
+    f"\n{cfg.iterations} iterations of batch {cfg.batch_size}, SGD Nesterov lr {cfg.lr} "
+    f"(x0.1 at {cfg.milestones}), weight decay {cfg.weight_decay}, tau from {cfg.tau}"
+)
 if profile == "cpu":
-    display(Markdown(
-        f"**`cpu` profile:** ResNet-12 of widths {'-'.join(map(str, proto['widths']))} (the paper: "
-        f"64-128-256-512), {cfg.iterations} iterations of batch {cfg.batch_size} (the paper: 8000 "
-        f"of 200, about {8000 * 200 / (cfg.iterations * cfg.batch_size):.0f}x more images), "
-        f"{ts['test_per_class']} test images per novel class, {ts['episodes']} test tasks (the "
-        f"paper: 10,000), {base_x.shape[1]} held-out images per base class (the paper does not "
-        "say how many). The networks see each training image well under once: these numbers "
-        "show the start of training, not Table 1."
-    ))  # fmt: skip
+    display(
+        Markdown(
+            f"**`cpu` profile:** ResNet-12 of widths {'-'.join(map(str, proto['widths']))} (the paper: "
+            f"64-128-256-512), {cfg.iterations} iterations of batch {cfg.batch_size} (the paper: 8000 "
+            f"of 200, about {8000 * 200 / (cfg.iterations * cfg.batch_size):.0f}x more images), "
+            f"{ts['test_per_class']} test images per novel class, {ts['episodes']} test tasks (the "
+            f"paper: 10,000), {base_x.shape[1]} held-out images per base class (the paper does not "
+            "say how many). The networks see each training image well under once: these numbers "
+            "show the start of training, not Table 1."
+        )
+    )
 
 # %% [markdown]
 # Before training we measure this machine's speed and predict the run time (validation,
@@ -243,8 +276,9 @@ print(
 # %%
 def validate(model, classifier):
     maps = FewShotMaps.from_maps(embed_maps(model, val_x, device=device))
-    res = evaluate_poolings(maps, 5, 5, ts["val_query"], ts["val_episodes"], seed=SEED + 1,
-                            combos=[("gap", "gap")])  # fmt: skip
+    res = evaluate_poolings(
+        maps, 5, 5, ts["val_query"], ts["val_episodes"], seed=SEED + 1, combos=[("gap", "gap")]
+    )
     return res["novel"]["gap", "gap"].accuracy
 
 
@@ -255,10 +289,12 @@ for net, pooling in RUNS:
     ckpt = checkpoint_dir() / f"ch05_{net}_{pooling}_{profile}_seed{SEED}.pt"
     run = train_classifier(NETWORKS[net](), train_x, cfg, ckpt, RETRAIN, device, validate)
     runs[net, pooling] = run
-    print(f"{net:9s} {pooling.upper():3s}: {run.iterations_done} iterations, "
-          f"{run.images_per_s:.0f} images/s, {run.wall_time_s / 60:.1f} min, final tau "
-          f"{run.history['tau'][-1]:.2f}, val 5-shot {100 * run.history['val_acc'][-1]:.2f}%"
-          f"{' (loaded)' if run.loaded else ''}")  # fmt: skip
+    print(
+        f"{net:9s} {pooling.upper():3s}: {run.iterations_done} iterations, "
+        f"{run.images_per_s:.0f} images/s, {run.wall_time_s / 60:.1f} min, final tau "
+        f"{run.history['tau'][-1]:.2f}, val 5-shot {100 * run.history['val_acc'][-1]:.2f}%"
+        f"{' (loaded)' if run.loaded else ''}"
+    )
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
@@ -268,8 +304,9 @@ for (net, pooling), run in runs.items():
     axes[0].plot(h["iteration"], h["train_loss"], marker="o", label=label)
     axes[1].plot(h["iteration"], [100 * a for a in h["train_acc"]], marker="o", label=label)
     axes[2].plot(h["iteration"], [100 * a for a in h["val_acc"]], marker="o", label=label)
-for ax, title in zip(axes, ["training loss", "training accuracy (%)",
-                            "val 5-way 5-shot accuracy (%)"]):  # fmt: skip
+for ax, title in zip(
+    axes, ["training loss", "training accuracy (%)", "val 5-way 5-shot accuracy (%)"]
+):
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("iteration")
 axes[0].legend(fontsize=8)
@@ -302,23 +339,35 @@ for key, run in runs.items():
         "base": FewShotMaps.from_maps(embed_maps(run.model, base_x, device=device)),
     }
     embed_seconds[key] = time.perf_counter() - t0
-    print(f"{key[0]:9s} {key[1].upper():3s}: embedded {test_x.shape[0] * test_x.shape[1]} test "
-          f"and {base_x.shape[0] * base_x.shape[1]} held-out base images in "
-          f"{embed_seconds[key]:.1f} s")  # fmt: skip
+    print(
+        f"{key[0]:9s} {key[1].upper():3s}: embedded {test_x.shape[0] * test_x.shape[1]} test "
+        f"and {base_x.shape[0] * base_x.shape[1]} held-out base images in "
+        f"{embed_seconds[key]:.1f} s"
+    )
 
 tests, test_seconds = {}, {}
 for key, run in runs.items():
     tau = float(run.classifier.tau.detach())
     for shot in ts["shots"]:
         t0 = time.perf_counter()
-        res = evaluate_poolings(features[key]["novel"], 5, shot, ts["query"], ts["episodes"],
-                                seed=SEED, combos=COMBOS, tau=tau)  # fmt: skip
+        res = evaluate_poolings(
+            features[key]["novel"],
+            5,
+            shot,
+            ts["query"],
+            ts["episodes"],
+            seed=SEED,
+            combos=COMBOS,
+            tau=tau,
+        )
         test_seconds[key, shot] = time.perf_counter() - t0
         for combo in COMBOS:
             tests[key, shot, combo] = res["novel"][combo]
-    print(f"{key[0]:9s} {key[1].upper():3s}: {len(ts['shots'])} shots x {len(COMBOS)} poolings "
-          f"x {ts['episodes']} tasks in "
-          f"{sum(test_seconds[key, s] for s in ts['shots']):.1f} s")  # fmt: skip
+    print(
+        f"{key[0]:9s} {key[1].upper():3s}: {len(ts['shots'])} shots x {len(COMBOS)} poolings "
+        f"x {ts['episodes']} tasks in "
+        f"{sum(test_seconds[key, s] for s in ts['shots']):.1f} s"
+    )
 
 # %% [markdown]
 # ### Table 1: networks x stage-1 pooling
@@ -330,29 +379,44 @@ for key, run in runs.items():
 LIFCHITZ = "lifchitz2019dense"  # the published numbers: fewshot_utils.paper_numbers
 NET_ROW = {"c128f": "c128f", "resnet12": "resnet-12"}  # the network as Table 1 names its rows
 T1_COMBO = {"gap": ("gap", "gap"), "dc": ("gmp", "gmp")}
-rows = ["| network | stage 1 | " + " | ".join(f"{s}-shot (ours)" for s in ts["shots"])
-        + " | paper 1 / 5 / 10-shot |", "|---|---|" + "---:|" * len(ts["shots"]) + "---:|"]  # fmt: skip
+rows = [
+    "| network | stage 1 | "
+    + " | ".join(f"{s}-shot (ours)" for s in ts["shots"])
+    + " | paper 1 / 5 / 10-shot |",
+    "|---|---|" + "---:|" * len(ts["shots"]) + "---:|",
+]
 for net, pooling in RUNS:
     cells = [str(tests[(net, pooling), s, T1_COMBO[pooling]]).split(" (")[0] for s in ts["shots"]]
     paper = printed(
         f"{LIFCHITZ}/table-1/{NET_ROW[net]}-{pooling}/miniimagenet/5w{s}s" for s in (1, 5, 10)
     )
     rows.append(f"| {net} | {pooling.upper()} | " + " | ".join(cells) + f" | {paper} |")
-display(Markdown(f"**{profile} profile**, {ts['episodes']} tasks, {ts['query']} queries per "
-                 "class\n\n" + "\n".join(rows)))  # fmt: skip
+display(
+    Markdown(
+        f"**{profile} profile**, {ts['episodes']} tasks, {ts['query']} queries per "
+        "class\n\n" + "\n".join(rows)
+    )
+)
 
 # %% [markdown]
 # Every combination, for every network (the table the paper does not print):
 
 # %%
-rows = ["| network | stage 1 | shot | " + " | ".join(f"{s.upper()} / {q.upper()}" for s, q in COMBOS)
-        + " |", "|---|---|---:|" + "---:|" * len(COMBOS)]  # fmt: skip
+rows = [
+    "| network | stage 1 | shot | "
+    + " | ".join(f"{s.upper()} / {q.upper()}" for s, q in COMBOS)
+    + " |",
+    "|---|---|---:|" + "---:|" * len(COMBOS),
+]
 for net, pooling in RUNS:
     for shot in ts["shots"]:
         cells = [f"{100 * tests[(net, pooling), shot, c].accuracy:.2f}" for c in COMBOS]
         rows.append(f"| {net} | {pooling.upper()} | {shot} | " + " | ".join(cells) + " |")
-display(Markdown("support / query pooling, accuracy in % (intervals as in Table 1)\n\n"
-                 + "\n".join(rows)))  # fmt: skip
+display(
+    Markdown(
+        "support / query pooling, accuracy in % (intervals as in Table 1)\n\n" + "\n".join(rows)
+    )
+)
 
 # %% [markdown]
 # ### Table 2: supports x queries, on novel, base and both classes
@@ -377,14 +441,25 @@ for pooling in ("gap", "dc"):
     run = runs["resnet12", pooling]
     t0 = time.perf_counter()
     t2[pooling] = evaluate_poolings(
-        features["resnet12", pooling]["novel"], 5, 5, ts["query"], ts["episodes"], seed=SEED,
-        combos=COMBOS, tau=float(run.classifier.tau.detach()),
-        base=features["resnet12", pooling]["base"], base_weight=run.classifier.weight.detach(),
-    )  # fmt: skip
+        features["resnet12", pooling]["novel"],
+        5,
+        5,
+        ts["query"],
+        ts["episodes"],
+        seed=SEED,
+        combos=COMBOS,
+        tau=float(run.classifier.tau.detach()),
+        base=features["resnet12", pooling]["base"],
+        base_weight=run.classifier.weight.detach(),
+    )
     t2_seconds[pooling] = time.perf_counter() - t0
 CHANCE = {"novel": 1 / 5, "base": 1 / base_x.shape[0], "both": 1 / (base_x.shape[0] + 5)}
-rows = ["| stage 1 | classes (chance) | " + " | ".join(f"{s.upper()} / {q.upper()}" for s, q in COMBOS)
-        + " | paper |", "|---|---|" + "---:|" * len(COMBOS) + "---|"]  # fmt: skip
+rows = [
+    "| stage 1 | classes (chance) | "
+    + " | ".join(f"{s.upper()} / {q.upper()}" for s, q in COMBOS)
+    + " | paper |",
+    "|---|---|" + "---:|" * len(COMBOS) + "---|",
+]
 for pooling in ("gap", "dc"):
     for kind in ("base", "novel", "both"):
         cells = [str(t2[pooling][kind][c]).split(" (")[0] for c in COMBOS]
@@ -392,17 +467,22 @@ for pooling in ("gap", "dc"):
             f"{LIFCHITZ}/table-2/{pooling}-{kind}-classes/test-{sp}-{qp}/miniimagenet/5w5s"
             for sp, qp in COMBOS
         )
-        rows.append(f"| {pooling.upper()} | {kind} ({100 * CHANCE[kind]:.1f}%) | "
-                    + " | ".join(cells) + f" | {paper} |")  # fmt: skip
+        rows.append(
+            f"| {pooling.upper()} | {kind} ({100 * CHANCE[kind]:.1f}%) | "
+            + " | ".join(cells)
+            + f" | {paper} |"
+        )
 n_base = base_x.shape[0] * base_x.shape[1]
 n_novel = test_x.shape[0] * test_x.shape[1]
-display(Markdown(
-    f"**{profile} profile**, ResNet-12, 5-way 5-shot. Novel: {ts['episodes']} tasks (the same "
-    f"as Table 1's). Base: each of the {n_base:,} held-out images ({base_x.shape[1]} per base "
-    f"class) once, Wilson interval. Both: {ts['episodes']} tasks, Wilson interval over the "
-    f"{n_base + n_novel:,} distinct query images ({t2_seconds['gap'] + t2_seconds['dc']:.0f} s)"
-    "\n\n" + "\n".join(rows)
-))  # fmt: skip
+display(
+    Markdown(
+        f"**{profile} profile**, ResNet-12, 5-way 5-shot. Novel: {ts['episodes']} tasks (the same "
+        f"as Table 1's). Base: each of the {n_base:,} held-out images ({base_x.shape[1]} per base "
+        f"class) once, Wilson interval. Both: {ts['episodes']} tasks, Wilson interval over the "
+        f"{n_base + n_novel:,} distinct query images ({t2_seconds['gap'] + t2_seconds['dc']:.0f} s)"
+        "\n\n" + "\n".join(rows)
+    )
+)
 
 # %% [markdown]
 # DC - GAP on the same tasks (novel), the same held-out images (base), and for *both*, where
@@ -419,8 +499,10 @@ for combo in COMBOS:
             diff = 100 * (b.per_episode - a.per_episode)
             mean, hw = diff.mean().item(), ci95(diff)
             over = f"paired over {diff.numel()} {'images' if kind == 'base' else 'tasks'}"
-        print(f"{combo[0].upper()}/{combo[1].upper():3s} {kind:5s}: DC - GAP = {mean:+6.2f} "
-              f"+- {hw:.2f} points ({over})")  # fmt: skip
+        print(
+            f"{combo[0].upper()}/{combo[1].upper():3s} {kind:5s}: DC - GAP = {mean:+6.2f} "
+            f"+- {hw:.2f} points ({over})"
+        )
 
 # %% [markdown]
 # ## Results records
@@ -441,21 +523,33 @@ def paper_cells(net, pooling, shot, combo, kind="novel"):
 
 
 def config_of(net, pooling):
-    return {**stage1_config(profile, pooling, SEED).__dict__, "network": net,
-            "widths": list(proto["widths"]) if net == "resnet12" else [64, 64, 128, 128],
-            "train_per_class": train_x.shape[1], "test_per_class": test_x.shape[1],
-            "heldout_base_per_class": base_x.shape[1]}  # fmt: skip
+    return {
+        **stage1_config(profile, pooling, SEED).__dict__,
+        "network": net,
+        "widths": list(proto["widths"]) if net == "resnet12" else [64, 64, 128, 128],
+        "train_per_class": train_x.shape[1],
+        "test_per_class": test_x.shape[1],
+        "heldout_base_per_class": base_x.shape[1],
+    }
 
 
 def write(run, net, pooling, res, method, cells, wall_time_s, **setting):
     """One record; the tasks' way, shot and query come from ``res`` itself."""
     record = make_record(
-        experiment="ch05_dense_classification", dataset="miniimagenet", method=method,
-        result=res, profile=profile, device=device, wall_time_s=wall_time_s,
-        config=config_of(net, pooling), train_iterations=run.iterations_done,
-        tau=float(run.classifier.tau.detach()), paper_rows=cells,
-        paper_accuracy=by_id(cells[0]).accuracy / 100 if cells else None, **setting,
-    )  # fmt: skip
+        experiment="ch05_dense_classification",
+        dataset="miniimagenet",
+        method=method,
+        result=res,
+        profile=profile,
+        device=device,
+        wall_time_s=wall_time_s,
+        config=config_of(net, pooling),
+        train_iterations=run.iterations_done,
+        tau=float(run.classifier.tau.detach()),
+        paper_rows=cells,
+        paper_accuracy=by_id(cells[0]).accuracy / 100 if cells else None,
+        **setting,
+    )
     return write_result(record) is not None
 
 
@@ -464,11 +558,14 @@ for (net, pooling), run in runs.items():
     for shot in ts["shots"]:
         for combo in COMBOS:
             written += write(
-                run, net, pooling, tests[(net, pooling), shot, combo],
+                run,
+                net,
+                pooling,
+                tests[(net, pooling), shot, combo],
                 f"{net}-{pooling}-support-{combo[0]}-query-{combo[1]}",
                 paper_cells(net, pooling, shot, combo),
                 run.wall_time_s + embed_seconds[net, pooling] + test_seconds[(net, pooling), shot],
-            )  # fmt: skip
+            )
     if net != "resnet12":
         continue
     for kind in ("base", "both"):  # Table 2's base- and both-classes rows (5-way 5-shot)
@@ -477,11 +574,15 @@ for (net, pooling), run in runs.items():
             # base: every held-out image once, no task: the record names Table 2's setting
             setting = dict(way=5, shot=5) if kind == "base" else {}
             written += write(
-                run, net, pooling, res,
+                run,
+                net,
+                pooling,
+                res,
                 f"{net}-{pooling}-support-{combo[0]}-query-{combo[1]}-{kind}-classes",
                 paper_cells(net, pooling, 5, combo, kind),
-                run.wall_time_s + embed_seconds[net, pooling] + t2_seconds[pooling], **setting,
-            )  # fmt: skip
+                run.wall_time_s + embed_seconds[net, pooling] + t2_seconds[pooling],
+                **setting,
+            )
 print(f"{written} records written" if written else f"{profile} profile: no records written")
 
 # %% [markdown]
@@ -504,11 +605,13 @@ cams = {}
 for pooling in ("gap", "dc"):
     run = runs["resnet12", pooling]
     tau = float(run.classifier.tau.detach())
-    cams["base", pooling] = activation_maps(run.model, base_imgs, run.classifier.weight.detach(),
-                                            base_cls, tau, size=84)  # fmt: skip
+    cams["base", pooling] = activation_maps(
+        run.model, base_imgs, run.classifier.weight.detach(), base_cls, tau, size=84
+    )
     protos = features["resnet12", pooling]["novel"].gap[novel_cls, :5].mean(1)
-    cams["novel", pooling] = activation_maps(run.model, novel_imgs, protos,
-                                             torch.arange(n_show), tau, size=84)  # fmt: skip
+    cams["novel", pooling] = activation_maps(
+        run.model, novel_imgs, protos, torch.arange(n_show), tau, size=84
+    )
 
 fig, axes = plt.subplots(3, 2 * n_show, figsize=(2 * n_show * 1.4, 3 * 1.5))
 for half, (kind, imgs) in enumerate([("base", base_imgs), ("novel", novel_imgs)]):
@@ -531,8 +634,10 @@ plt.show()
 for kind in ("base", "novel"):
     for pooling in ("gap", "dc"):
         c = cams[kind, pooling]
-        print(f"{kind:5s} {pooling.upper()}: mean true-class probability {c.mean():.3f}, "
-              f"fraction of pixels above 0.5: {(c > 0.5).float().mean():.2f}")  # fmt: skip
+        print(
+            f"{kind:5s} {pooling.upper()}: mean true-class probability {c.mean():.3f}, "
+            f"fraction of pixels above 0.5: {(c > 0.5).float().mean():.2f}"
+        )
 
 # %% [markdown]
 # ## FC100 (Table 5)
@@ -555,33 +660,59 @@ if fc is not None:
     fc_per_class = dense.fc100_protocol(profile)["per_class"]
     fc_train = data.subset(fc["train"], None, fc_per_class)
     fc_test = data.subset(fc["test"], None, fc_per_class)
-    rows = ["| stage 1 | " + " | ".join(f"{s}-shot" for s in ts["shots"]) + " | paper |",
-            "|---|" + "---:|" * len(ts["shots"]) + "---|"]  # fmt: skip
+    rows = [
+        "| stage 1 | " + " | ".join(f"{s}-shot" for s in ts["shots"]) + " | paper |",
+        "|---|" + "---:|" * len(ts["shots"]) + "---|",
+    ]
     for pooling in ("gap", "dc"):
         fc_cfg = dense.fc100_config(profile, pooling, SEED)
         torch.manual_seed(SEED)
         ckpt = checkpoint_dir() / f"ch05_fc100_resnet12_{pooling}_{profile}_seed{SEED}.pt"
-        fc_run = train_classifier(ResNet12(widths=proto["widths"]), fc_train, fc_cfg, ckpt,
-                                  RETRAIN, device)  # fmt: skip
+        fc_run = train_classifier(
+            ResNet12(widths=proto["widths"]), fc_train, fc_cfg, ckpt, RETRAIN, device
+        )
         maps = FewShotMaps.from_maps(embed_maps(fc_run.model, fc_test, device=device))
         combo = ("gap", "dc") if pooling == "dc" else ("gap", "gap")
         cells = []
         for shot in ts["shots"]:
-            res = evaluate_poolings(maps, 5, shot, ts["query"], ts["episodes"], SEED, [combo],
-                                    float(fc_run.classifier.tau.detach()))["novel"][combo]  # fmt: skip
+            res = evaluate_poolings(
+                maps,
+                5,
+                shot,
+                ts["query"],
+                ts["episodes"],
+                SEED,
+                [combo],
+                float(fc_run.classifier.tau.detach()),
+            )["novel"][combo]
             cells.append(str(res).split(" (")[0])
             ids = existing([f"{LIFCHITZ}/table-5/{pooling}/fc100/5w{shot}s"])
-            write_result(make_record(
-                experiment="ch05_dense_classification", dataset="fc100",
-                method=f"resnet12-{pooling}-support-{combo[0]}-query-{combo[1]}", result=res,
-                profile=profile, device=device, wall_time_s=fc_run.wall_time_s,
-                config={**fc_cfg.__dict__, "network": "resnet12", "widths": list(proto["widths"]),
-                        "test_per_class": fc_test.shape[1]},
-                train_iterations=fc_run.iterations_done, paper_rows=ids,
-            ))  # fmt: skip
-        rows.append(f"| {pooling.upper()} | " + " | ".join(cells) + " | "
-                    + printed(f"{LIFCHITZ}/table-5/{pooling}/fc100/5w{s}s" for s in (1, 5, 10))
-                    + " |")  # fmt: skip
+            write_result(
+                make_record(
+                    experiment="ch05_dense_classification",
+                    dataset="fc100",
+                    method=f"resnet12-{pooling}-support-{combo[0]}-query-{combo[1]}",
+                    result=res,
+                    profile=profile,
+                    device=device,
+                    wall_time_s=fc_run.wall_time_s,
+                    config={
+                        **fc_cfg.__dict__,
+                        "network": "resnet12",
+                        "widths": list(proto["widths"]),
+                        "test_per_class": fc_test.shape[1],
+                    },
+                    train_iterations=fc_run.iterations_done,
+                    paper_rows=ids,
+                )
+            )
+        rows.append(
+            f"| {pooling.upper()} | "
+            + " | ".join(cells)
+            + " | "
+            + printed(f"{LIFCHITZ}/table-5/{pooling}/fc100/5w{s}s" for s in (1, 5, 10))
+            + " |"
+        )
     display(Markdown("\n".join(rows)))
 
 # %% [markdown]
@@ -603,26 +734,35 @@ def paper(cell: str, shot: int = s5) -> float:
     return by_id(f"{LIFCHITZ}/{cell}/miniimagenet/5w{shot}s").accuracy
 
 
-display(Markdown(
-    f"- In this **{profile}** run, ResNet-12 5-way {s5}-shot: GAP-trained (GAP/GAP) "
-    f"{100 * a.accuracy:.2f}%, DC-trained (GAP supports, DC queries) {100 * b.accuracy:.2f}%, a "
-    f"paired difference of {diff.mean():+.2f} ± {ci95(diff):.2f} points on the same tasks (the "
-    f"paper: {paper('table-4/dc') - paper('table-4/gap'):+.2f}).\n"
-    f"- C128F: GAP {100 * c_gap.accuracy:.2f}%, DC (GMP/GMP) {100 * c_dc.accuracy:.2f}% (the "
-    f"paper: {paper('table-1/c128f-gap'):.2f} vs {paper('table-1/c128f-dc'):.2f}, DC hurts the "
-    f"shallow network). ResNet-12 - C128F (both GAP): {nets_diff.mean():+.2f} ± "
-    f"{ci95(nets_diff):.2f} points (the paper: "
-    f"{paper('table-1/resnet-12-gap') - paper('table-1/c128f-gap'):+.2f})"
-    + (". Here the deeper network is *behind*: with "
-       f"{runs['resnet12', 'gap'].iterations_done} iterations it has seen "
-       "each training image well under once, "
-       "and a 12-layer network with a quarter of the paper's width starts slower than a "
-       "4-layer one; the paper's ordering is a statement about trained networks."
-       if nets_diff.mean() < 0 else ".") + "\n"
-    f"- Stage-1 training took {sum(r.wall_time_s for r in runs.values()) / 60:.1f} min for the "
-    f"four networks; the whole notebook {total_s / 60:.1f} min on {device}.\n"
-    + ("- These networks are narrower and trained on a small fraction of the paper's "
-       "iterations: they show how GAP and DC behave early on real data, not Table 1. The `full` "
-       "profile on a GPU is the comparison with the paper." if profile != "full" else
-       "- These are `full`-protocol numbers, comparable with Tables 1 and 2.")
-))  # fmt: skip
+display(
+    Markdown(
+        f"- In this **{profile}** run, ResNet-12 5-way {s5}-shot: GAP-trained (GAP/GAP) "
+        f"{100 * a.accuracy:.2f}%, DC-trained (GAP supports, DC queries) {100 * b.accuracy:.2f}%, a "
+        f"paired difference of {diff.mean():+.2f} ± {ci95(diff):.2f} points on the same tasks (the "
+        f"paper: {paper('table-4/dc') - paper('table-4/gap'):+.2f}).\n"
+        f"- C128F: GAP {100 * c_gap.accuracy:.2f}%, DC (GMP/GMP) {100 * c_dc.accuracy:.2f}% (the "
+        f"paper: {paper('table-1/c128f-gap'):.2f} vs {paper('table-1/c128f-dc'):.2f}, DC hurts the "
+        f"shallow network). ResNet-12 - C128F (both GAP): {nets_diff.mean():+.2f} ± "
+        f"{ci95(nets_diff):.2f} points (the paper: "
+        f"{paper('table-1/resnet-12-gap') - paper('table-1/c128f-gap'):+.2f})"
+        + (
+            ". Here the deeper network is *behind*: with "
+            f"{runs['resnet12', 'gap'].iterations_done} iterations it has seen "
+            "each training image well under once, "
+            "and a 12-layer network with a quarter of the paper's width starts slower than a "
+            "4-layer one; the paper's ordering is a statement about trained networks."
+            if nets_diff.mean() < 0
+            else "."
+        )
+        + "\n"
+        f"- Stage-1 training took {sum(r.wall_time_s for r in runs.values()) / 60:.1f} min for the "
+        f"four networks; the whole notebook {total_s / 60:.1f} min on {device}.\n"
+        + (
+            "- These networks are narrower and trained on a small fraction of the paper's "
+            "iterations: they show how GAP and DC behave early on real data, not Table 1. The `full` "
+            "profile on a GPU is the comparison with the paper."
+            if profile != "full"
+            else "- These are `full`-protocol numbers, comparable with Tables 1 and 2."
+        )
+    )
+)

@@ -110,13 +110,37 @@ profile, device = session.profile, session.device
 proto = stage1_protocol(profile)
 st = pick(
     profile,
-    smoke=dict(test_classes=6, test_per_class=12, shots=(2, 5), query=5, episodes=20,
-               implant_tasks=2, table3_tasks=2, epochs=2),
-    cpu=dict(test_classes=None, test_per_class=100, shots=(5, 10), query=30, episodes=2000,
-             implant_tasks=50, table3_tasks=50, epochs=50),
-    full=dict(test_classes=None, test_per_class=None, shots=(5, 10), query=30, episodes=5000,
-              implant_tasks=5000, table3_tasks=5000, epochs=50),
-)  # fmt: skip
+    smoke=dict(
+        test_classes=6,
+        test_per_class=12,
+        shots=(2, 5),
+        query=5,
+        episodes=20,
+        implant_tasks=2,
+        table3_tasks=2,
+        epochs=2,
+    ),
+    cpu=dict(
+        test_classes=None,
+        test_per_class=100,
+        shots=(5, 10),
+        query=30,
+        episodes=2000,
+        implant_tasks=50,
+        table3_tasks=50,
+        epochs=50,
+    ),
+    full=dict(
+        test_classes=None,
+        test_per_class=None,
+        shots=(5, 10),
+        query=30,
+        episodes=5000,
+        implant_tasks=5000,
+        table3_tasks=5000,
+        epochs=50,
+    ),
+)
 train_x, test_x = data.load_miniimagenet_subsets(
     train=(proto["train_classes"], proto["train_per_class"]),
     test=(st["test_classes"], st["test_per_class"]),
@@ -125,8 +149,11 @@ print(f"stage 1: {tuple(train_x.shape[:2])}, test: {tuple(test_x.shape[:2])} (cl
 
 widths = tuple(proto["widths"])
 wide = (*widths[:-1], widths[-1] + 16)
-NETS = {"gap": ("gap", widths, "ch05_resnet12_gap"), "dc": ("dc", widths, "ch05_resnet12_dc"),
-        "dc+wide": ("dc", wide, "ch06_resnet12wide_dc")}  # fmt: skip
+NETS = {
+    "gap": ("gap", widths, "ch05_resnet12_gap"),
+    "dc": ("dc", widths, "ch05_resnet12_dc"),
+    "dc+wide": ("dc", wide, "ch06_resnet12wide_dc"),
+}
 rates = {}  # iterations/s of the networks this chapter trains, measured before training
 if device.type == "cpu" and torch.get_num_threads() > 1:  # on a busy CPU one thread can win
     cfg = stage1_config(profile, "dc", SEED)
@@ -136,8 +163,10 @@ if device.type == "cpu" and torch.get_num_threads() > 1:  # on a busy CPU one th
         by_threads[n] = measure_iterations_per_s(ResNet12(widths=wide), train_x, cfg, 2, device)
     torch.set_num_threads(max(by_threads, key=by_threads.get))
     rates["dc+wide"] = by_threads[torch.get_num_threads()]
-    print(f"training and testing with {torch.get_num_threads()} thread(s): "
-          + ", ".join(f"{n}: {r * cfg.batch_size:.0f} images/s" for n, r in by_threads.items()))  # fmt: skip
+    print(
+        f"training and testing with {torch.get_num_threads()} thread(s): "
+        + ", ".join(f"{n}: {r * cfg.batch_size:.0f} images/s" for n, r in by_threads.items())
+    )
 to_train = {}  # seconds of the networks without a checkpoint (chapter 5's are usually there)
 for name, (pooling, w, stem) in NETS.items():
     if RETRAIN or not (checkpoint_dir() / f"{stem}_{profile}_seed{SEED}.pt").exists():
@@ -159,22 +188,27 @@ for name, (pooling, w, stem) in NETS.items():
     cfg = stage1_config(profile, pooling, SEED)
     ckpt = checkpoint_dir() / f"{stem}_{profile}_seed{SEED}.pt"
     if not ckpt.exists() or RETRAIN:
-        print(f"{name}: no finished checkpoint {ckpt.name}; training it ({cfg.iterations} "
-              "iterations)")  # fmt: skip
+        print(
+            f"{name}: no finished checkpoint {ckpt.name}; training it ({cfg.iterations} iterations)"
+        )
     torch.manual_seed(SEED)
     nets[name] = train_classifier(ResNet12(widths=w), train_x, cfg, ckpt, RETRAIN, device)
     r = nets[name]
-    print(f"{name:8s} widths {'-'.join(map(str, w))}: {r.iterations_done} iterations, "
-          f"{r.wall_time_s / 60:.1f} min{' (loaded)' if r.loaded else ''}, "
-          f"tau {float(r.classifier.tau.detach()):.2f}")  # fmt: skip
+    print(
+        f"{name:8s} widths {'-'.join(map(str, w))}: {r.iterations_done} iterations, "
+        f"{r.wall_time_s / 60:.1f} min{' (loaded)' if r.loaded else ''}, "
+        f"tau {float(r.classifier.tau.detach()):.2f}"
+    )
 if profile == "cpu":
-    display(Markdown(
-        f"**`cpu` profile:** chapter 5's ResNet-12 of widths {'-'.join(map(str, widths))} after "
-        f"{proto['iterations']} iterations of batch {proto['batch_size']}; implants of 16 "
-        f"channels on its 128-channel last block (the paper: 512), {st['epochs']} AdamW epochs "
-        f"per task as in the paper, but {st['implant_tasks']} implanted tasks per number (the "
-        f"paper: 5,000) and {st['test_per_class']} test images per class."
-    ))  # fmt: skip
+    display(
+        Markdown(
+            f"**`cpu` profile:** chapter 5's ResNet-12 of widths {'-'.join(map(str, widths))} after "
+            f"{proto['iterations']} iterations of batch {proto['batch_size']}; implants of 16 "
+            f"channels on its 128-channel last block (the paper: 512), {st['epochs']} AdamW epochs "
+            f"per task as in the paper, but {st['implant_tasks']} implanted tasks per number (the "
+            f"paper: 5,000) and {st['test_per_class']} test images per class."
+        )
+    )
 
 # %% [markdown]
 # ## Implants
@@ -213,21 +247,34 @@ show_source(implanting.leave_one_out_loss)
 t0 = time.perf_counter()
 prefix = prefix_features(nets["dc"].model, test_x, device=device)
 prefix_s = time.perf_counter() - t0
-print(f"block inputs of {test_x.shape[0] * test_x.shape[1]} test images {tuple(prefix.shape[2:])}"
-      f" in {prefix_s:.1f} s, once for all tasks")  # fmt: skip
+print(
+    f"block inputs of {test_x.shape[0] * test_x.shape[1]} test images {tuple(prefix.shape[2:])}"
+    f" in {prefix_s:.1f} s, once for all tasks"
+)
 tau_dc = float(nets["dc"].classifier.tau.detach())
-probe = evaluate_implanting(nets["dc"].model, prefix, 5, st["shots"][0], st["query"], 2,
-                            ImplantConfig(epochs=st["epochs"]), seed=SEED + 99,
-                            test_tau=tau_dc, progress=False)  # fmt: skip
+probe = evaluate_implanting(
+    nets["dc"].model,
+    prefix,
+    5,
+    st["shots"][0],
+    st["query"],
+    2,
+    ImplantConfig(epochs=st["epochs"]),
+    seed=SEED + 99,
+    test_tau=tau_dc,
+    progress=False,
+)
 per_task = {s: sum(probe.task_seconds) / len(probe.task_seconds) for s in st["shots"][:1]}
 per_task[st["shots"][-1]] = per_task[st["shots"][0]] * st["shots"][-1] / st["shots"][0]
 n_implanted = st["implant_tasks"] * len(st["shots"]) + 3 * st["table3_tasks"]
 planned = (
     st["implant_tasks"] * sum(per_task.values()) + 3 * st["table3_tasks"] * per_task[st["shots"][0]]
 )
-print(f"one implanted {st['shots'][0]}-shot task: {per_task[st['shots'][0]]:.2f} s "
-      f"({sum(probe.train_seconds) / 2:.2f} s of implant training); expected time for the "
-      f"{n_implanted} implanted tasks below: about {planned / 60:.1f} min")  # fmt: skip
+print(
+    f"one implanted {st['shots'][0]}-shot task: {per_task[st['shots'][0]]:.2f} s "
+    f"({sum(probe.train_seconds) / 2:.2f} s of implant training); expected time for the "
+    f"{n_implanted} implanted tasks below: about {planned / 60:.1f} min"
+)
 print(
     time_estimate(
         {f"{n_implanted} implanted tasks": planned},
@@ -272,34 +319,64 @@ for name, run in nets.items():
     combo = ("gap", QUERY_POOL[name])
     for shot in st["shots"]:
         table4[name, shot] = evaluate_poolings(
-            maps, 5, shot, st["query"], st["episodes"], seed=SEED, combos=[combo],
-            tau=float(run.classifier.tau.detach()))["novel"][combo]  # fmt: skip
+            maps,
+            5,
+            shot,
+            st["query"],
+            st["episodes"],
+            seed=SEED,
+            combos=[combo],
+            tau=float(run.classifier.tau.detach()),
+        )["novel"][combo]
     t4_seconds[name] = time.perf_counter() - t0
 
 implant_runs = {}
 for shot in st["shots"]:
     implant_runs[shot] = evaluate_implanting(
-        nets["dc"].model, prefix, 5, shot, st["query"], st["implant_tasks"],
-        ImplantConfig(epochs=st["epochs"]), seed=SEED, test_tau=tau_dc,
-    )  # fmt: skip
+        nets["dc"].model,
+        prefix,
+        5,
+        shot,
+        st["query"],
+        st["implant_tasks"],
+        ImplantConfig(epochs=st["epochs"]),
+        seed=SEED,
+        test_tau=tau_dc,
+    )
     r = implant_runs[shot]
-    print(f"{shot}-shot: {len(r.task_seconds)} implanted tasks in {sum(r.task_seconds):.0f} s, "
-          f"{sum(r.task_seconds) / len(r.task_seconds):.2f} s per task "
-          f"({sum(r.train_seconds) / len(r.train_seconds):.2f} s training the implants)")  # fmt: skip
+    print(
+        f"{shot}-shot: {len(r.task_seconds)} implanted tasks in {sum(r.task_seconds):.0f} s, "
+        f"{sum(r.task_seconds) / len(r.task_seconds):.2f} s per task "
+        f"({sum(r.train_seconds) / len(r.train_seconds):.2f} s training the implants)"
+    )
 
-rows = ["| method | " + " | ".join(f"{s}-shot (ours)" for s in st["shots"]) + " | paper 5 / 10-shot |",
-        "|---|" + "---:|" * len(st["shots"]) + "---|"]  # fmt: skip
+rows = [
+    "| method | " + " | ".join(f"{s}-shot (ours)" for s in st["shots"]) + " | paper 5 / 10-shot |",
+    "|---|" + "---:|" * len(st["shots"]) + "---|",
+]
 for name in ("gap", "dc", "dc+wide"):
     cells = [str(table4[name, s]).split(" (")[0] for s in st["shots"]]
-    rows.append(f"| {name.upper()} | " + " | ".join(cells) + " | "
-                + printed(paper_t4(name, s) for s in (5, 10)) + " |")  # fmt: skip
+    rows.append(
+        f"| {name.upper()} | "
+        + " | ".join(cells)
+        + " | "
+        + printed(paper_t4(name, s) for s in (5, 10))
+        + " |"
+    )
 cells = [str(implant_runs[s].implanted["dc"]).split(" (")[0] for s in st["shots"]]
-rows.append("| DC+IMP | " + " | ".join(cells) + " | "
-            + printed(paper_t4("dc+imp", s) for s in (5, 10)) + " |")  # fmt: skip
-display(Markdown(
-    f"**{profile} profile**, 5-way, {st['query']} queries per class; stage-1 rows over "
-    f"{st['episodes']} tasks, DC+IMP over {st['implant_tasks']} tasks\n\n" + "\n".join(rows)
-))  # fmt: skip
+rows.append(
+    "| DC+IMP | "
+    + " | ".join(cells)
+    + " | "
+    + printed(paper_t4("dc+imp", s) for s in (5, 10))
+    + " |"
+)
+display(
+    Markdown(
+        f"**{profile} profile**, 5-way, {st['query']} queries per class; stage-1 rows over "
+        f"{st['episodes']} tasks, DC+IMP over {st['implant_tasks']} tasks\n\n" + "\n".join(rows)
+    )
+)
 
 
 def paired(a, b) -> str:
@@ -310,12 +387,16 @@ def paired(a, b) -> str:
 
 for shot in st["shots"]:
     r = implant_runs[shot]
-    print(f"{shot}-shot: DC {100 * r.baseline['dc'].accuracy:.2f}% -> DC+IMP "
-          f"{100 * r.implanted['dc'].accuracy:.2f}%, {paired(r.baseline['dc'], r.implanted['dc'])}"
-          f" (the paper: {paper_gain(shot)}); leave-one-out training accuracy at the last epoch "
-          f"{100 * sum(r.final_train_acc) / len(r.final_train_acc):.1f}%")  # fmt: skip
-    print(f"{shot}-shot: DC+WIDE - DC (stage 1, same tasks): "
-          f"{paired(table4['dc', shot], table4['dc+wide', shot])}")  # fmt: skip
+    print(
+        f"{shot}-shot: DC {100 * r.baseline['dc'].accuracy:.2f}% -> DC+IMP "
+        f"{100 * r.implanted['dc'].accuracy:.2f}%, {paired(r.baseline['dc'], r.implanted['dc'])}"
+        f" (the paper: {paper_gain(shot)}); leave-one-out training accuracy at the last epoch "
+        f"{100 * sum(r.final_train_acc) / len(r.final_train_acc):.1f}%"
+    )
+    print(
+        f"{shot}-shot: DC+WIDE - DC (stage 1, same tasks): "
+        f"{paired(table4['dc', shot], table4['dc+wide', shot])}"
+    )
 
 # %% [markdown]
 # Two things to read in these rows. The stage-1 rows rest on thousands of tasks, DC + IMP on
@@ -343,17 +424,32 @@ for sp, qp in STAGE2:
         table3[sp, qp] = implant_runs[shot]  # the same tasks and training: reuse
         continue
     table3[sp, qp] = evaluate_implanting(
-        nets["dc"].model, prefix, 5, shot, st["query"], st["table3_tasks"],
-        ImplantConfig(epochs=st["epochs"], support_pool=sp, query_pool=qp), seed=SEED,
+        nets["dc"].model,
+        prefix,
+        5,
+        shot,
+        st["query"],
+        st["table3_tasks"],
+        ImplantConfig(epochs=st["epochs"], support_pool=sp, query_pool=qp),
+        seed=SEED,
         test_tau=tau_dc,
-    )  # fmt: skip
-rows = ["| stage 2 support | stage 2 query | test GAP | test GMP | test DC | paper (GAP / GMP / DC) |",
-        "|---|---|---:|---:|---:|---|"]  # fmt: skip
+    )
+rows = [
+    "| stage 2 support | stage 2 query | test GAP | test GMP | test DC | paper (GAP / GMP / DC) |",
+    "|---|---|---:|---:|---:|---|",
+]
 for (sp, qp), r in table3.items():
     cells = [str(r.implanted[t]).split(" (")[0] for t in TEST_POOL]
-    rows.append(f"| {sp.upper()} | {qp.upper()} | " + " | ".join(cells) + " | "
-                + printed(f"{LIFCHITZ}/table-3/stage-2-{sp}-{qp}/test-queries-{t}/miniimagenet/5w5s"
-                          for t in TEST_POOL) + " |")  # fmt: skip
+    rows.append(
+        f"| {sp.upper()} | {qp.upper()} | "
+        + " | ".join(cells)
+        + " | "
+        + printed(
+            f"{LIFCHITZ}/table-3/stage-2-{sp}-{qp}/test-queries-{t}/miniimagenet/5w5s"
+            for t in TEST_POOL
+        )
+        + " |"
+    )
 base_cells = [str(table3["gap", "gap"].baseline[t]).split(" (")[0] for t in TEST_POOL]
 # Without implants: the DC network with GAP supports, as every row here. Table 2 has the same
 # test for GAP and DC queries; its GMP column pools the supports with GMP too: no cell.
@@ -364,10 +460,19 @@ paper_base = [
     else "—"
     for t in TEST_POOL
 ]
-rows.append("| no implants (DC network) | | " + " | ".join(base_cells) + " | "
-            + " / ".join(paper_base) + " (Table 2) |")  # fmt: skip
-display(Markdown(f"**{profile} profile**, 5-way {shot}-shot, {st['table3_tasks']} tasks per "
-                 "row\n\n" + "\n".join(rows)))  # fmt: skip
+rows.append(
+    "| no implants (DC network) | | "
+    + " | ".join(base_cells)
+    + " | "
+    + " / ".join(paper_base)
+    + " (Table 2) |"
+)
+display(
+    Markdown(
+        f"**{profile} profile**, 5-way {shot}-shot, {st['table3_tasks']} tasks per "
+        "row\n\n" + "\n".join(rows)
+    )
+)
 
 # %% [markdown]
 # With tens of tasks per row, every cell's interval spans several points, wider than all the
@@ -379,11 +484,16 @@ ref = table3["gap", "gap"]
 for (sp, qp), r in table3.items():
     if (sp, qp) == ("gap", "gap"):
         continue
-    print(f"stage 2 {sp.upper()}/{qp.upper()} - GAP/GAP: "
-          + "; ".join(f"test {t.upper()} {paired(ref.implanted[t], r.implanted[t])}"
-                      for t in TEST_POOL))  # fmt: skip
-print("GAP/GAP - no implants: " + "; ".join(
-    f"test {t.upper()} {paired(ref.baseline[t], ref.implanted[t])}" for t in TEST_POOL))  # fmt: skip
+    print(
+        f"stage 2 {sp.upper()}/{qp.upper()} - GAP/GAP: "
+        + "; ".join(
+            f"test {t.upper()} {paired(ref.implanted[t], r.implanted[t])}" for t in TEST_POOL
+        )
+    )
+print(
+    "GAP/GAP - no implants: "
+    + "; ".join(f"test {t.upper()} {paired(ref.baseline[t], ref.implanted[t])}" for t in TEST_POOL)
+)
 
 # %% [markdown]
 # What the implants learn on one task: the leave-one-out loss and accuracy over the epochs.
@@ -391,8 +501,9 @@ print("GAP/GAP - no implants: " + "; ".join(
 # %%
 x_one = prefix[:5, : st["shots"][0]].flatten(0, 1)
 labels_one = torch.arange(5, device=prefix.device).repeat_interleave(st["shots"][0])
-_, hist = implanting.train_implants(nets["dc"].model.blocks[-1], x_one, labels_one, 5,
-                                    ImplantConfig(epochs=st["epochs"]), seed=SEED)  # fmt: skip
+_, hist = implanting.train_implants(
+    nets["dc"].model.blocks[-1], x_one, labels_one, 5, ImplantConfig(epochs=st["epochs"]), seed=SEED
+)
 fig, ax = plt.subplots(1, 2, figsize=(8, 2.8))
 ax[0].plot(hist["loss"])
 ax[0].set_title("leave-one-out loss", fontsize=10)
@@ -400,8 +511,9 @@ ax[1].plot([100 * a for a in hist["acc"]])
 ax[1].set_title("leave-one-out accuracy (%)", fontsize=10)
 for a in ax:
     a.set_xlabel("epoch")
-fig.suptitle(f"implant training on one 5-way {st['shots'][0]}-shot task ({profile} profile)",
-             fontsize=10)  # fmt: skip
+fig.suptitle(
+    f"implant training on one 5-way {st['shots'][0]}-shot task ({profile} profile)", fontsize=10
+)
 fig.tight_layout()
 plt.show()
 
@@ -428,21 +540,43 @@ def write_implanting(r, stage2, dataset, wall_time_s, widths, n_test, extra_cell
     sp, qp = stage2
     n = 0
     for t, res in r.implanted.items():
-        ids = cells(f"table-3/stage-2-{sp}-{qp}/test-queries-{t}",
-                    *(extra_cells if t == "dc" else ()), shot=res.shot, dataset=dataset)  # fmt: skip
+        ids = cells(
+            f"table-3/stage-2-{sp}-{qp}/test-queries-{t}",
+            *(extra_cells if t == "dc" else ()),
+            shot=res.shot,
+            dataset=dataset,
+        )
         gain, gain_ci95 = paired_difference(res.per_episode, r.baseline[t].per_episode)
-        n += write_result(make_record(
-            experiment="ch06_implanting", dataset=dataset,
-            method=f"resnet12-dc-imp-stage2-{sp}-{qp}-support-gap-query-{t}", result=res,
-            profile=profile, device=device, wall_time_s=wall_time_s,
-            config={**ImplantConfig(epochs=st["epochs"], support_pool=sp, query_pool=qp).__dict__,
-                    "network": "resnet12", "widths": list(widths), "test_per_class": n_test},
-            baseline_accuracy=r.baseline[t].accuracy, baseline_ci95=r.baseline[t].ci95,
-            paired_difference=gain, paired_ci95=gain_ci95,
-            seconds_per_task=sum(r.task_seconds) / len(r.task_seconds),
-            implant_train_seconds_per_task=sum(r.train_seconds) / len(r.train_seconds),
-            paper_rows=ids, paper_accuracy=paper_of(ids),
-        )) is not None  # fmt: skip
+        n += (
+            write_result(
+                make_record(
+                    experiment="ch06_implanting",
+                    dataset=dataset,
+                    method=f"resnet12-dc-imp-stage2-{sp}-{qp}-support-gap-query-{t}",
+                    result=res,
+                    profile=profile,
+                    device=device,
+                    wall_time_s=wall_time_s,
+                    config={
+                        **ImplantConfig(
+                            epochs=st["epochs"], support_pool=sp, query_pool=qp
+                        ).__dict__,
+                        "network": "resnet12",
+                        "widths": list(widths),
+                        "test_per_class": n_test,
+                    },
+                    baseline_accuracy=r.baseline[t].accuracy,
+                    baseline_ci95=r.baseline[t].ci95,
+                    paired_difference=gain,
+                    paired_ci95=gain_ci95,
+                    seconds_per_task=sum(r.task_seconds) / len(r.task_seconds),
+                    implant_train_seconds_per_task=sum(r.train_seconds) / len(r.train_seconds),
+                    paper_rows=ids,
+                    paper_accuracy=paper_of(ids),
+                )
+            )
+            is not None
+        )
     return n
 
 
@@ -451,23 +585,45 @@ for name, run in nets.items():
     for shot in st["shots"]:
         res = table4[name, shot]
         ids = cells(f"table-4/{name}", shot=res.shot)
-        written += write_result(make_record(
-            experiment="ch06_implanting", dataset="miniimagenet",
-            method=f"resnet12-{name.replace('+', '-')}-support-gap-query-{QUERY_POOL[name]}",
-            result=res, profile=profile, device=device,
-            wall_time_s=run.wall_time_s + t4_seconds[name],
-            config={**stage1_config(profile, NETS[name][0], SEED).__dict__, "network": "resnet12",
-                    "widths": list(NETS[name][1]), "test_per_class": test_x.shape[1]},
-            train_iterations=run.iterations_done, paper_rows=ids, paper_accuracy=paper_of(ids),
-        )) is not None  # fmt: skip
+        written += (
+            write_result(
+                make_record(
+                    experiment="ch06_implanting",
+                    dataset="miniimagenet",
+                    method=f"resnet12-{name.replace('+', '-')}-support-gap-query-{QUERY_POOL[name]}",
+                    result=res,
+                    profile=profile,
+                    device=device,
+                    wall_time_s=run.wall_time_s + t4_seconds[name],
+                    config={
+                        **stage1_config(profile, NETS[name][0], SEED).__dict__,
+                        "network": "resnet12",
+                        "widths": list(NETS[name][1]),
+                        "test_per_class": test_x.shape[1],
+                    },
+                    train_iterations=run.iterations_done,
+                    paper_rows=ids,
+                    paper_accuracy=paper_of(ids),
+                )
+            )
+            is not None
+        )
 for r in implant_runs.values():
     wall = nets["dc"].wall_time_s + prefix_s + sum(r.task_seconds)
-    written += write_implanting(r, ("gap", "gap"), "miniimagenet", wall, widths, test_x.shape[1],
-                                extra_cells=["table-4/dc+imp"])  # fmt: skip
+    written += write_implanting(
+        r,
+        ("gap", "gap"),
+        "miniimagenet",
+        wall,
+        widths,
+        test_x.shape[1],
+        extra_cells=["table-4/dc+imp"],
+    )
 for stage2, r in table3.items():
     if stage2 != ("gap", "gap"):  # GAP/GAP is the DC + IMP run above
-        written += write_implanting(r, stage2, "miniimagenet", sum(r.task_seconds), widths,
-                                    test_x.shape[1])  # fmt: skip
+        written += write_implanting(
+            r, stage2, "miniimagenet", sum(r.task_seconds), widths, test_x.shape[1]
+        )
 print(f"{written} records written" if written else f"{profile} profile: no records written")
 
 # %% [markdown]
@@ -489,20 +645,39 @@ if fc is not None:
     fc_train, fc_test = (data.subset(fc[k], None, fc_per_class) for k in ("train", "test"))
     fc_ckpt = checkpoint_dir() / f"ch05_fc100_resnet12_dc_{profile}_seed{SEED}.pt"
     torch.manual_seed(SEED)
-    fc_net = train_classifier(ResNet12(widths=widths), fc_train, fc100_config(profile, "dc", SEED),
-                              fc_ckpt, False, device)  # fmt: skip
+    fc_net = train_classifier(
+        ResNet12(widths=widths), fc_train, fc100_config(profile, "dc", SEED), fc_ckpt, False, device
+    )
     fc_tau = float(fc_net.classifier.tau.detach())
     fc_prefix = prefix_features(fc_net.model, fc_test, device=device)
     for shot in st["shots"]:
-        r = evaluate_implanting(fc_net.model, fc_prefix, 5, shot, st["query"], st["implant_tasks"],
-                                ImplantConfig(epochs=st["epochs"]), seed=SEED, test_tau=fc_tau)  # fmt: skip
+        r = evaluate_implanting(
+            fc_net.model,
+            fc_prefix,
+            5,
+            shot,
+            st["query"],
+            st["implant_tasks"],
+            ImplantConfig(epochs=st["epochs"]),
+            seed=SEED,
+            test_tau=fc_tau,
+        )
         ids = cells("table-5/dc+imp", shot=shot, dataset="fc100")
-        print(f"FC100 5-way {shot}-shot (tau {fc_tau:.1f}): DC {r.baseline['dc']}, DC+IMP "
-              f"{r.implanted['dc']}, {paired(r.baseline['dc'], r.implanted['dc'])} (the paper: "
-              f"DC+IMP {printed(ids) if ids else 'n/a'})")  # fmt: skip
+        print(
+            f"FC100 5-way {shot}-shot (tau {fc_tau:.1f}): DC {r.baseline['dc']}, DC+IMP "
+            f"{r.implanted['dc']}, {paired(r.baseline['dc'], r.implanted['dc'])} (the paper: "
+            f"DC+IMP {printed(ids) if ids else 'n/a'})"
+        )
         wall = fc_net.wall_time_s + sum(r.task_seconds)
-        written += write_implanting(r, ("gap", "gap"), "fc100", wall, widths, fc_test.shape[1],
-                                    extra_cells=["table-5/dc+imp"])  # fmt: skip
+        written += write_implanting(
+            r,
+            ("gap", "gap"),
+            "fc100",
+            wall,
+            widths,
+            fc_test.shape[1],
+            extra_cells=["table-5/dc+imp"],
+        )
 
 # %% [markdown]
 # ## What we found
@@ -514,16 +689,21 @@ n_tasks = sum(len(r.task_seconds) for r in all_tasks)
 sec_task = sum(sum(r.task_seconds) for r in all_tasks) / n_tasks
 s0 = st["shots"][0]
 r0 = implant_runs[s0]
-display(Markdown(
-    f"- In this **{profile}** run, 5-way {s0}-shot: DC {100 * r0.baseline['dc'].accuracy:.2f}% "
-    f"and DC+IMP {100 * r0.implanted['dc'].accuracy:.2f}% on the same tasks, "
-    f"{paired(r0.baseline['dc'], r0.implanted['dc'])} (the paper: {paper_gain(s0)}). DC+WIDE "
-    f"(stage 1): {paired(table4['dc', s0], table4['dc+wide', s0])} against DC.\n"
-    f"- {n_tasks} implanted tasks took {sec_task:.2f} s each on average on {device} "
-    f"({st['epochs']} epochs; the layers before the last block ran once per image, "
-    f"{prefix_s:.1f} s for all test images); the notebook took {total_s / 60:.1f} min.\n"
-    + ("- These are narrow, briefly trained networks and tens of tasks: they show the method "
-       "working and its cost, not Tables 3-4. The `full` profile on a GPU is the comparison "
-       "with the paper." if profile != "full" else
-       "- These are `full`-protocol numbers, comparable with Tables 3 and 4.")
-))  # fmt: skip
+display(
+    Markdown(
+        f"- In this **{profile}** run, 5-way {s0}-shot: DC {100 * r0.baseline['dc'].accuracy:.2f}% "
+        f"and DC+IMP {100 * r0.implanted['dc'].accuracy:.2f}% on the same tasks, "
+        f"{paired(r0.baseline['dc'], r0.implanted['dc'])} (the paper: {paper_gain(s0)}). DC+WIDE "
+        f"(stage 1): {paired(table4['dc', s0], table4['dc+wide', s0])} against DC.\n"
+        f"- {n_tasks} implanted tasks took {sec_task:.2f} s each on average on {device} "
+        f"({st['epochs']} epochs; the layers before the last block ran once per image, "
+        f"{prefix_s:.1f} s for all test images); the notebook took {total_s / 60:.1f} min.\n"
+        + (
+            "- These are narrow, briefly trained networks and tens of tasks: they show the method "
+            "working and its cost, not Tables 3-4. The `full` profile on a GPU is the comparison "
+            "with the paper."
+            if profile != "full"
+            else "- These are `full`-protocol numbers, comparable with Tables 3 and 4."
+        )
+    )
+)

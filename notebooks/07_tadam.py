@@ -112,20 +112,61 @@ profile, device = session.profile, session.device
 # %%
 settings = pick(
     profile,
-    smoke=dict(side=21, widths=(8, 8, 16, 16), train_classes=8, per_class=20, val_per_class=20,
-               test_per_class=20, episodes=2, episodes_per_epoch=1, val_episodes=2,
-               test_episodes=3, aux_batch=8, sq_grid=(0.1, 1.0), cos_grid=(1.0,),
-               fresh_episodes=2, test_query=15, probe_episodes=1),
-    cpu=dict(side=42, widths=(16, 32, 64, 128), train_classes=None, per_class=None,
-             val_per_class=60, test_per_class=100, episodes=1000, episodes_per_epoch=100,
-             val_episodes=50, test_episodes=1000, aux_batch=32, sq_grid=(0.01, 0.1, 1.0),
-             cos_grid=(1.0, 10.0), fresh_episodes=10, test_query=15, probe_episodes=2),
-    full=dict(side=84, widths=(64, 128, 256, 512), train_classes=None, per_class=None,
-              val_per_class=None, test_per_class=None, episodes=30_000, episodes_per_epoch=500,
-              val_episodes=500, test_episodes=10_000, aux_batch=64,
-              sq_grid=(0.01, 0.1, 1.0, 10.0), cos_grid=(1.0, 5.0, 10.0, 20.0),
-              fresh_episodes=50, test_query=15, probe_episodes=5),
-)  # fmt: skip
+    smoke=dict(
+        side=21,
+        widths=(8, 8, 16, 16),
+        train_classes=8,
+        per_class=20,
+        val_per_class=20,
+        test_per_class=20,
+        episodes=2,
+        episodes_per_epoch=1,
+        val_episodes=2,
+        test_episodes=3,
+        aux_batch=8,
+        sq_grid=(0.1, 1.0),
+        cos_grid=(1.0,),
+        fresh_episodes=2,
+        test_query=15,
+        probe_episodes=1,
+    ),
+    cpu=dict(
+        side=42,
+        widths=(16, 32, 64, 128),
+        train_classes=None,
+        per_class=None,
+        val_per_class=60,
+        test_per_class=100,
+        episodes=1000,
+        episodes_per_epoch=100,
+        val_episodes=50,
+        test_episodes=1000,
+        aux_batch=32,
+        sq_grid=(0.01, 0.1, 1.0),
+        cos_grid=(1.0, 10.0),
+        fresh_episodes=10,
+        test_query=15,
+        probe_episodes=2,
+    ),
+    full=dict(
+        side=84,
+        widths=(64, 128, 256, 512),
+        train_classes=None,
+        per_class=None,
+        val_per_class=None,
+        test_per_class=None,
+        episodes=30_000,
+        episodes_per_epoch=500,
+        val_episodes=500,
+        test_episodes=10_000,
+        aux_batch=64,
+        sq_grid=(0.01, 0.1, 1.0, 10.0),
+        cos_grid=(1.0, 5.0, 10.0, 20.0),
+        fresh_episodes=50,
+        test_query=15,
+        probe_episodes=5,
+    ),
+)
 WAY, SHOT, QUERY = 5, 5, 6  # training episodes: TADAM's 5-way 5-shot, 32 queries ~ 6 per class
 
 t0 = time.perf_counter()
@@ -143,17 +184,20 @@ for name, x in (("train", train_x), ("val", val_x), ("test", test_x)):
     print(f"{name:5s} {tuple(x.shape)}")
 
 if profile != "full":
-    display(Markdown(
-        f"**`{profile}` profile, a reduced protocol:** {settings['side']}x{settings['side']} "
-        f"images (the paper: 84x84), ResNet-12 of widths "
-        f"{'-'.join(map(str, settings['widths']))} (the paper: 64-128-256-512), "
-        f"{settings['episodes']} training episodes per model (the paper: 30,000), "
-        f"{settings['test_episodes']} test episodes on {test_x.shape[1]} images per test class. "
-        "These are early-training numbers of small networks, not the paper's protocol."
-    ))  # fmt: skip
+    display(
+        Markdown(
+            f"**`{profile}` profile, a reduced protocol:** {settings['side']}x{settings['side']} "
+            f"images (the paper: 84x84), ResNet-12 of widths "
+            f"{'-'.join(map(str, settings['widths']))} (the paper: 64-128-256-512), "
+            f"{settings['episodes']} training episodes per model (the paper: 30,000), "
+            f"{settings['test_episodes']} test episodes on {test_x.shape[1]} images per test class. "
+            "These are early-training numbers of small networks, not the paper's protocol."
+        )
+    )
 fig = plots.image_grid(test_x[:5, :8], data.split_names("miniimagenet", "test")[:5])
-fig.suptitle(f"miniImageNet test classes as this profile sees them ({settings['side']} px)",
-             fontsize=10)  # fmt: skip
+fig.suptitle(
+    f"miniImageNet test classes as this profile sees them ({settings['side']} px)", fontsize=10
+)
 plt.show()
 
 # %% [markdown]
@@ -213,9 +257,12 @@ episodes = [
     sample_episode(train_x, WAY, SHOT, QUERY, gen) for _ in range(settings["fresh_episodes"])
 ]
 with torch.no_grad():  # training-mode batch norm, as in a first training step
-    embedded = [gradients.embed_episode(fresh, ep._replace(support=ep.support.to(device),
-                                                           query=ep.query.to(device)))
-                for ep in episodes]  # fmt: skip
+    embedded = [
+        gradients.embed_episode(
+            fresh, ep._replace(support=ep.support.to(device), query=ep.query.to(device))
+        )
+        for ep in episodes
+    ]
 dist = {}
 for name, kw in (("squared_euclidean", {}), ("cosine", {}), ("lsed", LSED)):
     dist[name] = [DISTANCES[name](q, c, **kw).cpu() for q, c, _ in embedded]
@@ -234,24 +281,34 @@ def sweep(name: str, alphas: list[float]) -> list[float]:
 fresh_sweep = {name: sweep(name, alphas) for name in ("squared_euclidean", "cosine")}
 lsed_fresh = sweep("lsed", [1.0])[0]
 d_sq = torch.cat(dist["squared_euclidean"])
-print(f"fresh network: squared distances median {d_sq.median():.3g}, "
-      f"max {d_sq.max():.3g}; feature dimension {fresh.feature_dim}")  # fmt: skip
+print(
+    f"fresh network: squared distances median {d_sq.median():.3g}, "
+    f"max {d_sq.max():.3g}; feature dimension {fresh.feature_dim}"
+)
 grad_alpha = [
     tadam.alpha_gradient(d, y, 1.0).item() for d, y in zip(dist["squared_euclidean"], labels)
 ]
-print(f"dL/dalpha at alpha = 1 (squared Euclidean), mean over the episodes: "
-      f"{sum(grad_alpha) / len(grad_alpha):+.3g}")  # fmt: skip
-print(f"near-zero fraction at alpha = 1: squared Euclidean "
-      f"{100 * sweep('squared_euclidean', [1.0])[0]:.1f}%, cosine "
-      f"{100 * sweep('cosine', [1.0])[0]:.1f}%, LSED {100 * lsed_fresh:.1f}%")  # fmt: skip
+print(
+    f"dL/dalpha at alpha = 1 (squared Euclidean), mean over the episodes: "
+    f"{sum(grad_alpha) / len(grad_alpha):+.3g}"
+)
+print(
+    f"near-zero fraction at alpha = 1: squared Euclidean "
+    f"{100 * sweep('squared_euclidean', [1.0])[0]:.1f}%, cosine "
+    f"{100 * sweep('cosine', [1.0])[0]:.1f}%, LSED {100 * lsed_fresh:.1f}%"
+)
 
 fig, ax = plt.subplots(figsize=(7, 3.6), constrained_layout=True)
 for name, label in (("squared_euclidean", "squared Euclidean"), ("cosine", "cosine (1 - cos)")):
     ax.plot(alphas, [100 * f for f in fresh_sweep[name]], marker=".", label=label)
 ax.axhline(100 * lsed_fresh, color="tab:green", ls="--", label="LSED s=4, r=0.01 (α = 1)")
 ax.axvline(1.0, color="gray", lw=0.8)
-ax.set(xscale="log", xlabel="metric scale α", ylabel="near-zero gradients (%)",
-       title=f"fresh ResNet-12, {len(labels)} training episodes ({profile} profile)")  # fmt: skip
+ax.set(
+    xscale="log",
+    xlabel="metric scale α",
+    ylabel="near-zero gradients (%)",
+    title=f"fresh ResNet-12, {len(labels)} training episodes ({profile} profile)",
+)
 ax.grid(alpha=0.3)
 ax.legend(fontsize=8)
 plt.show()
@@ -299,10 +356,17 @@ show_source(TadamNet.episode_logits)
 
 # %%
 cfg = TadamConfig(
-    way=WAY, shot=SHOT, query=QUERY, max_episodes=settings["episodes"],
-    episodes_per_epoch=settings["episodes_per_epoch"], aux_batch=settings["aux_batch"],
-    val_way=5, val_query=15, val_episodes=settings["val_episodes"], seed=SEED,
-)  # fmt: skip
+    way=WAY,
+    shot=SHOT,
+    query=QUERY,
+    max_episodes=settings["episodes"],
+    episodes_per_epoch=settings["episodes_per_epoch"],
+    aux_batch=settings["aux_batch"],
+    val_way=5,
+    val_query=15,
+    val_episodes=settings["val_episodes"],
+    seed=SEED,
+)
 
 
 def spec(distance, alpha=1.0, learn=False, tc=False, at=False, kw=None):
@@ -324,17 +388,26 @@ def build(s: dict) -> TadamNet:
     """The model of spec ``s``; the backbone's initial weights are the same for all."""
     bb = backbone()
     ten = TaskEmbeddingNetwork(bb.feature_dim, settings["widths"]) if s["tc"] else None
-    return TadamNet(bb, s["distance"], s["alpha"], s["learn"], ten,
-                    train_x.shape[0] if s["at"] else None, distance_kwargs=s["kw"])  # fmt: skip
+    return TadamNet(
+        bb,
+        s["distance"],
+        s["alpha"],
+        s["learn"],
+        ten,
+        train_x.shape[0] if s["at"] else None,
+        distance_kwargs=s["kw"],
+    )
 
 
 def slug(name: str) -> str:
     return name.replace("α", "alpha").replace(" ", "").replace(",", "_").replace("+", "_")
 
 
-print(f"{len(MODELS) + len(ABLATION_PARTS)} models, {cfg.max_episodes} episodes each "
-      f"({cfg.way}-way {cfg.shot}-shot {cfg.query}-query), validation every "
-      f"{cfg.episodes_per_epoch} on {cfg.val_episodes} episodes")  # fmt: skip
+print(
+    f"{len(MODELS) + len(ABLATION_PARTS)} models, {cfg.max_episodes} episodes each "
+    f"({cfg.way}-way {cfg.shot}-shot {cfg.query}-query), validation every "
+    f"{cfg.episodes_per_epoch} on {cfg.val_episodes} episodes"
+)
 
 # %% [markdown]
 # Before training, the time it will take here: seconds per training episode and per
@@ -342,14 +415,21 @@ print(f"{len(MODELS) + len(ABLATION_PARTS)} models, {cfg.max_episodes} episodes 
 # validation and testing embed, at the measured embedding speed.
 
 # %%
-kinds = {"plain": spec("squared_euclidean"), "+ AT": spec("squared_euclidean", at=True),
-         "+ TC": spec("squared_euclidean", tc=True),
-         "+ AT + TC": spec("squared_euclidean", at=True, tc=True)}  # fmt: skip
-cost = {k: tadam.measure_tadam_seconds(build(s), train_x, cfg, settings["probe_episodes"], device)
-        for k, s in kinds.items()}  # fmt: skip
+kinds = {
+    "plain": spec("squared_euclidean"),
+    "+ AT": spec("squared_euclidean", at=True),
+    "+ TC": spec("squared_euclidean", tc=True),
+    "+ AT + TC": spec("squared_euclidean", at=True, tc=True),
+}
+cost = {
+    k: tadam.measure_tadam_seconds(build(s), train_x, cfg, settings["probe_episodes"], device)
+    for k, s in kinds.items()
+}
 for k, c in cost.items():
-    print(f"{k:10s} {c['episode_s']:.2f} s per episode, {c['aux_s']:.2f} s per auxiliary batch, "
-          f"{c['expected_aux_steps']:.0f} expected auxiliary batches")  # fmt: skip
+    print(
+        f"{k:10s} {c['episode_s']:.2f} s per episode, {c['aux_s']:.2f} s per auxiliary batch, "
+        f"{c['expected_aux_steps']:.0f} expected auxiliary batches"
+    )
 probe = TadamNet(backbone())
 t0 = time.perf_counter()
 embed(probe, train_x[:4, :50], device=device)
@@ -367,8 +447,10 @@ for s in every_model:
         eval_images += epochs * val_x[:, :].flatten(0, 1).shape[0] + test_x.flatten(0, 1).shape[0]
 eval_s = 1.3 * eval_images * img_s  # + episode overheads
 print(f"embedding: {1 / img_s:.0f} images/s")
-print(f"expected: training {train_s / 60:.1f} min, validation and test {eval_s / 60:.1f} min, "
-      f"in all {(train_s + eval_s) / 60:.1f} min (plus the sections above)")  # fmt: skip
+print(
+    f"expected: training {train_s / 60:.1f} min, validation and test {eval_s / 60:.1f} min, "
+    f"in all {(train_s + eval_s) / 60:.1f} min (plus the sections above)"
+)
 print(
     time_estimate({"training": train_s, "validation and test": eval_s}, device, session.elapsed())
 )
@@ -383,9 +465,11 @@ def train(name: str):
     ckpt = checkpoint_dir() / f"ch07_{slug(name)}{alpha}_{profile}_seed{SEED}.pt"
     run = tadam.train_tadam(build(s), train_x, val_x, cfg, ckpt, RETRAIN, device)
     runs[name] = run
-    print(f"{name:14s} {run.episodes_done} episodes, best epoch {run.best_epoch}, "
-          f"alpha {run.model.alpha.item():.3g}, {run.episodes_per_s:.2f} episodes/s, "
-          f"{run.wall_time_s / 60:.1f} min{' (loaded)' if run.loaded else ''}")  # fmt: skip
+    print(
+        f"{name:14s} {run.episodes_done} episodes, best epoch {run.best_epoch}, "
+        f"alpha {run.model.alpha.item():.3g}, {run.episodes_per_s:.2f} episodes/s, "
+        f"{run.wall_time_s / 60:.1f} min{' (loaded)' if run.loaded else ''}"
+    )
     return run
 
 
@@ -404,9 +488,16 @@ tests, test_seconds = {}, {}
 
 def test(name: str):
     t0 = time.perf_counter()
-    tests[name] = tadam.evaluate_tadam(runs[name].model, test_x, 5, SHOT,
-                                       settings["test_query"], settings["test_episodes"],
-                                       seed=SEED, device=device)  # fmt: skip
+    tests[name] = tadam.evaluate_tadam(
+        runs[name].model,
+        test_x,
+        5,
+        SHOT,
+        settings["test_query"],
+        settings["test_episodes"],
+        seed=SEED,
+        device=device,
+    )
     test_seconds[name] = time.perf_counter() - t0
     return tests[name]
 
@@ -427,19 +518,37 @@ rows = []
 for name in MODELS:
     r, h = tests[name], runs[name].history
     diff = 100 * (r.per_episode - ref.per_episode)
-    rows.append([
-        name + (" *(learned, not the paper's)*" if MODELS[name]["learn"] else ""),
-        f"{100 * val_accuracy(name):.2f}", f"{100 * r.accuracy:.2f} ± {100 * r.ci95:.2f}",
-        "—" if name == "sq, α = 1" else f"{diff.mean():+.2f} ± {ci95(diff):.2f}",
-        f"{runs[name].model.alpha.item():.3g}", f"{100 * near_zero_during(h):.1f}",
-        f"{runs[name].wall_time_s / 60:.1f} + {test_seconds[name] / 60:.1f}",
-    ])  # fmt: skip
-display(Markdown(f"**{profile} profile**: {cfg.max_episodes} training episodes per model, "
-                 f"{settings['test_episodes']} test episodes; validation: best of "
-                 f"{cfg.max_episodes // cfg.episodes_per_epoch} epochs of {cfg.val_episodes} "
-                 "episodes on the 16 validation classes"))  # fmt: skip
-table(["model", "validation acc. (%)", "5-way 5-shot test acc. (%)", "vs sq, α = 1 (paired)",
-       "final α", "near-zero grads in training (%)", "wall time, train + test (min)"], rows)  # fmt: skip
+    rows.append(
+        [
+            name + (" *(learned, not the paper's)*" if MODELS[name]["learn"] else ""),
+            f"{100 * val_accuracy(name):.2f}",
+            f"{100 * r.accuracy:.2f} ± {100 * r.ci95:.2f}",
+            "—" if name == "sq, α = 1" else f"{diff.mean():+.2f} ± {ci95(diff):.2f}",
+            f"{runs[name].model.alpha.item():.3g}",
+            f"{100 * near_zero_during(h):.1f}",
+            f"{runs[name].wall_time_s / 60:.1f} + {test_seconds[name] / 60:.1f}",
+        ]
+    )
+display(
+    Markdown(
+        f"**{profile} profile**: {cfg.max_episodes} training episodes per model, "
+        f"{settings['test_episodes']} test episodes; validation: best of "
+        f"{cfg.max_episodes // cfg.episodes_per_epoch} epochs of {cfg.val_episodes} "
+        "episodes on the 16 validation classes"
+    )
+)
+table(
+    [
+        "model",
+        "validation acc. (%)",
+        "5-way 5-shot test acc. (%)",
+        "vs sq, α = 1 (paired)",
+        "final α",
+        "near-zero grads in training (%)",
+        "wall time, train + test (min)",
+    ],
+    rows,
+)
 
 # %% [markdown]
 # ### Choosing $\alpha$ on validation
@@ -455,10 +564,15 @@ for distance in ("squared_euclidean", "cosine"):
     grid = [n for n, s in SCALING.items() if s["distance"] == distance]
     chosen = max(grid, key=val_accuracy)
     ALPHA[distance] = SCALING[chosen]["alpha"]
-    print(f"{distance}: " + ", ".join(
-        f"α = {SCALING[n]['alpha']:g}: {100 * val_accuracy(n):.2f} ± "
-        f"{100 * runs[n].history['val_ci95'][runs[n].best_epoch - 1]:.2f}" for n in grid)
-        + f"  -> α = {ALPHA[distance]:g}")  # fmt: skip
+    print(
+        f"{distance}: "
+        + ", ".join(
+            f"α = {SCALING[n]['alpha']:g}: {100 * val_accuracy(n):.2f} ± "
+            f"{100 * runs[n].history['val_ci95'][runs[n].best_epoch - 1]:.2f}"
+            for n in grid
+        )
+        + f"  -> α = {ALPHA[distance]:g}"
+    )
 
 # %% [markdown]
 # How $\alpha$ moved during training (learned models) and how much of the gradient the
@@ -470,11 +584,15 @@ for i, name in enumerate(MODELS):
     h = runs[name].history
     if MODELS[name]["learn"]:
         ax_a.plot([0] + h["episode"], [1.0] + h["alpha"], marker="o", color=f"C{i}", label=name)
-    ax_z.plot(h["episode"], [100 * f for f in h["near_zero"]], marker="o", color=f"C{i}",
-              label=name)  # fmt: skip
+    ax_z.plot(
+        h["episode"], [100 * f for f in h["near_zero"]], marker="o", color=f"C{i}", label=name
+    )
 ax_a.set(xlabel="training episodes", ylabel="α", yscale="log", title="learned α")
-ax_z.set(xlabel="training episodes", ylabel="near-zero gradients (%)",
-         title="near-zero gradients, mean over each epoch")  # fmt: skip
+ax_z.set(
+    xlabel="training episodes",
+    ylabel="near-zero gradients (%)",
+    title="near-zero gradients, mean over each epoch",
+)
 for ax in (ax_a, ax_z):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -490,8 +608,12 @@ ABLATION = {  # TADAM Table 2 rows -> our models, squared Euclidean with alpha c
     "α + TC": "α + TC",
     "α + AT + TC": "TADAM",
 }
-PAPER_ROW = {"baseline": "baseline", "α": "alpha", "α + AT": "alpha+at",
-             "α + AT + TC": "tadam-alpha+at+tc"}  # fmt: skip
+PAPER_ROW = {
+    "baseline": "baseline",
+    "α": "alpha",
+    "α + AT": "alpha+at",
+    "α + AT + TC": "tadam-alpha+at+tc",
+}
 
 
 def paper_cell(row: str) -> str:
@@ -508,18 +630,30 @@ for row, model in ABLATION.items():
 def record(name: str):
     run, res, s = runs[name], tests[name], MODELS[name]
     rec = make_record(
-        experiment="ch07_tadam", dataset="miniimagenet", method=slug(name), result=res,
-        profile=profile, device=device, wall_time_s=run.wall_time_s + test_seconds[name],
-        config={**cfg.__dict__, "model": run.model.describe(),
-                "backbone": f"resnet12-{'-'.join(map(str, settings['widths']))}",
-                "image_side": settings["side"], "test_per_class": test_x.shape[1]},
-        train_episodes=run.episodes_done, final_alpha=run.model.alpha.item(),
-        alpha_choice="learned" if s["learn"] else ("validation grid" if name in SCALING
-                                                   else "chosen on validation"),
-        val_accuracy=val_accuracy(name), near_zero_train=near_zero_during(run.history),
+        experiment="ch07_tadam",
+        dataset="miniimagenet",
+        method=slug(name),
+        result=res,
+        profile=profile,
+        device=device,
+        wall_time_s=run.wall_time_s + test_seconds[name],
+        config={
+            **cfg.__dict__,
+            "model": run.model.describe(),
+            "backbone": f"resnet12-{'-'.join(map(str, settings['widths']))}",
+            "image_side": settings["side"],
+            "test_per_class": test_x.shape[1],
+        },
+        train_episodes=run.episodes_done,
+        final_alpha=run.model.alpha.item(),
+        alpha_choice="learned"
+        if s["learn"]
+        else ("validation grid" if name in SCALING else "chosen on validation"),
+        val_accuracy=val_accuracy(name),
+        near_zero_train=near_zero_during(run.history),
         ablation_rows=[row for row, model in ABLATION.items() if model == name],
         paper_rows=PAPER_ID.get(name, []),
-    )  # fmt: skip
+    )
     records[name] = rec
     print(f"{name:14s}", write_result(rec) or f"{profile} profile: record not written")
 
@@ -557,9 +691,11 @@ with torch.no_grad():
     film = check.task_film(check.embed(s_img.flatten(0, 1)).view(5, SHOT, -1))
     same = torch.equal(check.embed(q_img.flatten(0, 1), film), check.embed(q_img.flatten(0, 1)))
 n_ten = sum(p.numel() for p in check.ten.parameters())
-print(f"TEN: {n_ten:,} parameters for {len(film) * len(film[0])} FiLM layers "
-      f"(backbone {sum(p.numel() for p in check.backbone.parameters()):,}); "
-      f"fresh TEN leaves the features unchanged: {same}")  # fmt: skip
+print(
+    f"TEN: {n_ten:,} parameters for {len(film) * len(film[0])} FiLM layers "
+    f"(backbone {sum(p.numel() for p in check.backbone.parameters()):,}); "
+    f"fresh TEN leaves the features unchanged: {same}"
+)
 
 # %% [markdown]
 # ## 7.5 Auxiliary co-training
@@ -575,10 +711,17 @@ T = cfg.max_episodes
 steps = list(range(T))
 fig, ax = plt.subplots(figsize=(7, 3), constrained_layout=True)
 ax.plot(steps, [tadam.aux_probability(t, T) for t in steps], label="0.9^(20 t / T)")
-ax.plot(steps, [tadam.aux_probability(t, T, staircase=True) for t in steps],
-        label="official code (20 stages)")  # fmt: skip
-ax.set(xlabel="training step t", ylabel="P(auxiliary batch)", ylim=(0, 1.05),
-       title=f"auxiliary task schedule, T = {T}: {tadam.expected_aux_steps(T):.0f} batches expected")  # fmt: skip
+ax.plot(
+    steps,
+    [tadam.aux_probability(t, T, staircase=True) for t in steps],
+    label="official code (20 stages)",
+)
+ax.set(
+    xlabel="training step t",
+    ylabel="P(auxiliary batch)",
+    ylim=(0, 1.05),
+    title=f"auxiliary task schedule, T = {T}: {tadam.expected_aux_steps(T):.0f} batches expected",
+)
 ax.grid(alpha=0.3)
 ax.legend(fontsize=8)
 plt.show()
@@ -603,21 +746,38 @@ rows = []
 for row, name in ABLATION.items():
     r, run = tests[name], runs[name]
     diff = 100 * (r.per_episode - base.per_episode)
-    rows.append([
-        row, f"{100 * r.accuracy:.2f} ± {100 * r.ci95:.2f}",
-        "—" if row == "baseline" else f"{diff.mean():+.2f} ± {ci95(diff):.2f}",
-        f"{run.model.alpha.item():.3g}", f"{sum(run.history['aux_steps'])}",
-        f"{run.wall_time_s / 60:.1f} + {test_seconds[name] / 60:.1f}",
-        f"{paper_numbers.by_id(paper_cell(row)).accuracy:.1f}" if row in PAPER_ROW
-        else "not in our sources",
-    ])  # fmt: skip
-display(Markdown(
-    f"**{profile} profile** ({'the paper protocol' if profile == 'full' else 'reduced, see 7.1'}): "
-    f"{cfg.max_episodes} training episodes per model, {settings['test_episodes']} test "
-    "episodes, the same for every row"
-))  # fmt: skip
-table(["TADAM Table 2 row", "ours (%)", "vs baseline (paired)", "final α", "auxiliary batches",
-       "wall time, train + test (min)", "paper (%)"], rows)  # fmt: skip
+    rows.append(
+        [
+            row,
+            f"{100 * r.accuracy:.2f} ± {100 * r.ci95:.2f}",
+            "—" if row == "baseline" else f"{diff.mean():+.2f} ± {ci95(diff):.2f}",
+            f"{run.model.alpha.item():.3g}",
+            f"{sum(run.history['aux_steps'])}",
+            f"{run.wall_time_s / 60:.1f} + {test_seconds[name] / 60:.1f}",
+            f"{paper_numbers.by_id(paper_cell(row)).accuracy:.1f}"
+            if row in PAPER_ROW
+            else "not in our sources",
+        ]
+    )
+display(
+    Markdown(
+        f"**{profile} profile** ({'the paper protocol' if profile == 'full' else 'reduced, see 7.1'}): "
+        f"{cfg.max_episodes} training episodes per model, {settings['test_episodes']} test "
+        "episodes, the same for every row"
+    )
+)
+table(
+    [
+        "TADAM Table 2 row",
+        "ours (%)",
+        "vs baseline (paired)",
+        "final α",
+        "auxiliary batches",
+        "wall time, train + test (min)",
+        "paper (%)",
+    ],
+    rows,
+)
 
 # %%
 fig = plots.learning_curves({row: runs[name].history for row, name in ABLATION.items()})

@@ -85,8 +85,10 @@ shown = folder.name if folder == results_dir() else folder  # no machine-specifi
 if not records:
     print(f"no records in {shown}/: every number below is 'not measured yet'")
 by_profile = Counter(r["profile"] for r in records)
-print(f"{len(records)} records in {shown}/: "
-      + (", ".join(f"{n} {p}" for p, n in sorted(by_profile.items())) or "none"))  # fmt: skip
+print(
+    f"{len(records)} records in {shown}/: "
+    + (", ".join(f"{n} {p}" for p, n in sorted(by_profile.items())) or "none")
+)
 
 
 # %% [markdown]
@@ -141,8 +143,10 @@ show_source(reproduction.record_cells)
 
 # %% tags=["hide-input"]
 comparisons = reproduction.compare(records)
-by_table = {key: [c for c in comparisons if (c.paper.paper, c.paper.table) == key]
-            for key in paper_numbers.TABLES}  # fmt: skip
+by_table = {
+    key: [c for c in comparisons if (c.paper.paper, c.paper.table) == key]
+    for key in paper_numbers.TABLES
+}
 
 
 def show_table(paper: str, table: str) -> None:
@@ -152,10 +156,12 @@ def show_table(paper: str, table: str) -> None:
     cells = {c.paper.id for c in lines}
     profiles = Counter(c.record["profile"] for c in lines if c.record is not None)
     counts = ", ".join(f"{n} {p}" for p, n in sorted(profiles.items())) or "no"
-    display(Markdown(
-        f"**{paper_numbers.TABLES[paper, table]}.** {len(done)} of {len(cells)} cells measured "
-        f"({counts} lines).\n\n" + reproduction.markdown_table(lines)
-    ))  # fmt: skip
+    display(
+        Markdown(
+            f"**{paper_numbers.TABLES[paper, table]}.** {len(done)} of {len(cells)} cells measured "
+            f"({counts} lines).\n\n" + reproduction.markdown_table(lines)
+        )
+    )
 
 
 # %% [markdown]
@@ -231,10 +237,16 @@ show_table("oreshkin2018tadam", "Table 2")
 # %% tags=["hide-input"]
 measured_tables = [key for key, lines in by_table.items() if any(c.record for c in lines)]
 if measured_tables:
-    heights = [0.45 * max(sum(c.record is not None for c in by_table[k]), 2) + 1.3
-               for k in measured_tables]  # fmt: skip
-    fig, axes = plt.subplots(len(measured_tables), 1, figsize=(8, sum(heights)),
-                             gridspec_kw={"height_ratios": heights}, squeeze=False)  # fmt: skip
+    heights = [
+        0.45 * max(sum(c.record is not None for c in by_table[k]), 2) + 1.3 for k in measured_tables
+    ]
+    fig, axes = plt.subplots(
+        len(measured_tables),
+        1,
+        figsize=(8, sum(heights)),
+        gridspec_kw={"height_ratios": heights},
+        squeeze=False,
+    )
     for ax, key in zip(axes[:, 0], measured_tables):
         reproduction.plot_differences(by_table[key], ax=ax, title=paper_numbers.TABLES[key])
     fig.tight_layout()
@@ -263,17 +275,20 @@ else:
 
 # %% tags=["hide-input"]
 n_cells = len(paper_numbers.PAPER_NUMBERS)
-measured = {prof: {c.paper.id for c in comparisons if c.record and c.record["profile"] == prof}
-            for prof in ("full", "cpu")}  # fmt: skip
-inside = [c for c in comparisons
-          if c.record is not None and abs(c.difference) <= c.difference_ci95]  # fmt: skip
+measured = {
+    prof: {c.paper.id for c in comparisons if c.record and c.record["profile"] == prof}
+    for prof in ("full", "cpu")
+}
+inside = [c for c in comparisons if c.record is not None and abs(c.difference) <= c.difference_ci95]
 lines_measured = [c for c in comparisons if c.record is not None]
-display(Markdown(
-    f"- {len(records)} records; {n_cells} published cells in the seven tables.\n"
-    f"- Measured with the papers' protocol (`full`): {len(measured['full'])} cells; with the "
-    f"shortened `cpu` profile: {len(measured['cpu'])} cells; not measured yet: "
-    f"{n_cells - len(measured['full'] | measured['cpu'])} cells.\n"
-    f"- The paper's number lies within the 95% interval of the difference on "
-    f"{len(inside)} of {len(lines_measured)} measured lines.\n"
-    f"- {len(others)} records measure something the papers print no number for."
-))  # fmt: skip
+display(
+    Markdown(
+        f"- {len(records)} records; {n_cells} published cells in the seven tables.\n"
+        f"- Measured with the papers' protocol (`full`): {len(measured['full'])} cells; with the "
+        f"shortened `cpu` profile: {len(measured['cpu'])} cells; not measured yet: "
+        f"{n_cells - len(measured['full'] | measured['cpu'])} cells.\n"
+        f"- The paper's number lies within the 95% interval of the difference on "
+        f"{len(inside)} of {len(lines_measured)} measured lines.\n"
+        f"- {len(others)} records measure something the papers print no number for."
+    )
+)

@@ -18,12 +18,14 @@ def ok(rate):
 def test_training_ratios_ceiling_fraction_and_the_attainable_bound():
     tasks = {
         "train_omniglot": {
-            "fewshot_utils": ok(3.0), "fewshot_utils_bf16": ok(5.0), "reference": ok(2.0),
+            "fewshot_utils": ok(3.0),
+            "fewshot_utils_bf16": ok(5.0),
+            "reference": ok(2.0),
             "easyfsl": ok(1.0),
             "learn2learn": {"status": "unavailable", "reason": "did not install"},
             "ceiling": ok(4.0),
         }
-    }  # fmt: skip
+    }
     s = bench.summarise(tasks)["train_omniglot"]
     assert s["fastest_peer"] == "reference"  # our own bfloat16 option is not a peer
     assert s["vs_fastest_peer"] == pytest.approx(1.5)
@@ -40,9 +42,10 @@ def test_evaluation_is_judged_against_the_fastest_reembedding():
     tasks = {
         "eval_omniglot": {
             "fewshot_utils": {**ok(1500.0), "seconds_for_10000": 6.7},
-            "reembed": ok(50.0), "reference": ok(20.0),
+            "reembed": ok(50.0),
+            "reference": ok(20.0),
         }
-    }  # fmt: skip
+    }
     s = bench.summarise(tasks)["eval_omniglot"]
     assert s["fastest_reembedding"] == "reembed"
     assert s["vs_fastest_reembedding"] == pytest.approx(30.0)

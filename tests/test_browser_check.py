@@ -31,8 +31,12 @@ def _png() -> bytes:
         )
 
     raw = b"".join(b"\x00" + b"\x80\x80" for _ in range(2))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))  # fmt: skip
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 GOOD = """<html><head><title>good</title></head><body>
@@ -61,8 +65,10 @@ CHAPTER = f"""<html><head><title>chapter</title></head><body>
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
     if not have_browser:
-        pytest.skip("chromium, chromedriver or selenium missing (apt-get install -y chromium "
-                    "chromium-driver; pip install selenium)")  # fmt: skip
+        pytest.skip(
+            "chromium, chromedriver or selenium missing (apt-get install -y chromium "
+            "chromium-driver; pip install selenium)"
+        )
     site = tmp_path_factory.mktemp("site")
     (site / "_images").mkdir()
     (site / "_images" / "dot.png").write_bytes(_png())
@@ -78,8 +84,13 @@ def reports(tmp_path_factory):
 
 def test_good_page_passes_with_a_screenshot(reports):
     by_page, shots = reports
-    assert set(by_page) == {"index.html", "broken.html", "notebooks/chapter.html",
-                            "redirect.html", "redirect_broken.html"}  # fmt: skip
+    assert set(by_page) == {
+        "index.html",
+        "broken.html",
+        "notebooks/chapter.html",
+        "redirect.html",
+        "redirect_broken.html",
+    }
     assert by_page["index.html"]["problems"] == []
     png = Path(by_page["index.html"]["screenshot"])
     assert png.parent == shots.resolve() and png.read_bytes().startswith(b"\x89PNG")

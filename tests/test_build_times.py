@@ -47,10 +47,12 @@ def _cache(book, name, seconds):
     nb.cells[0].outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "2"})]
     cache = get_cache(str(book / "_build" / ".jupyter_cache"))
     cache.cache_notebook_bundle(
-        CacheBundleIn(nb, str(book / "notebooks" / f"{name}.ipynb"),
-                      data={"execution_seconds": seconds}),
-        check_validity=False, overwrite=True,
-    )  # fmt: skip
+        CacheBundleIn(
+            nb, str(book / "notebooks" / f"{name}.ipynb"), data={"execution_seconds": seconds}
+        ),
+        check_validity=False,
+        overwrite=True,
+    )
 
 
 def test_record_reads_the_cache_and_knows_what_ran(book):
@@ -64,18 +66,26 @@ def test_record_reads_the_cache_and_knows_what_ran(book):
     }
     later = bt.record(book / "_build", time.time() + 5, 2.0, "cpu", root=book)
     assert later["chapters"]["notebooks/00_a.ipynb"] == {
-        "seconds": 12.5, "executed_in_this_build": False,
-    }  # fmt: skip
+        "seconds": 12.5,
+        "executed_in_this_build": False,
+    }
     history = json.loads((book / "_build" / "build_times.json").read_text())
     assert [e["wall_seconds"] for e in history] == [30.0, 2.0]
     assert "| `notebooks/01_b.ipynb` | not executed | no (cache) |" in bt.table(entry)
 
 
 def _entry(profile, wall, ran, seconds=(60.0, 120.0)):
-    return {"profile": profile, "wall_seconds": wall, "machine": "2 CPU cores", "commit": "abc",
-            "finished": "2026-11-25T20:00:00Z",
-            "chapters": {f"notebooks/0{i}.ipynb": {"seconds": s, "executed_in_this_build": ran}
-                         for i, s in enumerate(seconds)}}  # fmt: skip
+    return {
+        "profile": profile,
+        "wall_seconds": wall,
+        "machine": "2 CPU cores",
+        "commit": "abc",
+        "finished": "2026-11-25T20:00:00Z",
+        "chapters": {
+            f"notebooks/0{i}.ipynb": {"seconds": s, "executed_in_this_build": ran}
+            for i, s in enumerate(seconds)
+        },
+    }
 
 
 def test_readme_block_needs_a_full_build_then_a_cached_one(tmp_path):
@@ -86,9 +96,13 @@ def test_readme_block_needs_a_full_build_then_a_cached_one(tmp_path):
     )
     with pytest.raises(SystemExit, match="again"):
         bt.readme_block([_entry("cpu", 200.0, True), _entry("smoke", 20.0, False)])
-    block = bt.readme_block([
-        _entry("cpu", 999.0, True), _entry("cpu", 240.0, True), _entry("cpu", 30.0, False),
-    ])  # fmt: skip
+    block = bt.readme_block(
+        [
+            _entry("cpu", 999.0, True),
+            _entry("cpu", 240.0, True),
+            _entry("cpu", 30.0, False),
+        ]
+    )
     assert "| `notebooks/01.ipynb` | 2.0 |" in block
     assert "| all chapters | 3.0 |" in block
     assert "| whole build (`jupyter-book build`, wall) | 4.0 |" in block

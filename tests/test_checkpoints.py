@@ -17,8 +17,9 @@ def _setup(seed=0, width=8):
     """A small network with dropout (draws from torch's global RNG) and batch norm (buffers),
     Adam (per-parameter state), a step schedule, a disabled scaler and an episode generator."""
     torch.manual_seed(seed)
-    model = nn.Sequential(nn.Linear(4, width), nn.Dropout(0.5), nn.BatchNorm1d(width),
-                          nn.Linear(width, 2))  # fmt: skip
+    model = nn.Sequential(
+        nn.Linear(4, width), nn.Dropout(0.5), nn.BatchNorm1d(width), nn.Linear(width, 2)
+    )
     opt = torch.optim.Adam(model.parameters(), lr=0.1)
     stateful = {
         "model": model,
@@ -248,7 +249,8 @@ def test_an_optimiser_state_of_another_set_up_is_a_clear_error(tmp_path):
     path, _, _ = _saved(tmp_path)
     stateful, generators = _setup()
     model = stateful["model"]
-    stateful["optimiser"] = torch.optim.Adam([{"params": [model[0].weight]},
-                                              {"params": [model[0].bias]}])  # fmt: skip
+    stateful["optimiser"] = torch.optim.Adam(
+        [{"params": [model[0].weight]}, {"params": [model[0].bias]}]
+    )
     with pytest.raises(ValueError, match="optimiser this run cannot use"):
         load(path, SIGNATURE, stateful, generators)

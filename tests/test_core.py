@@ -65,9 +65,13 @@ def test_episode_class_frequencies_uniform():
 
 @pytest.mark.parametrize(
     "way, shot, query, msg",
-    [(11, 1, 1, "exceeds the 10 classes"), (5, 5, 4, "exceeds the 8 items per class"),
-     (1, 1, 1, "way >= 2"), (5, 0, 1, "shot >= 1")],
-)  # fmt: skip
+    [
+        (11, 1, 1, "exceeds the 10 classes"),
+        (5, 5, 4, "exceeds the 8 items per class"),
+        (1, 1, 1, "way >= 2"),
+        (5, 0, 1, "shot >= 1"),
+    ],
+)
 def test_episode_errors_name_the_limit(way, shot, query, msg):
     with pytest.raises(ValueError, match=msg):
         sample_episode(_labelled_data(), way, shot, query)
@@ -88,9 +92,12 @@ def test_check_episode_accepts_exact_limits():
 
 @pytest.mark.parametrize(
     "dataset, shape, last_pool, dim",
-    [("omniglot", (2, 28, 28), True, 64), ("omniglot", (2, 28, 28), False, 576),
-     ("miniimagenet", (2, 3, 84, 84), True, 1600)],
-)  # fmt: skip
+    [
+        ("omniglot", (2, 28, 28), True, 64),
+        ("omniglot", (2, 28, 28), False, 576),
+        ("miniimagenet", (2, 3, 84, 84), True, 1600),
+    ],
+)
 def test_conv4_output_dims(dataset, shape, last_pool, dim):
     model = conv4_for(dataset, last_pool=last_pool)
     out = model(torch.randint(0, 256, shape, dtype=torch.uint8))
@@ -101,8 +108,11 @@ def test_conv4_structure():
     model = Conv4()
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [
-        (1, 64, (3, 3)), (64, 64, (3, 3)), (64, 64, (3, 3)), (64, 64, (3, 3))
-    ]  # fmt: skip
+        (1, 64, (3, 3)),
+        (64, 64, (3, 3)),
+        (64, 64, (3, 3)),
+        (64, 64, (3, 3)),
+    ]
     assert sum(isinstance(m, torch.nn.MaxPool2d) for m in model.modules()) == 4
     assert sum(isinstance(m, torch.nn.MaxPool2d) for m in Conv4(last_pool=False).modules()) == 3
 
@@ -212,10 +222,19 @@ def test_evaluate_end_to_end_small():
 
 def _record(profile="cpu", **kw):
     base = dict(
-        experiment="ch0", dataset="omniglot", method="squared_euclidean", way=20, shot=1,
-        accuracy=0.95, ci95=0.002, episodes=1000, profile=profile, device="cpu",
-        wall_time_s=12.345, config={"lr": 1e-3},
-    )  # fmt: skip
+        experiment="ch0",
+        dataset="omniglot",
+        method="squared_euclidean",
+        way=20,
+        shot=1,
+        accuracy=0.95,
+        ci95=0.002,
+        episodes=1000,
+        profile=profile,
+        device="cpu",
+        wall_time_s=12.345,
+        config={"lr": 1e-3},
+    )
     base.update(kw)
     return make_record(**base)
 
@@ -256,8 +275,15 @@ def test_record_takes_the_task_shape_from_the_result():
     torch.manual_seed(0)
     emb = torch.randn(6, 8, 4)
     res = evaluate_embeddings(emb, way=3, shot=2, query=4, episodes=7)
-    common = dict(experiment="ch0", dataset="omniglot", method="m", profile="cpu",
-                  device="cpu", wall_time_s=1.0, config={})  # fmt: skip
+    common = dict(
+        experiment="ch0",
+        dataset="omniglot",
+        method="m",
+        profile="cpu",
+        device="cpu",
+        wall_time_s=1.0,
+        config={},
+    )
     rec = make_record(result=res, **common)
     assert (rec["way"], rec["shot"], rec["query"], rec["episodes"]) == (3, 2, 4, 7)
     assert rec["accuracy"] == res.accuracy and rec["ci95"] == res.ci95
@@ -274,8 +300,18 @@ def test_record_takes_the_task_shape_from_the_result():
 
 def test_record_of_an_accuracy_over_images():
     res = image_accuracy(torch.tensor([1, 1, 0, 1]))
-    rec = make_record(result=res, way=5, shot=5, experiment="e", dataset="d", method="m",
-                      profile="cpu", device="cpu", wall_time_s=1.0, config={})  # fmt: skip
+    rec = make_record(
+        result=res,
+        way=5,
+        shot=5,
+        experiment="e",
+        dataset="d",
+        method="m",
+        profile="cpu",
+        device="cpu",
+        wall_time_s=1.0,
+        config={},
+    )
     assert (rec["unit"], rec["episodes"], rec["accuracy"]) == ("images", 4, 0.75)
     assert rec["ci_low"] < 0.75 < rec["ci_high"] and rec["ci95"] > 0.3  # 4 images: wide
 

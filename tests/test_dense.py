@@ -118,8 +118,14 @@ def test_next_batch_covers_every_image_once_per_pass():
 @pytest.mark.parametrize("pooling", ["gap", "dc"])
 def test_training_learns(pooling):
     data = _coloured_data()
-    cfg = BatchTrainConfig(pooling=pooling, iterations=30, batch_size=16, lr=0.05,
-                           iterations_per_chunk=10, milestones=(0.8,))  # fmt: skip
+    cfg = BatchTrainConfig(
+        pooling=pooling,
+        iterations=30,
+        batch_size=16,
+        lr=0.05,
+        iterations_per_chunk=10,
+        milestones=(0.8,),
+    )
     res = train_classifier(_tiny_net(), data, cfg, device="cpu", progress=False)
     h = res.history
     assert h["iteration"] == [10, 20, 30] and h["images"][-1] == 480
@@ -135,8 +141,9 @@ class _Stop(Exception):
 
 def test_resume_gives_the_uninterrupted_weights_and_finished_run_loads(tmp_path):
     data = _coloured_data()
-    cfg = BatchTrainConfig(pooling="dc", iterations=6, batch_size=8, lr=0.05,
-                           iterations_per_chunk=2)  # fmt: skip
+    cfg = BatchTrainConfig(
+        pooling="dc", iterations=6, batch_size=8, lr=0.05, iterations_per_chunk=2
+    )
     full = train_classifier(_tiny_net(), data, cfg, device="cpu", progress=False)
     calls = []
 
@@ -149,8 +156,9 @@ def test_resume_gives_the_uninterrupted_weights_and_finished_run_loads(tmp_path)
     ckpt = tmp_path / "run.pt"
     torch.manual_seed(123)  # resume must not depend on the RNG state when it restarts
     with pytest.raises(_Stop):
-        train_classifier(_tiny_net(), data, cfg, ckpt, device="cpu", validate=crash_on_second,
-                         progress=False)  # fmt: skip
+        train_classifier(
+            _tiny_net(), data, cfg, ckpt, device="cpu", validate=crash_on_second, progress=False
+        )
     resumed = train_classifier(_tiny_net(seed=5), data, cfg, ckpt, device="cpu", progress=False)
     assert resumed.resumed and not resumed.loaded and resumed.iterations_done == 6
     for k, v in full.model.state_dict().items():
@@ -162,15 +170,17 @@ def test_resume_gives_the_uninterrupted_weights_and_finished_run_loads(tmp_path)
     other = BatchTrainConfig(pooling="gap", iterations=6, batch_size=8, iterations_per_chunk=2)
     with pytest.raises(ValueError, match="another configuration"):
         train_classifier(_tiny_net(), data, other, ckpt, device="cpu", progress=False)
-    again = train_classifier(_tiny_net(), data, other, ckpt, retrain=True, device="cpu",
-                             progress=False)  # fmt: skip
+    again = train_classifier(
+        _tiny_net(), data, other, ckpt, retrain=True, device="cpu", progress=False
+    )
     assert not again.loaded and again.iterations_done == 6
 
 
 def test_amp_path_runs_on_cpu_and_rate_probe_leaves_model_alone():
     data = _coloured_data(per_class=4)
-    cfg = BatchTrainConfig(pooling="dc", iterations=2, batch_size=4, amp=True,
-                           iterations_per_chunk=2)  # fmt: skip
+    cfg = BatchTrainConfig(
+        pooling="dc", iterations=2, batch_size=4, amp=True, iterations_per_chunk=2
+    )
     res = train_classifier(_tiny_net(), data, cfg, device="cpu", progress=False)
     assert torch.isfinite(torch.tensor(res.history["train_loss"])).all()
     net = _tiny_net()
@@ -216,14 +226,16 @@ def _loop_accuracy(maps, classes, items, shot, sp, qp, tau):
     return torch.tensor(accs)
 
 
-@pytest.mark.parametrize("combo", [("gap", "gap"), ("gap", "dc"), ("gmp", "gmp"), ("gmp", "dc"),
-                                   ("gap", "gmp")])  # fmt: skip
+@pytest.mark.parametrize(
+    "combo", [("gap", "gap"), ("gap", "dc"), ("gmp", "gmp"), ("gmp", "dc"), ("gap", "gmp")]
+)
 def test_evaluate_poolings_matches_loops(combo):
     g = torch.Generator().manual_seed(0)
     maps = torch.randn(7, 9, 6, 2, 3, generator=g) + torch.randn(7, 1, 6, 1, 1, generator=g)
     fs = FewShotMaps.from_maps(maps)
-    res = evaluate_poolings(fs, way=3, shot=2, query=4, episodes=12, seed=3, combos=[combo],
-                            tau=5.0, max_chunk_bytes=1)  # fmt: skip
+    res = evaluate_poolings(
+        fs, way=3, shot=2, query=4, episodes=12, seed=3, combos=[combo], tau=5.0, max_chunk_bytes=1
+    )
     classes, items = sample_indices(7, 9, 3, 6, torch.Generator().manual_seed(3), episodes=12)
     ref = _loop_accuracy(maps, classes, items, 2, *combo, tau=5.0)
     torch.testing.assert_close(res["novel"][combo].per_episode, ref)
@@ -241,28 +253,42 @@ def test_base_and_both_classes_against_loops():
         6, 8, d, 2, 2, generator=g
     )
     way, shot, query, tau = 3, 2, 3, 4.0
-    res = evaluate_poolings(FewShotMaps.from_maps(novel_maps), way, shot, query, 5, seed=0,
-                            combos=[("gap", "gap"), ("gap", "dc")], tau=tau,
-                            base=FewShotMaps.from_maps(base_maps), base_weight=weight)  # fmt: skip
+    res = evaluate_poolings(
+        FewShotMaps.from_maps(novel_maps),
+        way,
+        shot,
+        query,
+        5,
+        seed=0,
+        combos=[("gap", "gap"), ("gap", "dc")],
+        tau=tau,
+        base=FewShotMaps.from_maps(base_maps),
+        base_weight=weight,
+    )
     ncls, nit = sample_indices(6, 8, way, shot + query, torch.Generator().manual_seed(0), 5)
     bcls, bit = sample_indices(c, 6, way, query, torch.Generator().manual_seed(1), 5)
     for qp in ("gap", "dc"):
         both_acc = []
         for e in range(5):
-            protos = torch.stack([novel_maps[k, nit[e, j, :shot]].mean((0, 2, 3))
-                                  for j, k in enumerate(ncls[e])])  # fmt: skip
+            protos = torch.stack(
+                [novel_maps[k, nit[e, j, :shot]].mean((0, 2, 3)) for j, k in enumerate(ncls[e])]
+            )
             joint = torch.cat([weight, protos])
             j_right = 0
-            queries = [(novel_maps[k, i], c + j) for j, k in enumerate(ncls[e])
-                       for i in nit[e, j, shot:]]  # fmt: skip
+            queries = [
+                (novel_maps[k, i], c + j) for j, k in enumerate(ncls[e]) for i in nit[e, j, shot:]
+            ]
             queries += [(base_maps[k, i], int(k)) for j, k in enumerate(bcls[e]) for i in bit[e, j]]
             for m, truth in queries:
                 j_right += int(_score(m, joint, qp, tau).argmax() == truth)
             both_acc.append(j_right / (2 * way * query))
         torch.testing.assert_close(res["both"]["gap", qp].per_episode, torch.tensor(both_acc))
         # base: every held-out image once, among the base weights (no task involved)
-        right = [int(_score(base_maps[k, i], weight, qp, tau).argmax() == k)
-                 for k in range(c) for i in range(6)]  # fmt: skip
+        right = [
+            int(_score(base_maps[k, i], weight, qp, tau).argmax() == k)
+            for k in range(c)
+            for i in range(6)
+        ]
         b = res["base"]["gap", qp]
         assert (b.unit, b.episodes) == ("images", c * 6)
         torch.testing.assert_close(b.per_episode, torch.tensor(right, dtype=torch.float32))

@@ -16,11 +16,20 @@ CLAIM = effects.CLAIMS[2]  # LSED - squared Euclidean, miniImageNet 5-way 1-shot
 def _rec(method, per_task, seed=0, profile="cpu", **kw):
     acc = sum(per_task) / len(per_task)
     return {
-        "experiment": CLAIM.experiment, "dataset": "miniimagenet", "method": method, "way": 5,
-        "shot": 1, "profile": profile, "accuracy": acc, "ci95": ci95(torch.tensor(per_task)),
-        "episodes": len(per_task), "per_task": per_task, "train_seed": seed,
-        "commit": "abcdef0123", **kw,
-    }  # fmt: skip
+        "experiment": CLAIM.experiment,
+        "dataset": "miniimagenet",
+        "method": method,
+        "way": 5,
+        "shot": 1,
+        "profile": profile,
+        "accuracy": acc,
+        "ci95": ci95(torch.tensor(per_task)),
+        "episodes": len(per_task),
+        "per_task": per_task,
+        "train_seed": seed,
+        "commit": "abcdef0123",
+        **kw,
+    }
 
 
 def _tasks(seed, shift=0.0, n=200):
@@ -89,9 +98,17 @@ def test_unpaired_fallback_and_a_record_that_carries_its_own_pair():
     assert "unpaired" in e.how
     assert e.ci95 == pytest.approx(100 * math.hypot(a["ci95"], b["ci95"]))
     imp = next(c for c in effects.CLAIMS if c.ref is None)
-    rec = {"experiment": imp.experiment, "dataset": imp.dataset, "way": imp.way,
-           "shot": imp.shot, "profile": "cpu", "method": imp.new["method"], "commit": "x",
-           "paired_difference": 0.012, "paired_ci95": 0.004}  # fmt: skip
+    rec = {
+        "experiment": imp.experiment,
+        "dataset": imp.dataset,
+        "way": imp.way,
+        "shot": imp.shot,
+        "profile": "cpu",
+        "method": imp.new["method"],
+        "commit": "x",
+        "paired_difference": 0.012,
+        "paired_ci95": 0.004,
+    }
     e = effects.measure(imp, [rec], "cpu")
     assert (e.difference, e.ci95) == (pytest.approx(1.2), pytest.approx(0.4))
 

@@ -147,13 +147,19 @@ def test_chapter_6_implants_and_records_fc100(real_data_dir, data_home, tmp_path
     monkeypatch.setenv("FEWSHOT_RESULTS_DIR", str(tmp_path / "results"))
     root = Path(__file__).resolve().parents[1]
     out = tmp_path / "06.ipynb"
-    papermill.execute_notebook(str(root / "notebooks" / "06_implanting.ipynb"), str(out),
-                               parameters={"PROFILE": "smoke"}, progress_bar=False,
-                               kernel_name="python3", cwd=str(root))  # fmt: skip
+    papermill.execute_notebook(
+        str(root / "notebooks" / "06_implanting.ipynb"),
+        str(out),
+        parameters={"PROFILE": "smoke"},
+        progress_bar=False,
+        kernel_name="python3",
+        cwd=str(root),
+    )
     text = "\n".join(
-        o.get("text", "") for c in nbformat.read(out, as_version=4).cells
+        o.get("text", "")
+        for c in nbformat.read(out, as_version=4).cells
         for o in c.get("outputs", [])
-    )  # fmt: skip
+    )
     assert "FC100 skipped" not in text
     for shot in (2, 5):  # the smoke profile's shots
         assert f"FC100 5-way {shot}-shot (tau " in text

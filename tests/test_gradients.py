@@ -38,16 +38,29 @@ def _net(seed: int = 0) -> Conv4:
 
 
 def _config(**kw) -> TrainConfig:
-    base = dict(way=4, shot=1, query=3, max_episodes=5, episodes_per_epoch=5, val_way=3,
-                val_query=2, val_episodes=2, seed=3)  # fmt: skip
+    base = dict(
+        way=4,
+        shot=1,
+        query=3,
+        max_episodes=5,
+        episodes_per_epoch=5,
+        val_way=3,
+        val_query=2,
+        val_episodes=2,
+        seed=3,
+    )
     return TrainConfig(**{**base, **kw})
 
 
 @pytest.mark.parametrize(
     ("distance", "kwargs", "scale"),
-    [("squared_euclidean", {}, 1.0), ("lsed", {"s": 0.0, "r": 0.01}, 1.0),
-     ("lsed", {"s": 4.0, "r": 0.1}, 1.0), ("squared_euclidean", {}, 0.05)],
-)  # fmt: skip
+    [
+        ("squared_euclidean", {}, 1.0),
+        ("lsed", {"s": 0.0, "r": 0.01}, 1.0),
+        ("lsed", {"s": 4.0, "r": 0.1}, 1.0),
+        ("squared_euclidean", {}, 0.05),
+    ],
+)
 def test_autograd_gradient_matches_closed_form(distance, kwargs, scale):
     net = _net().train()
     ep = sample_episode(_data(0), way=5, shot=2, query=4, generator=torch.Generator())
@@ -138,8 +151,10 @@ def test_histogram_figure_layout():
     g = torch.Generator().manual_seed(0)
     d = 100 * torch.rand(12, 4, generator=g)
     labels = torch.arange(4).repeat(3)
-    snaps = {it: GradientSnapshot(it, d, distance_gradient(d, labels), labels, 1.0, 0.5)
-             for it in (0, 8, 16)}  # fmt: skip
+    snaps = {
+        it: GradientSnapshot(it, d, distance_gradient(d, labels), labels, 1.0, 0.5)
+        for it in (0, 8, 16)
+    }
     fig = histogram_figure(snaps, "ProtoNet")
     assert len(fig.axes) == 6
     assert "after 8 iterations" in fig.axes[2].get_title()

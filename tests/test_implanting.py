@@ -74,10 +74,12 @@ def _loop_loo(fmap, labels, way, sp, qp, tau):
     pool = {"gap": lambda m: m.mean((1, 2)), "gmp": lambda m: m.amax((1, 2))}
     for i in range(len(labels)):
         others = [j for j in range(len(labels)) if j != i]
-        protos = torch.stack([
-            torch.stack([pool[sp](fmap[j]) for j in others if labels[j] == k]).mean(0)
-            for k in range(way)
-        ])  # fmt: skip
+        protos = torch.stack(
+            [
+                torch.stack([pool[sp](fmap[j]) for j in others if labels[j] == k]).mean(0)
+                for k in range(way)
+            ]
+        )
         if qp == "dc":
             loc = fmap[i].flatten(1).t()
             logits = tau * F.cosine_similarity(loc[:, None], protos[None], dim=-1)  # [r, way]
@@ -158,7 +160,8 @@ def test_baseline_equals_stage1_evaluation_on_the_same_tasks():
         tau=7.0,
     )
     for qp in ("gap", "dc"):
-        torch.testing.assert_close(res.baseline[qp].per_episode,
-                                   ref["novel"]["gap", qp].per_episode)  # fmt: skip
+        torch.testing.assert_close(
+            res.baseline[qp].per_episode, ref["novel"]["gap", qp].per_episode
+        )
     assert len(res.task_seconds) == 4 and all(t > 0 for t in res.train_seconds)
     assert all(p.requires_grad for p in net.parameters()), "requires_grad restored"

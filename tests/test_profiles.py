@@ -84,9 +84,16 @@ def test_the_deterministic_switch(how, monkeypatch, restore_kernel_modes):
 
 
 @pytest.mark.parametrize(
-    "seconds, text", [(0, "0 s"), (89.4, "89 s"), (90, "1.5 min"), (5399, "90.0 min"),
-                      (5400, "1.5 h"), (13 * 3600, "13.0 h")],
-)  # fmt: skip
+    "seconds, text",
+    [
+        (0, "0 s"),
+        (89.4, "89 s"),
+        (90, "1.5 min"),
+        (5399, "90.0 min"),
+        (5400, "1.5 h"),
+        (13 * 3600, "13.0 h"),
+    ],
+)
 def test_format_duration_picks_the_unit(seconds, text):
     assert format_duration(seconds) == text
 

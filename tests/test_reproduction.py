@@ -26,11 +26,20 @@ PAPERS = next(
 def _record(dataset="omniglot", way=20, shot=1, accuracy=0.95, ci95=0.002, profile="cpu", **kw):
     return {
         "experiment": kw.pop("experiment", "ch03_protonet_omniglot"),
-        "dataset": dataset, "method": kw.pop("method", "lsed"), "way": way, "shot": shot,
-        "accuracy": accuracy, "ci95": ci95, "episodes": 10000, "profile": profile,
-        "device": "cpu", "wall_time_s": 1510.95, "commit": "c474405ea0579fa05c2ad811e94c6a88",
-        "created": "2026-11-24T01:11:07Z", **kw,
-    }  # fmt: skip
+        "dataset": dataset,
+        "method": kw.pop("method", "lsed"),
+        "way": way,
+        "shot": shot,
+        "accuracy": accuracy,
+        "ci95": ci95,
+        "episodes": 10000,
+        "profile": profile,
+        "device": "cpu",
+        "wall_time_s": 1510.95,
+        "commit": "c474405ea0579fa05c2ad811e94c6a88",
+        "created": "2026-11-24T01:11:07Z",
+        **kw,
+    }
 
 
 def test_ids_unique_and_unknown_id_is_a_clear_error():
@@ -174,8 +183,10 @@ def test_smoke_records_are_refused_and_unmatched_listed():
 
 def test_plot_draws_one_point_per_measured_line():
     numbers = pn.table_rows("shen2018lsed", "Table 1")
-    recs = [_record(accuracy=0.9546, paper_accuracy=0.9565),
-            _record(accuracy=0.93, paper_accuracy=0.9514, method="squared_euclidean")]  # fmt: skip
+    recs = [
+        _record(accuracy=0.9546, paper_accuracy=0.9565),
+        _record(accuracy=0.93, paper_accuracy=0.9514, method="squared_euclidean"),
+    ]
     ax = rp.plot_differences(rp.compare(recs, numbers), title="LSED")
     assert len(ax.containers) == 2
     assert "2 of 8 cells measured" in ax.get_title()
@@ -231,11 +242,19 @@ def test_committed_records_match_the_setting_of_their_cells():
 
 def test_provenance_names_training_length_and_reductions():
     stage1 = _record(
-        dataset="miniimagenet", way=5, shot=5, experiment="ch05_dense_classification",
-        method="resnet12-dc-support-gap-query-dc", train_iterations=240,
-        config={"network": "resnet12", "widths": [16, 32, 64, 128], "batch_size": 64,
-                "test_per_class": 100},
-    )  # fmt: skip
+        dataset="miniimagenet",
+        way=5,
+        shot=5,
+        experiment="ch05_dense_classification",
+        method="resnet12-dc-support-gap-query-dc",
+        train_iterations=240,
+        config={
+            "network": "resnet12",
+            "widths": [16, 32, 64, 128],
+            "batch_size": 64,
+            "test_per_class": 100,
+        },
+    )
     text = rp._provenance(stage1)
     assert "240 training iterations of batch 64" in text
     assert "widths 16-32-64-128 (paper: 64-128-256-512)" in text
@@ -247,13 +266,24 @@ def test_provenance_names_training_length_and_reductions():
         "config": {**stage1["config"], "network": "c128f", "widths": [64, 64, 128, 128]},
     }
     assert "widths" not in rp._provenance(c128f)  # C128F's widths are the paper's
-    implanted = _record(dataset="miniimagenet", way=5, shot=5, experiment="ch06_implanting",
-                        method="resnet12-dc-imp-stage2-gap-gap-support-gap-query-dc")  # fmt: skip
+    implanted = _record(
+        dataset="miniimagenet",
+        way=5,
+        shot=5,
+        experiment="ch06_implanting",
+        method="resnet12-dc-imp-stage2-gap-gap-support-gap-query-dc",
+    )
     implanted["episodes"] = 50
     assert "50 test tasks (paper: 5,000)" in rp._provenance(implanted)
-    tadam = _record(dataset="miniimagenet", way=5, shot=5, experiment="ch07_tadam", method="b",
-                    train_episodes=1000, config={"backbone": "resnet12-16-32-64-128",
-                                                 "image_side": 42})  # fmt: skip
+    tadam = _record(
+        dataset="miniimagenet",
+        way=5,
+        shot=5,
+        experiment="ch07_tadam",
+        method="b",
+        train_episodes=1000,
+        config={"backbone": "resnet12-16-32-64-128", "image_side": 42},
+    )
     assert "42 px images (paper: 84)" in rp._provenance(tadam)
     assert "1,000 training episodes (paper: 30,000)" in rp._provenance(tadam)
     images = _record(dataset="miniimagenet", way=5, shot=5, unit="images")
@@ -276,7 +306,11 @@ def test_tadam_ablation_uses_one_fixed_alpha_chosen_on_validation():
         assert len(alphas) == 1, f"{profile}: the ablation rows use several alphas {alphas}"
         for row in ("α", "α + AT", "α + TC", "α + AT + TC"):
             assert not rows[row]["config"]["model"]["learn_alpha"], f"{profile} {row}: learned"
-        grid = [r for r in mine if r.get("alpha_choice") == "validation grid"
-                and r["config"]["model"]["distance"] == "squared_euclidean"]  # fmt: skip
+        grid = [
+            r
+            for r in mine
+            if r.get("alpha_choice") == "validation grid"
+            and r["config"]["model"]["distance"] == "squared_euclidean"
+        ]
         best = max(grid, key=lambda r: r["val_accuracy"])
         assert best["config"]["model"]["alpha_init"] in alphas

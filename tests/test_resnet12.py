@@ -33,8 +33,9 @@ def _reference_forward(model, x, film=None):
 
     for b, blk in enumerate(model.blocks):
         inp, t = h, h
-        for i, (conv, norm) in enumerate([(blk.conv1, blk.bn1), (blk.conv2, blk.bn2),
-                                          (blk.conv3, blk.bn3)]):  # fmt: skip
+        for i, (conv, norm) in enumerate(
+            [(blk.conv1, blk.bn1), (blk.conv2, blk.bn2), (blk.conv3, blk.bn3)]
+        ):
             t = bn(F.conv2d(t, conv.weight, padding=1), norm)
             if film is not None:
                 g, be = film[b][i]

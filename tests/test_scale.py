@@ -74,8 +74,9 @@ def test_learned_scale_is_metric_scaling_with_the_same_gradient():
     loss_w.backward()
     # the same loss written as metric scaling with a log-space alpha
     log_alpha = torch.tensor(math.log(0.5), requires_grad=True)
-    d_logits = protonet_logits(backbone(x), backbone(protos_x), "squared_euclidean",
-                               log_alpha.exp())  # fmt: skip
+    d_logits = protonet_logits(
+        backbone(x), backbone(protos_x), "squared_euclidean", log_alpha.exp()
+    )
     loss_m, _ = protonet_loss(d_logits, labels)
     loss_m.backward()
     assert loss_w.item() == pytest.approx(loss_m.item(), rel=1e-5)

@@ -49,8 +49,19 @@ def _net(tc=False, aux=None, learn_alpha=False, alpha=1.0, distance="squared_euc
 
 
 def _config(**kw):
-    base = dict(way=3, shot=2, query=2, max_episodes=8, episodes_per_epoch=4, lr=0.05,
-                aux_batch=6, val_way=3, val_query=2, val_episodes=4, seed=0)  # fmt: skip
+    base = dict(
+        way=3,
+        shot=2,
+        query=2,
+        max_episodes=8,
+        episodes_per_epoch=4,
+        lr=0.05,
+        aux_batch=6,
+        val_way=3,
+        val_query=2,
+        val_episodes=4,
+        seed=0,
+    )
     base.update(kw)
     return TadamConfig(**base)
 
@@ -181,8 +192,10 @@ def test_lr_factor_is_the_official_piecewise_schedule():
 @pytest.mark.parametrize("alpha", [0.01, 0.3, 1.0, 7.5])
 def test_alpha_gradient_matches_autograd_and_finite_differences(alpha):
     g = torch.Generator().manual_seed(3)
-    d = squared_euclidean(torch.randn(12, 6, generator=g, dtype=torch.float64),
-                          torch.randn(4, 6, generator=g, dtype=torch.float64))  # fmt: skip
+    d = squared_euclidean(
+        torch.randn(12, 6, generator=g, dtype=torch.float64),
+        torch.randn(4, 6, generator=g, dtype=torch.float64),
+    )
     labels = torch.randint(0, 4, (12,), generator=g)
 
     def loss(a):
@@ -192,8 +205,10 @@ def test_alpha_gradient_matches_autograd_and_finite_differences(alpha):
     (auto,) = torch.autograd.grad(loss(a), a)
     closed = alpha_gradient(d, labels, alpha)
     h = 1e-6
-    fd = (loss(torch.tensor(alpha + h, dtype=torch.float64))
-          - loss(torch.tensor(alpha - h, dtype=torch.float64))) / (2 * h)  # fmt: skip
+    fd = (
+        loss(torch.tensor(alpha + h, dtype=torch.float64))
+        - loss(torch.tensor(alpha - h, dtype=torch.float64))
+    ) / (2 * h)
     assert closed.item() == pytest.approx(auto.item(), rel=1e-9, abs=1e-12)
     assert closed.item() == pytest.approx(fd.item(), rel=1e-5, abs=1e-8)
 
@@ -245,8 +260,9 @@ def test_downsample():
 def test_training_runs_all_parts_and_records_history():
     data = _images()
     net = _net(tc=True, aux=6, learn_alpha=True)
-    res = train_tadam(net, data[:6], data[6:], _config(max_episodes=12), device="cpu",
-                      progress=False)  # fmt: skip
+    res = train_tadam(
+        net, data[:6], data[6:], _config(max_episodes=12), device="cpu", progress=False
+    )
     h = res.history
     assert h["episode"] == [4, 8, 12]
     assert len(h["alpha"]) == 3 and h["alpha"][-1] != 1.0  # alpha learned
@@ -282,8 +298,15 @@ def test_auxiliary_task_does_not_change_the_episodes(monkeypatch):
 def test_interrupted_run_resumes_to_identical_weights(tmp_path):
     data = _images()
     cfg = _config(max_episodes=12)
-    ref = train_tadam(_net(tc=True, aux=6, learn_alpha=True), data[:6], data[6:], cfg,
-                      tmp_path / "ref.pt", device="cpu", progress=False)  # fmt: skip
+    ref = train_tadam(
+        _net(tc=True, aux=6, learn_alpha=True),
+        data[:6],
+        data[6:],
+        cfg,
+        tmp_path / "ref.pt",
+        device="cpu",
+        progress=False,
+    )
 
     class Interrupt(Exception):
         pass
@@ -294,11 +317,26 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path):
 
     path = tmp_path / "run.pt"
     with pytest.raises(Interrupt):
-        train_tadam(_net(tc=True, aux=6, learn_alpha=True), data[:6], data[6:], cfg, path,
-                    device="cpu", on_epoch_end=stop, progress=False)  # fmt: skip
+        train_tadam(
+            _net(tc=True, aux=6, learn_alpha=True),
+            data[:6],
+            data[6:],
+            cfg,
+            path,
+            device="cpu",
+            on_epoch_end=stop,
+            progress=False,
+        )
     torch.manual_seed(123)  # resuming must restore every random state itself
-    res = train_tadam(_net(tc=True, aux=6, learn_alpha=True, seed=5), data[:6], data[6:], cfg,
-                      path, device="cpu", progress=False)  # fmt: skip
+    res = train_tadam(
+        _net(tc=True, aux=6, learn_alpha=True, seed=5),
+        data[:6],
+        data[6:],
+        cfg,
+        path,
+        device="cpu",
+        progress=False,
+    )
     assert res.resumed and not res.loaded
     timing = {"train_seconds"}
     assert {k: v for k, v in res.history.items() if k not in timing} == {
@@ -306,8 +344,15 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path):
     }
     sa, sb = res.model.state_dict(), ref.model.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
-    again = train_tadam(_net(tc=True, aux=6, learn_alpha=True), data[:6], data[6:], cfg, path,
-                        device="cpu", progress=False)  # fmt: skip
+    again = train_tadam(
+        _net(tc=True, aux=6, learn_alpha=True),
+        data[:6],
+        data[6:],
+        cfg,
+        path,
+        device="cpu",
+        progress=False,
+    )
     assert again.loaded
 
 
@@ -316,13 +361,29 @@ def test_checkpoint_mismatch_and_retrain(tmp_path):
     path = tmp_path / "c.pt"
     train_tadam(_net(), data[:6], data[6:], _config(), path, device="cpu", progress=False)
     with pytest.raises(ValueError, match="model.learn_alpha"):
-        train_tadam(_net(learn_alpha=True), data[:6], data[6:], _config(), path, device="cpu",
-                    progress=False)  # fmt: skip
+        train_tadam(
+            _net(learn_alpha=True),
+            data[:6],
+            data[6:],
+            _config(),
+            path,
+            device="cpu",
+            progress=False,
+        )
     with pytest.raises(ValueError, match="config.lr"):
-        train_tadam(_net(), data[:6], data[6:], _config(lr=0.01), path, device="cpu",
-                    progress=False)  # fmt: skip
-    res = train_tadam(_net(), data[:6], data[6:], _config(lr=0.01), path, retrain=True,
-                      device="cpu", progress=False)  # fmt: skip
+        train_tadam(
+            _net(), data[:6], data[6:], _config(lr=0.01), path, device="cpu", progress=False
+        )
+    res = train_tadam(
+        _net(),
+        data[:6],
+        data[6:],
+        _config(lr=0.01),
+        path,
+        retrain=True,
+        device="cpu",
+        progress=False,
+    )
     assert not res.loaded
     path.write_bytes(b"truncated")
     with pytest.raises(RuntimeError, match="unreadable"):
@@ -334,8 +395,9 @@ def test_training_errors():
     with pytest.raises(ValueError, match="auxiliary head has 64 classes"):
         train_tadam(_net(aux=64), data[:6], data[6:], _config(), device="cpu", progress=False)
     with pytest.raises(ValueError, match="exceeds"):
-        train_tadam(_net(), data[:6], data[6:], _config(shot=5, query=5), device="cpu",
-                    progress=False)  # fmt: skip
+        train_tadam(
+            _net(), data[:6], data[6:], _config(shot=5, query=5), device="cpu", progress=False
+        )
     with pytest.raises(ValueError, match="multiple"):
         _config(max_episodes=10, episodes_per_epoch=4)
     with pytest.raises(ValueError, match="select_on"):
@@ -344,8 +406,9 @@ def test_training_errors():
 
 def test_mixed_precision_path_runs_on_cpu():
     data = _images()
-    res = train_tadam(_net(tc=True, aux=6), data[:6], data[6:], _config(amp=True), device="cpu",
-                      progress=False)  # fmt: skip
+    res = train_tadam(
+        _net(tc=True, aux=6), data[:6], data[6:], _config(amp=True), device="cpu", progress=False
+    )
     assert all(math.isfinite(v) for v in res.history["train_loss"])
 
 

@@ -26,8 +26,18 @@ def _toy_data(classes=12, per_class=6, seed=0):
 
 
 def _config(**kw):
-    base = dict(way=4, shot=1, query=2, max_episodes=12, episodes_per_epoch=3, lr_halve_every=6,
-                val_way=3, val_query=2, val_episodes=5, seed=0)  # fmt: skip
+    base = dict(
+        way=4,
+        shot=1,
+        query=2,
+        max_episodes=12,
+        episodes_per_epoch=3,
+        lr_halve_every=6,
+        val_way=3,
+        val_query=2,
+        val_episodes=5,
+        seed=0,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -44,8 +54,9 @@ def _equal_weights(a, b):
 
 def test_training_learns_and_records_history():
     data = _toy_data()
-    res = train_protonet(_model(), data[:8], data[8:], _config(max_episodes=30), device="cpu",
-                         progress=False)  # fmt: skip
+    res = train_protonet(
+        _model(), data[:8], data[8:], _config(max_episodes=30), device="cpu", progress=False
+    )
     h = res.history
     assert h["episode"] == list(range(3, 33, 3))
     assert len(h["val_acc"]) == 10 and all(0 <= a <= 1 for a in h["val_acc"])
@@ -73,8 +84,9 @@ def test_best_model_is_selected_and_early_stopping():
 def test_interrupted_run_resumes_to_identical_weights(tmp_path):
     data = _toy_data()
     cfg = _config()
-    ref = train_protonet(_model(), data[:8], data[8:], cfg, tmp_path / "ref.pt", device="cpu",
-                         progress=False)  # fmt: skip
+    ref = train_protonet(
+        _model(), data[:8], data[8:], cfg, tmp_path / "ref.pt", device="cpu", progress=False
+    )
 
     class Interrupt(Exception):
         pass
@@ -85,8 +97,16 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path):
 
     ckpt = tmp_path / "run.pt"
     with pytest.raises(Interrupt):
-        train_protonet(_model(), data[:8], data[8:], cfg, ckpt, device="cpu", progress=False,
-                       on_epoch_end=stop_after_two)  # fmt: skip
+        train_protonet(
+            _model(),
+            data[:8],
+            data[8:],
+            cfg,
+            ckpt,
+            device="cpu",
+            progress=False,
+            on_epoch_end=stop_after_two,
+        )
     assert ckpt.exists()
     fresh = conv4_for("omniglot")  # other initial weights: everything must come from the file
     resumed = train_protonet(fresh, data[:8], data[8:], cfg, ckpt, device="cpu", progress=False)
@@ -97,21 +117,28 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path):
     }
     assert _equal_weights(resumed.model, ref.model)
     # a finished run is loaded, not retrained
-    again = train_protonet(conv4_for("omniglot"), data[:8], data[8:], cfg, ckpt, device="cpu",
-                           progress=False)  # fmt: skip
+    again = train_protonet(
+        conv4_for("omniglot"), data[:8], data[8:], cfg, ckpt, device="cpu", progress=False
+    )
     assert again.loaded and _equal_weights(again.model, ref.model)
 
 
 def test_a_finished_run_extended_equals_the_longer_run(tmp_path):
     data = _toy_data()
     args = (data[:8], data[8:])
-    longer = train_protonet(_model(), *args, _config(max_episodes=12), device="cpu",
-                            progress=False)  # fmt: skip
+    longer = train_protonet(_model(), *args, _config(max_episodes=12), device="cpu", progress=False)
     short = tmp_path / "short.pt"
     train_protonet(_model(), *args, _config(max_episodes=6), short, device="cpu", progress=False)
     long = tmp_path / "long.pt"
-    ext = train_protonet(conv4_for("omniglot"), *args, _config(max_episodes=12), long,
-                         device="cpu", progress=False, extends=short)  # fmt: skip
+    ext = train_protonet(
+        conv4_for("omniglot"),
+        *args,
+        _config(max_episodes=12),
+        long,
+        device="cpu",
+        progress=False,
+        extends=short,
+    )
     assert ext.resumed and not ext.loaded and ext.episodes_done == 12
     timing = {"train_seconds"}
     assert {k: v for k, v in ext.history.items() if k not in timing} == {
@@ -119,11 +146,25 @@ def test_a_finished_run_extended_equals_the_longer_run(tmp_path):
     }
     assert _equal_weights(ext.model, longer.model)
     with pytest.raises(ValueError, match="not fewer than the 3 asked for"):
-        train_protonet(_model(), *args, _config(max_episodes=3), tmp_path / "x.pt",
-                       device="cpu", progress=False, extends=short)  # fmt: skip
+        train_protonet(
+            _model(),
+            *args,
+            _config(max_episodes=3),
+            tmp_path / "x.pt",
+            device="cpu",
+            progress=False,
+            extends=short,
+        )
     with pytest.raises(ValueError, match="another configuration.*lr"):
-        train_protonet(_model(), *args, _config(max_episodes=12, lr=1e-2), tmp_path / "y.pt",
-                       device="cpu", progress=False, extends=short)  # fmt: skip
+        train_protonet(
+            _model(),
+            *args,
+            _config(max_episodes=12, lr=1e-2),
+            tmp_path / "y.pt",
+            device="cpu",
+            progress=False,
+            extends=short,
+        )
 
 
 def test_retrain_and_config_mismatch(tmp_path):
@@ -131,10 +172,19 @@ def test_retrain_and_config_mismatch(tmp_path):
     ckpt = tmp_path / "run.pt"
     train_protonet(_model(), data[:8], data[8:], _config(), ckpt, device="cpu", progress=False)
     with pytest.raises(ValueError, match="another configuration.*lr"):
-        train_protonet(_model(), data[:8], data[8:], _config(lr=1e-2), ckpt, device="cpu",
-                       progress=False)  # fmt: skip
-    res = train_protonet(_model(), data[:8], data[8:], _config(lr=1e-2), ckpt, retrain=True,
-                         device="cpu", progress=False)  # fmt: skip
+        train_protonet(
+            _model(), data[:8], data[8:], _config(lr=1e-2), ckpt, device="cpu", progress=False
+        )
+    res = train_protonet(
+        _model(),
+        data[:8],
+        data[8:],
+        _config(lr=1e-2),
+        ckpt,
+        retrain=True,
+        device="cpu",
+        progress=False,
+    )
     assert not res.loaded and res.history["lr"][0] == pytest.approx(1e-2)
 
 

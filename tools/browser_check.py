@@ -178,10 +178,15 @@ def browser(width: int = 1280, height: int = 1000):
     options = webdriver.ChromeOptions()
     options.binary_location = _find(CHROMIUM, "chromium", hint)
     for arg in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        f"--window-size={width},{height}", "--hide-scrollbars", "--no-first-run",
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        f"--window-size={width},{height}",
+        "--hide-scrollbars",
+        "--no-first-run",
         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",  # offline, even online
-    ):  # fmt: skip
+    ):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     service = Service(executable_path=_find(CHROMEDRIVER, "chromedriver", hint))
@@ -230,8 +235,9 @@ def _colab_problems(rel: str, colab: list[list[str]]) -> list[str]:
     return problems
 
 
-def check_page(driver, base: str, rel: str, targets: _Targets, shots: Path | None,
-               max_height: int = 16000) -> dict:  # fmt: skip
+def check_page(
+    driver, base: str, rel: str, targets: _Targets, shots: Path | None, max_height: int = 16000
+) -> dict:
     """Open one page, wait for MathJax, and list its problems; save its screenshot."""
     url = urljoin(base, rel)
     t0 = time.perf_counter()
@@ -240,8 +246,14 @@ def check_page(driver, base: str, rel: str, targets: _Targets, shots: Path | Non
     except Exception as err:  # the browser failed on this page: report it, check the rest
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         msg = f"the browser check failed on this page: {type(err).__name__}: {first}"
-        return {"page": rel, "title": None, "math": None, "problems": [msg[:300]],
-                "screenshot": None, "seconds": round(time.perf_counter() - t0, 2)}  # fmt: skip
+        return {
+            "page": rel,
+            "title": None,
+            "math": None,
+            "problems": [msg[:300]],
+            "screenshot": None,
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
 
 
 def check_redirect(base: str, rel: str, target: str, targets: _Targets) -> dict:
@@ -249,12 +261,26 @@ def check_redirect(base: str, rel: str, target: str, targets: _Targets) -> dict:
     link = urljoin(urljoin(base, rel), target)
     status, _ = targets.get(urldefrag(link)[0]) if link.startswith(base) else (0, set())
     problems = [] if status == 200 else [f"redirect to a missing page ({status}): {link}"]
-    return {"page": rel, "title": None, "math": f"redirect to {target}", "problems": problems,
-            "screenshot": None, "seconds": 0.0}  # fmt: skip
+    return {
+        "page": rel,
+        "title": None,
+        "math": f"redirect to {target}",
+        "problems": problems,
+        "screenshot": None,
+        "seconds": 0.0,
+    }
 
 
-def _inspect(driver, base: str, rel: str, url: str, targets: _Targets, shots: Path | None,
-             max_height: int, t0: float) -> dict:  # fmt: skip
+def _inspect(
+    driver,
+    base: str,
+    rel: str,
+    url: str,
+    targets: _Targets,
+    shots: Path | None,
+    max_height: int,
+    t0: float,
+) -> dict:
     driver.get_log("browser")  # drop what earlier pages logged
     driver.get(url)
     typeset = driver.execute_async_script(_TYPESET_JS)
@@ -285,9 +311,15 @@ def _inspect(driver, base: str, rel: str, url: str, targets: _Targets, shots: Pa
         # The whole page (up to max_height): a viewport as tall as the page, then back.
         height = min(int(found["height"]), max_height)
         width = driver.execute_script("return document.documentElement.clientWidth")
-        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-            "width": width, "height": height, "deviceScaleFactor": 1, "mobile": False,
-        })  # fmt: skip
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {
+                "width": width,
+                "height": height,
+                "deviceScaleFactor": 1,
+                "mobile": False,
+            },
+        )
         try:
             png = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})["data"]
         finally:
@@ -307,8 +339,10 @@ def check_site(root: Path, shots: Path | None = None) -> list[dict]:
     """Check every page of the site built in ``root``; one report dict per page."""
     root = Path(root).resolve()
     if not (root / "index.html").exists():
-        raise FileNotFoundError(f"{root}/index.html is missing: build the site first "
-                                "(bash tools/book.sh) and pass its _build/html folder")  # fmt: skip
+        raise FileNotFoundError(
+            f"{root}/index.html is missing: build the site first "
+            "(bash tools/book.sh) and pass its _build/html folder"
+        )
     if shots is not None:
         shots = Path(shots).resolve()
         shutil.rmtree(shots, ignore_errors=True)
@@ -333,8 +367,9 @@ def check_site(root: Path, shots: Path | None = None) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("site", type=Path, help="the built site, e.g. _build/html")
-    parser.add_argument("--screenshots", type=Path, default=None,
-                        help="folder for one PNG per page and report.json")  # fmt: skip
+    parser.add_argument(
+        "--screenshots", type=Path, default=None, help="folder for one PNG per page and report.json"
+    )
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     reports = check_site(args.site, args.screenshots)
@@ -348,8 +383,10 @@ def main(argv: list[str] | None = None) -> int:
         report = args.screenshots.resolve() / "report.json"
         report.write_text(json.dumps(reports, indent=2) + "\n")
         print(f"[browser] screenshots and report.json in {args.screenshots.resolve()}")
-    print(f"[browser] {len(reports)} pages checked in {time.perf_counter() - t0:.0f} s: "
-          f"{len(reports) - len(bad)} ok, {len(bad)} with problems")  # fmt: skip
+    print(
+        f"[browser] {len(reports)} pages checked in {time.perf_counter() - t0:.0f} s: "
+        f"{len(reports) - len(bad)} ok, {len(bad)} with problems"
+    )
     return 1 if bad else 0
 
 

@@ -145,17 +145,19 @@ def readme_block(history: list[dict], profile: str = "cpu") -> str:
     second = again[0]
     total = sum(c["seconds"] for c in first["chapters"].values())
     rows = [f"| `{nb}` | {_minutes(c['seconds'])} |" for nb, c in first["chapters"].items()]
-    return "\n".join([
-        f"Measured by `tools/build_times.py` ({first['profile']} profile, {first['machine']}, "
-        f"commit {first['commit']}, {first['finished']}):",
-        "",
-        "| chapter | execution (min) |",
-        "| --- | ---: |",
-        *rows,
-        f"| all chapters | {_minutes(total)} |",
-        f"| whole build (`jupyter-book build`, wall) | {_minutes(first['wall_seconds'])} |",
-        f"| second build, nothing changed (wall) | {_minutes(second['wall_seconds'])} |",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            f"Measured by `tools/build_times.py` ({first['profile']} profile, {first['machine']}, "
+            f"commit {first['commit']}, {first['finished']}):",
+            "",
+            "| chapter | execution (min) |",
+            "| --- | ---: |",
+            *rows,
+            f"| all chapters | {_minutes(total)} |",
+            f"| whole build (`jupyter-book build`, wall) | {_minutes(first['wall_seconds'])} |",
+            f"| second build, nothing changed (wall) | {_minutes(second['wall_seconds'])} |",
+        ]
+    )
 
 
 def _minutes(seconds: float) -> str:
@@ -190,8 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "record":
         entry = record(args.build, args.start, time.time() - args.start, args.profile)
-        print(f"[book] build times ({entry['profile']} profile, whole build "
-              f"{entry['wall_seconds']:.0f} s), in {args.build / 'build_times.json'}:")  # fmt: skip
+        print(
+            f"[book] build times ({entry['profile']} profile, whole build "
+            f"{entry['wall_seconds']:.0f} s), in {args.build / 'build_times.json'}:"
+        )
         print(table(entry))
         return 0
     path = args.build / "build_times.json"
@@ -200,8 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-cached":
         last = json.loads(path.read_text())[-1]
         ran = [nb for nb, c in last["chapters"].items() if c["executed_in_this_build"]]
-        print(f"[book] build with nothing changed: {last['wall_seconds']:.0f} s, "
-              f"chapters executed again: {', '.join(ran) or 'none'}")  # fmt: skip
+        print(
+            f"[book] build with nothing changed: {last['wall_seconds']:.0f} s, "
+            f"chapters executed again: {', '.join(ran) or 'none'}"
+        )
         return 1 if ran else 0
     fill_readme(args.readme, readme_block(json.loads(path.read_text()), args.profile))
     print(f"[book] {args.readme} build-times table filled from {path}")

@@ -25,11 +25,15 @@ def check(folder: Path = ROOT / "notebooks") -> list[str]:
     ipynbs = {p.stem for p in folder.glob("*.ipynb")}
     pys = {p.stem for p in folder.glob("*.py")}
     for stem in sorted(ipynbs - pys):
-        problems.append(f"{stem}.ipynb has no .py twin: run `jupytext --set-formats "
-                        f"ipynb,py:percent notebooks/{stem}.ipynb`")  # fmt: skip
+        problems.append(
+            f"{stem}.ipynb has no .py twin: run `jupytext --set-formats "
+            f"ipynb,py:percent notebooks/{stem}.ipynb`"
+        )
     for stem in sorted(pys - ipynbs):
-        problems.append(f"{stem}.py has no .ipynb twin: run `jupytext --set-formats "
-                        f"ipynb,py:percent notebooks/{stem}.py`")  # fmt: skip
+        problems.append(
+            f"{stem}.py has no .ipynb twin: run `jupytext --set-formats "
+            f"ipynb,py:percent notebooks/{stem}.py`"
+        )
     for stem in sorted(ipynbs & pys):
         ipynb = nbformat.read(folder / f"{stem}.ipynb", as_version=4)
         py = jupytext.read(folder / f"{stem}.py")
