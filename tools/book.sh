@@ -19,6 +19,7 @@ fi
 mkdir -p _build
 echo "$key" > "$stamp"
 python tools/results_page.py  # records changed: the results chapter is executed again
+python tools/reader_map.py    # the landing page's figure, drawn from the records
 t0="$(date +%s)"
 step "jupyter-book build ($profile profile)" jupyter-book build . "$@"
 python tools/results_page.py --after-build  # records this build wrote are already on the page
