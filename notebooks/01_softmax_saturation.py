@@ -1365,8 +1365,11 @@ table(
 # dimensions, section 1.4), and TADAM's $\alpha$. The left panel is the toy loss of Figure 2(a)
 # with its areas; the right panel is the gradient histogram of the fresh networks of section 1.4
 # with all their distances multiplied by $\lambda$ and put through a softmax over $-\alpha \lambda d$.
-# Only the product $\alpha\lambda$ changes the right panel; the widget needs a live kernel, so the
-# static figures after it show three settings for the published page.
+# Only the product $\alpha\lambda$ changes the right panel. Set the sliders and press **Run
+# Interact** to draw. The widget needs a live kernel (Colab or Jupyter), so the static figures
+# after it show three settings for the published page. It draws only on request because a
+# widget that draws while the notebook is executed without a browser (the book's build,
+# `nbmake`, papermill) can leave the runner waiting for ever (jupyter/nbclient#312).
 
 
 # %%
@@ -1416,7 +1419,7 @@ def explore(log10_d1: float = 2.0, log10_scale: float = 0.0, log10_alpha: float 
 try:
     import ipywidgets as widgets
 
-    widgets.interact(
+    widgets.interact_manual(
         explore,
         axes=widgets.fixed(None),
         log10_d1=widgets.FloatSlider(value=2.0, min=0.0, max=4.0, step=0.1, description="log10 d1"),
