@@ -519,6 +519,15 @@ if settings["long_episodes"]:
         f"{h['episode'][h['val_acc'].index(max(h['val_acc']))]}), "
         f"{100 * h['val_acc'][-1]:.1f}% after {h['episode'][-1]}"
     )
+    # the same validation episodes at every epoch: last against first, paired
+    moved, moved_ci = (
+        100 * v for v in paired_difference(h["val_per_episode"][-1], h["val_per_episode"][0])
+    )
+    left = moved > moved_ci
+    print(
+        f"ProtoNet, last validation - first: {moved:+.2f} ± {moved_ci:.2f} points (paired): "
+        + ("it has left the plateau" if left else "it has not left the plateau")
+    )
     d, dci = (
         100 * v
         for v in paired_difference(
@@ -578,7 +587,14 @@ display(
             f"- Trained for {settings['long_episodes']} episodes instead of "
             f"{settings['max_episodes']}: ProtoNet {100 * long_tests['squared_euclidean'].accuracy:.2f}%"
             f", ProtoNet(LSED) {100 * long_tests['lsed'].accuracy:.2f}% on the same test episodes "
-            "(learning curves above).\n"
+            "(learning curves above). ProtoNet's validation accuracy after "
+            f"{h['episode'][-1]} episodes against after {h['episode'][0]}: {moved:+.2f} ± "
+            f"{moved_ci:.2f} points, so "
+            + (
+                "it has left the plateau.\n"
+                if left
+                else f"within {settings['long_episodes']} episodes it has not left the plateau.\n"
+            )
             if long_runs
             else ""
         )
