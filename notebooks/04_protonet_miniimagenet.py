@@ -75,19 +75,12 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from fewshot_utils import data, paper_numbers, plots
+from fewshot_utils import data, paper_numbers, plots, training
 from fewshot_utils.checkpoints import checkpoint_dir
 from fewshot_utils.evaluation import embed, evaluate_embeddings, paired_difference
 from fewshot_utils.models import conv4_for
 from fewshot_utils.profiles import start, time_estimate
 from fewshot_utils.results import make_record, write_result
-from fewshot_utils.training import (
-    LSED_MINIIMAGENET,
-    measure_episodes_per_s,
-    miniimagenet_config,
-    miniimagenet_protocol,
-    train_protonet,
-)
 
 session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
 profile, device = session.profile, session.device
@@ -146,17 +139,17 @@ plt.show()
 # miniImageNet. What each profile trains:
 
 # %%
-settings = miniimagenet_protocol(profile)
+settings = training.miniimagenet_protocol(profile)
 train_x = data.subset(mini["train"], settings["train_classes"], settings["per_class"])
 val_x = data.subset(mini["val"], None, settings["val_per_class"])
 test_x = data.subset(mini["test"], None, settings["test_per_class"])
-METHODS = {"squared_euclidean": {}, "lsed": LSED_MINIIMAGENET}
+METHODS = {"squared_euclidean": {}, "lsed": training.LSED_MINIIMAGENET}
 
 
 def config_for(train_shot: int, distance: str, seed: int = SEED, episodes: int | None = None):
     """The training configuration of one model: ``seed`` draws its initial weights and its
     episodes; ``episodes`` overrides the profile's length (the long run)."""
-    return miniimagenet_config(settings, train_shot, distance, seed, episodes)
+    return training.miniimagenet_config(settings, train_shot, distance, seed, episodes)
 
 
 for shot, (way, s, q) in settings["runs"].items():
@@ -166,6 +159,8 @@ print(
     f"{settings['episodes_per_epoch']} on {settings['val_episodes']} episodes of "
     f"{val_x.shape[1]} images per class"
 )
+
+# %% tags=["hide-input"]
 if profile == "cpu":
     display(
         Markdown(
@@ -182,11 +177,11 @@ if profile == "cpu":
 # Before training, we measure how many episodes per second this machine trains and
 # predict how long the run will take (an upper bound: early stopping may end it sooner).
 
-# %%
+# %% tags=["hide-input"]
 planned = 0.0
 for shot in settings["runs"]:
     cfg = config_for(shot, "squared_euclidean")
-    rate = measure_episodes_per_s(conv4_for("miniimagenet"), train_x, cfg, episodes=3)
+    rate = training.measure_episodes_per_s(conv4_for("miniimagenet"), train_x, cfg, episodes=3)
     planned += len(METHODS) * cfg.max_episodes / rate
     if shot == min(settings["runs"]):  # the seed repeats and the long run are 1-shot models
         longer = max(0, (settings["long_episodes"] or 0) - cfg.max_episodes)  # continues
@@ -222,7 +217,7 @@ def train(distance: str, shot: int, seed: int = SEED, episodes: int | None = Non
     longer run (``episodes``) continues the profile's run of the same seed when it exists:
     on the CPU exactly what training it this long from the start would give."""
     torch.manual_seed(seed)
-    run = train_protonet(
+    run = training.train_protonet(
         conv4_for("miniimagenet"),
         train_x,
         val_x,
@@ -261,6 +256,11 @@ for shot in settings["runs"]:
     fig.suptitle(f"miniImageNet, models trained for {shot}-shot ({profile} profile)", fontsize=10)
     plt.show()
 
+# %% [markdown]
+# The same validation points in numbers, and the gap after the first epoch with its paired
+# interval (the same validation episodes for both models):
+
+# %% tags=["hide-input"]
 shot = min(settings["runs"])
 h_sed, h_lsed = runs["squared_euclidean", shot].history, runs["lsed", shot].history
 rows = [
@@ -294,7 +294,31 @@ print(
 # difference between the two distances can be measured episode by episode, with its own
 # interval.
 
+
 # %%
+def test(run, distance: str, shots=(1, 5)) -> tuple[dict, float]:
+    """Embed the test images once with ``run``'s model, then score the same test episodes
+    (seed SEED) for each test shot. Returns {shot: (EvalResult, seconds)} and the seconds
+    the embedding took."""
+    t0 = time.perf_counter()
+    emb = embed(run.model, test_x, device=device)
+    embed_s = time.perf_counter() - t0
+    out = {}
+    for shot in shots:
+        t1 = time.perf_counter()
+        res = evaluate_embeddings(
+            emb, 5, shot, 15, settings["test_episodes"], SEED, distance, **METHODS[distance]
+        )
+        out[shot] = res, time.perf_counter() - t1
+    return out, embed_s
+
+
+# %% [markdown]
+# Each result is printed and written to `results/` as a record, with the published number it
+# reproduces (from `fewshot_utils.paper_numbers`), the training history and the wall time;
+# `test_and_record` below does both and returns {test shot: result}.
+
+# %% tags=["hide-input"]
 PAPER_ROWS = {  # LSED paper Table 1 and Prototypical Networks, in fewshot_utils.paper_numbers
     ("lsed_paper", "squared_euclidean"): "shen2018lsed/table-1/protonet",
     ("lsed_paper", "lsed"): "shen2018lsed/table-1/protonet-lsed",
@@ -306,12 +330,6 @@ def paper(which: str, distance: str, shot: int) -> float:
     """A published 5-way accuracy as a fraction."""
     cell = paper_numbers.by_id(f"{PAPER_ROWS[which, distance]}/miniimagenet/5w{shot}s")
     return cell.accuracy / 100
-
-
-def record_history(run) -> dict:
-    """The training history a record keeps: every per-epoch number, without the per-episode
-    validation accuracies (kept in the checkpoint for paired gaps)."""
-    return {k: v for k, v in run.history.items() if k != "val_per_episode"}
 
 
 # the cpu models trained a fraction of the protocol: their comparisons are early training
@@ -328,29 +346,14 @@ def test_and_record(
     shots=(1, 5),
     episodes=None,
 ):
-    """Embed the test images once with ``run``'s model, score the same test episodes (seed
-    SEED) for each test shot, write a record per shot; returns {test shot: EvalResult}."""
-    t0 = time.perf_counter()
-    emb = embed(run.model, test_x, device=device)
-    embed_s = time.perf_counter() - t0
-    out = {}
-    for test_shot in shots:
-        t1 = time.perf_counter()
-        res = evaluate_embeddings(
-            emb,
-            5,
-            test_shot,
-            15,
-            settings["test_episodes"],
-            seed=SEED,
-            distance=distance,
-            **METHODS[distance],
-        )
-        seconds = time.perf_counter() - t1
+    """:func:`test` ``run``'s model on each test shot, print and record each result."""
+    results, embed_s = test(run, distance, shots)
+    for test_shot, (res, seconds) in results.items():
         print(
             f"{distance:17s} seed {seed} 5-way {test_shot}-shot: {res} ({embed_s:.1f} s "
             f"embedding, {res.episodes / seconds:.0f} episodes/s)"
         )
+        config = config_for(train_shot, distance, seed, episodes).__dict__
         record = make_record(
             experiment=experiment,
             dataset="miniimagenet",
@@ -359,24 +362,25 @@ def test_and_record(
             profile=profile,
             device=device,
             wall_time_s=run.wall_time_s + embed_s + seconds,
-            config={
-                **config_for(train_shot, distance, seed, episodes).__dict__,
-                "backbone": "conv4-1600",
-            },
+            config={**config, "backbone": "conv4-1600"},
             train_shot=train_shot,
             train_seed=seed,
             train_episodes=run.episodes_done,
             best_epoch=run.best_epoch,
             train_episodes_per_s=run.episodes_per_s,
             training_stage=STAGE,
-            history=record_history(run),
+            history={k: v for k, v in run.history.items() if k != "val_per_episode"},
             paper_accuracy=paper("lsed_paper", distance, test_shot) if published else None,
         )
         print("  ", write_result(record) or f"{profile} profile: record not written")
-        out[test_shot] = res
-    return out
+    return {shot: res for shot, (res, _) in results.items()}
 
 
+# %% [markdown]
+# Every model is tested on the test shots it was trained for (in `cpu`, the 1-shot models
+# also serve the 5-shot test):
+
+# %%
 tests = {}
 for distance in METHODS:
     for train_shot in settings["runs"]:
@@ -390,7 +394,10 @@ for distance in METHODS:
         ).items():
             tests[distance, test_shot] = res
 
-# %%
+# %% [markdown]
+# Both distances side by side, with their paired difference and the published numbers:
+
+# %% tags=["hide-input"]
 rows = [
     "| 5-way test | model trained | ours: ProtoNet | ours: ProtoNet(LSED) | "
     "LSED - SED (paired) | LSED paper: ProtoNet / LSED | ProtoNet paper |",
@@ -444,6 +451,11 @@ for seed in settings["seeds"][1:]:
     for distance in METHODS:
         run = train(distance, 1, seed)
         seed_tests[distance, seed] = test_and_record(run, distance, 1, seed, published=False)[1]
+
+# %% [markdown]
+# The per-seed gaps, and their mean and standard deviation over seeds:
+
+# %% tags=["hide-input"]
 rows = [
     "| training seed | ProtoNet | ProtoNet(LSED) | LSED - SED (paired over test episodes) |",
     "|---:|---:|---:|---:|",
@@ -501,6 +513,13 @@ if settings["long_episodes"]:
         fontsize=10,
     )
     plt.show()
+
+# %% [markdown]
+# Where the long run's validation accuracy went, and the test gap after it (the same test
+# episodes as above):
+
+# %% tags=["hide-input"]
+if long_runs:
     long_tests = {
         d: test_and_record(
             long_runs[d],
@@ -562,8 +581,10 @@ for _ in range(2):
 
 # %% [markdown]
 # ## What we found
+#
+# Computed from this run (the code only formats the numbers above):
 
-# %%
+# %% tags=["hide-input"]
 ahead = sum(b > a for a, b in zip(h_sed["val_acc"], h_lsed["val_acc"]))
 a1, b1 = tests["squared_euclidean", 1], tests["lsed", 1]
 gap, gap_ci = (100 * v for v in paired_difference(b1.per_episode, a1.per_episode))

@@ -68,7 +68,7 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from fewshot_utils import data, effects, gradients, plots, scale
+from fewshot_utils import data, effects, gradients, plots, scale, training
 from fewshot_utils.checkpoints import checkpoint_dir
 from fewshot_utils.display import show_source, table
 from fewshot_utils.episodes import sample_episode
@@ -76,13 +76,6 @@ from fewshot_utils.evaluation import embed, evaluate_embeddings, paired_differen
 from fewshot_utils.models import conv4_for
 from fewshot_utils.profiles import start, time_estimate
 from fewshot_utils.results import load_results, make_record, write_result
-from fewshot_utils.training import (
-    LSED_MINIIMAGENET,
-    measure_episodes_per_s,
-    miniimagenet_config,
-    miniimagenet_protocol,
-    train_protonet,
-)
 
 session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
 profile, device = session.profile, session.device
@@ -119,7 +112,9 @@ show_source(scale.scale_last_batchnorm_)
 # logit, and whether every query's predicted class agrees.
 
 # %%
-P = miniimagenet_protocol(profile)  # chapter 4's protocol: its data cuts, lengths and seeds
+P = training.miniimagenet_protocol(
+    profile
+)  # chapter 4's protocol: its data cuts, lengths and seeds
 train_x, val_x, test_x = data.load_miniimagenet_subsets(
     train=(P["train_classes"], P["per_class"]),
     val=(None, P["val_per_class"]),
@@ -161,7 +156,7 @@ table(["dataset", "form", "largest difference / largest logit", "same prediction
 # chapter 4's models: they load its checkpoints instead of training again.
 
 # %%
-R = LSED_MINIIMAGENET["r"]
+R = training.LSED_MINIIMAGENET["r"]
 
 
 def build(name: str, seed: int) -> torch.nn.Module:
@@ -188,10 +183,16 @@ MODELS = {  # name -> (distance, fixed metric scale, checkpoint stem, record met
     "BN γ × 0.1": ("squared_euclidean", 1.0, "ch04b_bngamma0.1_1shot", "bn_gamma_0.1"),
 }
 
+# %% [markdown]
+# Each model's training configuration is chapter 4's, with its metric scale; the first two
+# models' checkpoints are chapter 4's own.
 
+
+# %%
 def config(name: str, seed: int):
     distance, alpha = MODELS[name][:2]
-    return miniimagenet_config(P, 1, distance, seed, **({"scale": alpha} if alpha != 1 else {}))
+    scaled = {"scale": alpha} if alpha != 1 else {}
+    return training.miniimagenet_config(P, 1, distance, seed, **scaled)
 
 
 def checkpoint(name: str, seed: int):
@@ -200,8 +201,9 @@ def checkpoint(name: str, seed: int):
 
 def train(name: str, seed: int):
     ckpt = checkpoint(name, seed)
-    run = train_protonet(
-        build(name, seed), train_x, val_x, config(name, seed), ckpt, RETRAIN, device, progress=False
+    cfg = config(name, seed)
+    run = training.train_protonet(
+        build(name, seed), train_x, val_x, cfg, ckpt, RETRAIN, device, progress=False
     )
     print(
         f"{name:18s} seed {seed}: {run.episodes_done} episodes, best epoch {run.best_epoch}, "
@@ -211,7 +213,13 @@ def train(name: str, seed: int):
 
 
 ITERS = [0, 10, 25, 50, 100] if profile != "smoke" else [0, 2]  # the replayed iterations
-rate = measure_episodes_per_s(
+
+# %% [markdown]
+# The time this takes here, measured on a few training episodes, then the models, trained or
+# loaded:
+
+# %% tags=["hide-input"]
+rate = training.measure_episodes_per_s(
     build("squared Euclidean", SEED),
     train_x,
     config("squared Euclidean", SEED),
@@ -230,6 +238,8 @@ print(
         not_estimated="validation and testing",
     )
 )
+
+# %%
 runs = {(name, seed): train(name, seed) for seed in P["seeds"] for name in MODELS}
 
 # %% [markdown]
@@ -250,7 +260,12 @@ for name in MODELS:
         build(name, SEED), train_x, cfg, ITERS, device, cache
     )
 
+# %% [markdown]
+# Left: the share of near-zero gradients at each replayed iteration; right: the median
+# distance the softmax sees, on a log scale.
 
+
+# %% tags=["hide-input"]
 def near_zero(snap, alpha: float) -> float:
     return (snap.grads.abs() / alpha < gradients.BIAS).float().mean().item()
 
@@ -302,6 +317,14 @@ for (name, seed), run in runs.items():
     tests[name, seed] = evaluate_embeddings(
         emb, 5, 1, 15, P["test_episodes"], SEED, cfg.distance, cfg.scale, **cfg.distance_kwargs
     )
+
+# %% [markdown]
+# Each result is written to `results/` as a record (chapter 90 collects them), then the table:
+# per seed, the test accuracy and the paired difference against squared Euclidean.
+
+# %% tags=["hide-input"]
+for (name, seed), run in runs.items():
+    cfg = config(name, seed)
     write_result(
         make_record(
             experiment="ch04b_lsed_scale",

@@ -77,27 +77,20 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from fewshot_utils import data, dense
-from fewshot_utils.checkpoints import checkpoint_dir
-from fewshot_utils.dense import (
-    FewShotMaps,
-    activation_maps,
-    embed_maps,
-    evaluate_poolings,
-    measure_iterations_per_s,
-    stage1_config,
-    stage1_protocol,
-    train_classifier,
-)
+from fewshot_utils import dense, stage1
+from fewshot_utils.dense import FewShotMaps, activation_maps, embed_maps, evaluate_poolings
 from fewshot_utils.display import show_source
 from fewshot_utils.evaluation import ci95
 from fewshot_utils.models import C128F, ResBlock, ResNet12
 from fewshot_utils.paper_numbers import by_id, existing, printed
-from fewshot_utils.profiles import pick, start, time_estimate
+from fewshot_utils.profiles import start, time_estimate
 from fewshot_utils.results import make_record, write_result
 
 session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
 profile, device = session.profile, session.device
+RUN = dict(
+    experiment="ch05_dense_classification", profile=profile, device=device
+)  # in every record
 
 # %% [markdown]
 # ## Data: base classes, held-out base images, novel classes
@@ -111,61 +104,11 @@ profile, device = session.profile, session.device
 # how to get miniImageNet).
 
 # %%
-proto = stage1_protocol(profile)
-test_settings = pick(
-    profile,
-    smoke=dict(
-        test_classes=6,
-        test_per_class=12,
-        shots=(1, 5),
-        query=5,
-        episodes=20,
-        val_classes=5,
-        val_per_class=10,
-        val_episodes=10,
-        val_query=3,
-    ),
-    cpu=dict(
-        test_classes=None,
-        test_per_class=100,
-        shots=(1, 5, 10),
-        query=30,
-        episodes=2000,
-        val_classes=None,
-        val_per_class=40,
-        val_episodes=300,
-        val_query=15,
-    ),
-    full=dict(
-        test_classes=None,
-        test_per_class=None,
-        shots=(1, 5, 10),
-        query=30,
-        episodes=10_000,
-        val_classes=None,
-        val_per_class=100,
-        val_episodes=600,
-        val_query=15,
-    ),
-)
-ts = test_settings
+ts = stage1.test_settings(profile, 5)  # test and validation tasks; chapter 6 shares the images
 t0 = time.perf_counter()
-base_classes, val_x, test_x = data.load_miniimagenet_subsets(
-    train=(proto["train_classes"], None),
-    val=(ts["val_classes"], ts["val_per_class"]),
-    test=(ts["test_classes"], ts["test_per_class"]),
-).values()
-train_x = data.subset(base_classes, None, proto["train_per_class"])
-lo, hi = proto["heldout"]
-base_x = base_classes[:, lo:hi]
-print(f"loaded in {time.perf_counter() - t0:.1f} s")
-for name, x in [
-    ("stage-1 training", train_x),
-    ("held-out base", base_x),
-    ("validation (novel)", val_x),
-    ("test (novel)", test_x),
-]:
-    print(f"{name:19s} {x.shape[0]:3d} classes x {x.shape[1]:3d} images")
+d = stage1.load_stage1_data(profile, ts, val=True)
+proto, train_x, base_x, val_x, test_x = d.protocol, d.train, d.heldout, d.val, d.test
+print(f"loaded in {time.perf_counter() - t0:.1f} s\n{d.summary()}")
 
 # %% [markdown]
 # ## Stage 1: a cosine classifier, pooled or dense
@@ -211,11 +154,16 @@ for net in NETWORKS:
     with torch.no_grad():
         shape = tuple(m(train_x[0, :1]).shape)
     print(f"{net:9s} {n_params / 1e6:.2f} M parameters, feature map {shape}")
-cfg = stage1_config(profile, "dc", SEED)
+cfg = dense.stage1_config(profile, "dc", SEED)
 print(
     f"\n{cfg.iterations} iterations of batch {cfg.batch_size}, SGD Nesterov lr {cfg.lr} "
     f"(x0.1 at {cfg.milestones}), weight decay {cfg.weight_decay}, tau from {cfg.tau}"
 )
+
+# %% [markdown]
+# What the `cpu` profile changes, against the paper:
+
+# %% tags=["hide-input"]
 if profile == "cpu":
     display(
         Markdown(
@@ -231,24 +179,23 @@ if profile == "cpu":
 
 # %% [markdown]
 # Before training we measure this machine's speed and predict the run time (validation,
-# testing and figures come on top; the total is printed at the end).
+# testing and figures come on top; the total is printed at the end). On a busy CPU one
+# thread can beat several, so the faster of the two is kept (`stage1.fastest_threads`).
 
 
-# %%
+# %% tags=["hide-input"]
 def probe(net: str) -> float:
-    return measure_iterations_per_s(NETWORKS[net](), train_x, cfg, iterations=2, device=device)
+    return dense.measure_iterations_per_s(NETWORKS[net](), train_x, cfg, 2, device)
 
 
 rates = {}
-if device.type == "cpu" and torch.get_num_threads() > 1:  # on a busy CPU one thread can win
-    by_threads = {}
-    for n in (torch.get_num_threads(), 1):
-        torch.set_num_threads(n)
-        by_threads[n] = probe("resnet12")
-        print(f"{n} thread(s): {by_threads[n] * cfg.batch_size:.0f} images/s")
-    torch.set_num_threads(max(by_threads, key=by_threads.get))
+by_threads = stage1.fastest_threads(lambda: probe("resnet12"), device)
+if by_threads:
     rates["resnet12"] = by_threads[torch.get_num_threads()]
-    print(f"training and testing with {torch.get_num_threads()} thread(s)")
+    print(
+        f"training and testing with {torch.get_num_threads()} thread(s): "
+        + ", ".join(f"{n}: {r * cfg.batch_size:.0f} images/s" for n, r in by_threads.items())
+    )
 planned = 0.0
 for net in NETWORKS:
     rates[net] = rates.get(net) or probe(net)
@@ -283,11 +230,18 @@ def validate(model, classifier):
 
 
 runs = {}
-for net, pooling in RUNS:
-    cfg = stage1_config(profile, pooling, SEED)
-    torch.manual_seed(SEED)
-    ckpt = checkpoint_dir() / f"ch05_{net}_{pooling}_{profile}_seed{SEED}.pt"
-    run = train_classifier(NETWORKS[net](), train_x, cfg, ckpt, RETRAIN, device, validate)
+for net, pooling in RUNS:  # checkpoints ch05_{net}_{pooling}_...: chapter 6 loads them
+    run = stage1.stage1_network(
+        NETWORKS[net],
+        pooling,
+        f"ch05_{net}_{pooling}",
+        train_x,
+        profile,
+        SEED,
+        RETRAIN,
+        device,
+        validate,
+    )
     runs[net, pooling] = run
     print(
         f"{net:9s} {pooling.upper():3s}: {run.iterations_done} iterations, "
@@ -296,7 +250,11 @@ for net, pooling in RUNS:
         f"{' (loaded)' if run.loaded else ''}"
     )
 
-# %%
+# %% [markdown]
+# Their training curves (loss and accuracy on the training batches, and the validation
+# accuracy recorded at each checkpoint):
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
 for (net, pooling), run in runs.items():
     h = run.history
@@ -345,6 +303,11 @@ for key, run in runs.items():
         f"{embed_seconds[key]:.1f} s"
     )
 
+# %% [markdown]
+# Then, for each network and each shot, every support/query combination is scored on the
+# same tasks (seed `SEED`), with the network's own $\tau$:
+
+# %%
 tests, test_seconds = {}, {}
 for key, run in runs.items():
     tau = float(run.classifier.tau.detach())
@@ -375,7 +338,7 @@ for key, run in runs.items():
 # As in the paper's Table 1, DC-trained networks are tested with GMP on supports and
 # queries, GAP-trained ones with GAP (5-way, 95% intervals over the tasks).
 
-# %%
+# %% tags=["hide-input"]
 LIFCHITZ = "lifchitz2019dense"  # the published numbers: fewshot_utils.paper_numbers
 NET_ROW = {"c128f": "c128f", "resnet12": "resnet-12"}  # the network as Table 1 names its rows
 T1_COMBO = {"gap": ("gap", "gap"), "dc": ("gmp", "gmp")}
@@ -401,7 +364,7 @@ display(
 # %% [markdown]
 # Every combination, for every network (the table the paper does not print):
 
-# %%
+# %% tags=["hide-input"]
 rows = [
     "| network | stage 1 | shot | "
     + " | ".join(f"{s.upper()} / {q.upper()}" for s, q in COMBOS)
@@ -453,6 +416,12 @@ for pooling in ("gap", "dc"):
         base_weight=run.classifier.weight.detach(),
     )
     t2_seconds[pooling] = time.perf_counter() - t0
+
+# %% [markdown]
+# Table 2, with the paper's numbers beside ours (each cell: accuracy and its interval as
+# described above):
+
+# %% tags=["hide-input"]
 CHANCE = {"novel": 1 / 5, "base": 1 / base_x.shape[0], "both": 1 / (base_x.shape[0] + 5)}
 rows = [
     "| stage 1 | classes (chance) | "
@@ -506,9 +475,13 @@ for combo in COMBOS:
 
 # %% [markdown]
 # ## Results records
+#
+# Every number above is written to `results/` as a record (the result, the configuration, the
+# published cells it reproduces, the wall time); chapter 90 collects them. The code only files
+# them, so it is folded away.
 
 
-# %%
+# %% tags=["hide-input"]
 def paper_cells(net, pooling, shot, combo, kind="novel"):
     """Ids of the published cells (fewshot_utils.paper_numbers) this number reproduces."""
     sp, qp = combo
@@ -524,7 +497,7 @@ def paper_cells(net, pooling, shot, combo, kind="novel"):
 
 def config_of(net, pooling):
     return {
-        **stage1_config(profile, pooling, SEED).__dict__,
+        **dense.stage1_config(profile, pooling, SEED).__dict__,
         "network": net,
         "widths": list(proto["widths"]) if net == "resnet12" else [64, 64, 128, 128],
         "train_per_class": train_x.shape[1],
@@ -536,12 +509,10 @@ def config_of(net, pooling):
 def write(run, net, pooling, res, method, cells, wall_time_s, **setting):
     """One record; the tasks' way, shot and query come from ``res`` itself."""
     record = make_record(
-        experiment="ch05_dense_classification",
+        **RUN,
         dataset="miniimagenet",
         method=method,
         result=res,
-        profile=profile,
-        device=device,
         wall_time_s=wall_time_s,
         config=config_of(net, pooling),
         train_iterations=run.iterations_done,
@@ -613,6 +584,12 @@ for pooling in ("gap", "dc"):
         run.model, novel_imgs, protos, torch.arange(n_show), tau, size=84
     )
 
+# %% [markdown]
+# The maps over the images (top row: the images; then the GAP- and the DC-trained network),
+# and two numbers that summarise them: the mean probability of the true class, and the share
+# of pixels where it is above one half.
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(3, 2 * n_show, figsize=(2 * n_show * 1.4, 3 * 1.5))
 for half, (kind, imgs) in enumerate([("base", base_imgs), ("novel", novel_imgs)]):
     for i in range(n_show):
@@ -648,28 +625,29 @@ for kind in ("base", "novel"):
 # (or read from `cifar100/cifar-100-python.tar.gz` in the data directory or the mirror). The
 # paper trains for 12,500 iterations of batch 512 with Adam and $\tau$ from 100. Where CIFAR-100
 # is not available (as on the machine that ran this book offline), this section says so and
-# stops.
+# stops. The code repeats this chapter's training and tests on FC100, so it is folded away.
 
-# %%
-try:
-    fc = {split: data.load_fc100(split) for split in ("train", "test")}
-except data.DataError as err:
-    fc = None
-    print(f"FC100 skipped: {err}")
+# %% tags=["hide-input"]
+fc = stage1.load_fc100(profile)  # (train, test), or None without CIFAR-100
 if fc is not None:
-    fc_per_class = dense.fc100_protocol(profile)["per_class"]
-    fc_train = data.subset(fc["train"], None, fc_per_class)
-    fc_test = data.subset(fc["test"], None, fc_per_class)
+    fc_train, fc_test = fc
     rows = [
         "| stage 1 | " + " | ".join(f"{s}-shot" for s in ts["shots"]) + " | paper |",
         "|---|" + "---:|" * len(ts["shots"]) + "---|",
     ]
     for pooling in ("gap", "dc"):
         fc_cfg = dense.fc100_config(profile, pooling, SEED)
-        torch.manual_seed(SEED)
-        ckpt = checkpoint_dir() / f"ch05_fc100_resnet12_{pooling}_{profile}_seed{SEED}.pt"
-        fc_run = train_classifier(
-            ResNet12(widths=proto["widths"]), fc_train, fc_cfg, ckpt, RETRAIN, device
+        stem = f"ch05_fc100_resnet12_{pooling}"  # chapter 6 loads the DC one
+        fc_run = stage1.stage1_network(
+            NETWORKS["resnet12"],
+            pooling,
+            stem,
+            fc_train,
+            profile,
+            SEED,
+            RETRAIN,
+            device,
+            dataset="fc100",
         )
         maps = FewShotMaps.from_maps(embed_maps(fc_run.model, fc_test, device=device))
         combo = ("gap", "dc") if pooling == "dc" else ("gap", "gap")
@@ -689,12 +667,10 @@ if fc is not None:
             ids = existing([f"{LIFCHITZ}/table-5/{pooling}/fc100/5w{shot}s"])
             write_result(
                 make_record(
-                    experiment="ch05_dense_classification",
+                    **RUN,
                     dataset="fc100",
                     method=f"resnet12-{pooling}-support-{combo[0]}-query-{combo[1]}",
                     result=res,
-                    profile=profile,
-                    device=device,
                     wall_time_s=fc_run.wall_time_s,
                     config={
                         **fc_cfg.__dict__,
@@ -717,8 +693,10 @@ if fc is not None:
 
 # %% [markdown]
 # ## What we found
+#
+# Computed from this run (the code only formats the numbers above):
 
-# %%
+# %% tags=["hide-input"]
 total_s = session.elapsed()
 s5 = 5 if 5 in ts["shots"] else ts["shots"][-1]
 a = tests[("resnet12", "gap"), s5, ("gap", "gap")]

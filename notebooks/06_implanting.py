@@ -73,29 +73,19 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from fewshot_utils import data, implanting
-from fewshot_utils.checkpoints import checkpoint_dir
-from fewshot_utils.dense import (
-    FewShotMaps,
-    embed_maps,
-    evaluate_poolings,
-    fc100_config,
-    fc100_protocol,
-    measure_iterations_per_s,
-    stage1_config,
-    stage1_protocol,
-    train_classifier,
-)
+from fewshot_utils import dense, implanting, stage1
+from fewshot_utils.dense import FewShotMaps, embed_maps, evaluate_poolings
 from fewshot_utils.display import show_source
 from fewshot_utils.evaluation import paired_difference
 from fewshot_utils.implanting import ImplantConfig, evaluate_implanting, prefix_features
 from fewshot_utils.models import ResNet12
 from fewshot_utils.paper_numbers import by_id, existing, printed
-from fewshot_utils.profiles import pick, start, time_estimate
+from fewshot_utils.profiles import start, time_estimate
 from fewshot_utils.results import make_record, write_result
 
 session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
 profile, device = session.profile, session.device
+RUN = dict(experiment="ch06_implanting", profile=profile, device=device)  # in every record
 
 # %% [markdown]
 # ## Data and the stage-1 networks
@@ -107,61 +97,30 @@ profile, device = session.profile, session.device
 # because they add channels.
 
 # %%
-proto = stage1_protocol(profile)
-st = pick(
-    profile,
-    smoke=dict(
-        test_classes=6,
-        test_per_class=12,
-        shots=(2, 5),
-        query=5,
-        episodes=20,
-        implant_tasks=2,
-        table3_tasks=2,
-        epochs=2,
-    ),
-    cpu=dict(
-        test_classes=None,
-        test_per_class=100,
-        shots=(5, 10),
-        query=30,
-        episodes=2000,
-        implant_tasks=50,
-        table3_tasks=50,
-        epochs=50,
-    ),
-    full=dict(
-        test_classes=None,
-        test_per_class=None,
-        shots=(5, 10),
-        query=30,
-        episodes=5000,
-        implant_tasks=5000,
-        table3_tasks=5000,
-        epochs=50,
-    ),
-)
-train_x, test_x = data.load_miniimagenet_subsets(
-    train=(proto["train_classes"], proto["train_per_class"]),
-    test=(st["test_classes"], st["test_per_class"]),
-).values()
+st = stage1.test_settings(profile, 6)  # chapter 5's test images; shots, tasks, implant epochs
+d = stage1.load_stage1_data(profile, st)
+proto, train_x, test_x = d.protocol, d.train, d.test
 print(f"stage 1: {tuple(train_x.shape[:2])}, test: {tuple(test_x.shape[:2])} (classes, images)")
 
 widths = tuple(proto["widths"])
 wide = (*widths[:-1], widths[-1] + 16)
-NETS = {
+NETS = {  # name -> (stage-1 pooling, widths, checkpoint stem)
     "gap": ("gap", widths, "ch05_resnet12_gap"),
     "dc": ("dc", widths, "ch05_resnet12_dc"),
     "dc+wide": ("dc", wide, "ch06_resnet12wide_dc"),
 }
+
+# %% [markdown]
+# A network chapter 5 has not left in the checkpoint folder is trained here; the time that
+# takes is measured and predicted first (on a busy CPU with the faster of one or all threads).
+
+# %% tags=["hide-input"]
+cfg = dense.stage1_config(profile, "dc", SEED)
 rates = {}  # iterations/s of the networks this chapter trains, measured before training
-if device.type == "cpu" and torch.get_num_threads() > 1:  # on a busy CPU one thread can win
-    cfg = stage1_config(profile, "dc", SEED)
-    by_threads = {}
-    for n in (torch.get_num_threads(), 1):
-        torch.set_num_threads(n)
-        by_threads[n] = measure_iterations_per_s(ResNet12(widths=wide), train_x, cfg, 2, device)
-    torch.set_num_threads(max(by_threads, key=by_threads.get))
+by_threads = stage1.fastest_threads(
+    lambda: dense.measure_iterations_per_s(ResNet12(widths=wide), train_x, cfg, 2, device), device
+)
+if by_threads:
     rates["dc+wide"] = by_threads[torch.get_num_threads()]
     print(
         f"training and testing with {torch.get_num_threads()} thread(s): "
@@ -169,10 +128,12 @@ if device.type == "cpu" and torch.get_num_threads() > 1:  # on a busy CPU one th
     )
 to_train = {}  # seconds of the networks without a checkpoint (chapter 5's are usually there)
 for name, (pooling, w, stem) in NETS.items():
-    if RETRAIN or not (checkpoint_dir() / f"{stem}_{profile}_seed{SEED}.pt").exists():
-        cfg = stage1_config(profile, pooling, SEED)
+    if RETRAIN or not stage1.stage1_checkpoint(stem, profile, SEED).exists():
+        cfg = dense.stage1_config(profile, pooling, SEED)
         if name not in rates:
-            rates[name] = measure_iterations_per_s(ResNet12(widths=w), train_x, cfg, 2, device)
+            rates[name] = dense.measure_iterations_per_s(
+                ResNet12(widths=w), train_x, cfg, 2, device
+            )
         to_train[f"training {name}"] = cfg.iterations / rates[name]
 print(
     time_estimate(
@@ -183,22 +144,24 @@ print(
         "the networks exist), testing and FC100",
     )
 )
+
+# %% [markdown]
+# The three networks, loaded from their checkpoints (or trained, with the seed chapter 5
+# uses, so that a network trained here is the one chapter 5 would have trained):
+
+# %%
 nets = {}
 for name, (pooling, w, stem) in NETS.items():
-    cfg = stage1_config(profile, pooling, SEED)
-    ckpt = checkpoint_dir() / f"{stem}_{profile}_seed{SEED}.pt"
-    if not ckpt.exists() or RETRAIN:
-        print(
-            f"{name}: no finished checkpoint {ckpt.name}; training it ({cfg.iterations} iterations)"
-        )
-    torch.manual_seed(SEED)
-    nets[name] = train_classifier(ResNet12(widths=w), train_x, cfg, ckpt, RETRAIN, device)
-    r = nets[name]
+    nets[name] = r = stage1.stage1_network(
+        lambda w=w: ResNet12(widths=w), pooling, stem, train_x, profile, SEED, RETRAIN, device
+    )
     print(
         f"{name:8s} widths {'-'.join(map(str, w))}: {r.iterations_done} iterations, "
         f"{r.wall_time_s / 60:.1f} min{' (loaded)' if r.loaded else ''}, "
         f"tau {float(r.classifier.tau.detach()):.2f}"
     )
+
+# %% tags=["hide-input"]
 if profile == "cpu":
     display(
         Markdown(
@@ -252,18 +215,25 @@ print(
     f" in {prefix_s:.1f} s, once for all tasks"
 )
 tau_dc = float(nets["dc"].classifier.tau.detach())
-probe = evaluate_implanting(
-    nets["dc"].model,
-    prefix,
-    5,
-    st["shots"][0],
-    st["query"],
-    2,
-    ImplantConfig(epochs=st["epochs"]),
-    seed=SEED + 99,
-    test_tau=tau_dc,
-    progress=False,
-)
+
+
+def implant(
+    shot, tasks, seed=SEED, net=nets["dc"], maps=prefix, tau=tau_dc, progress=True, **pools
+):
+    """DC + IMP on ``tasks`` 5-way ``shot``-shot tasks over block inputs ``maps``: implants
+    trained on each task's supports (``pools``: the stage-2 poolings), the queries scored with
+    and without them, on the same tasks (``implanting.evaluate_implanting``)."""
+    config = ImplantConfig(epochs=st["epochs"], **pools)
+    return evaluate_implanting(
+        net.model, maps, 5, shot, st["query"], tasks, config, seed, test_tau=tau, progress=progress
+    )
+
+
+# %% [markdown]
+# Two implanted tasks, timed, predict how long the implanted tasks of this chapter take:
+
+# %% tags=["hide-input"]
+probe = implant(st["shots"][0], 2, seed=SEED + 99, progress=False)
 per_task = {s: sum(probe.task_seconds) / len(probe.task_seconds) for s in st["shots"][:1]}
 per_task[st["shots"][-1]] = per_task[st["shots"][0]] * st["shots"][-1] / st["shots"][0]
 n_implanted = st["implant_tasks"] * len(st["shots"]) + 3 * st["table3_tasks"]
@@ -294,23 +264,6 @@ print(
 # tasks we also score the DC network without implants, so the gain is measured pair by pair.
 
 # %%
-LIFCHITZ = "lifchitz2019dense"  # the published numbers: fewshot_utils.paper_numbers
-
-
-def paper_t4(name: str, shot: int) -> str:
-    """Id of Lifchitz et al.'s Table 4 cell for method ``name`` at ``shot`` shots."""
-    return f"{LIFCHITZ}/table-4/{name}/miniimagenet/5w{shot}s"
-
-
-def paper_gain(shot: int) -> str:
-    """DC -> DC + IMP in Lifchitz et al.'s Table 4, in points ("n/a" where it has no cell)."""
-    try:
-        gain = by_id(paper_t4("dc+imp", shot)).accuracy - by_id(paper_t4("dc", shot)).accuracy
-    except KeyError:
-        return "n/a"
-    return f"{gain:+.2f}"
-
-
 QUERY_POOL = {"gap": "gap", "dc": "dc", "dc+wide": "dc"}
 table4, t4_seconds = {}, {}
 for name, run in nets.items():
@@ -330,25 +283,48 @@ for name, run in nets.items():
         )["novel"][combo]
     t4_seconds[name] = time.perf_counter() - t0
 
+# %% [markdown]
+# DC + IMP: implants trained on every task, for each shot (the progress bar counts the tasks):
+
+# %%
 implant_runs = {}
 for shot in st["shots"]:
-    implant_runs[shot] = evaluate_implanting(
-        nets["dc"].model,
-        prefix,
-        5,
-        shot,
-        st["query"],
-        st["implant_tasks"],
-        ImplantConfig(epochs=st["epochs"]),
-        seed=SEED,
-        test_tau=tau_dc,
-    )
+    implant_runs[shot] = implant(shot, st["implant_tasks"])
     r = implant_runs[shot]
     print(
         f"{shot}-shot: {len(r.task_seconds)} implanted tasks in {sum(r.task_seconds):.0f} s, "
         f"{sum(r.task_seconds) / len(r.task_seconds):.2f} s per task "
         f"({sum(r.train_seconds) / len(r.train_seconds):.2f} s training the implants)"
     )
+
+# %% [markdown]
+# Table 4 beside the paper's, then the two differences that matter, each paired on the same
+# tasks: DC + IMP against DC (the implants' gain) and DC + WIDE against DC (the gain of 16
+# more channels trained in stage 1). `paired(a, b)` writes `b - a` with its 95% interval.
+
+# %% tags=["hide-input"]
+LIFCHITZ = "lifchitz2019dense"  # the published numbers: fewshot_utils.paper_numbers
+
+
+def paper_t4(name: str, shot: int) -> str:
+    """Id of Lifchitz et al.'s Table 4 cell for method ``name`` at ``shot`` shots."""
+    return f"{LIFCHITZ}/table-4/{name}/miniimagenet/5w{shot}s"
+
+
+def paper_gain(shot: int) -> str:
+    """DC -> DC + IMP in Lifchitz et al.'s Table 4, in points ("n/a" where it has no cell)."""
+    try:
+        gain = by_id(paper_t4("dc+imp", shot)).accuracy - by_id(paper_t4("dc", shot)).accuracy
+    except KeyError:
+        return "n/a"
+    return f"{gain:+.2f}"
+
+
+def paired(a, b) -> str:
+    """``b - a`` in points on the same tasks, with the 95% interval of the paired mean."""
+    mean, hw = paired_difference(b.per_episode, a.per_episode)
+    return f"{100 * mean:+.2f} ± {100 * hw:.2f} points over {a.per_episode.numel()} tasks"
+
 
 rows = [
     "| method | " + " | ".join(f"{s}-shot (ours)" for s in st["shots"]) + " | paper 5 / 10-shot |",
@@ -377,12 +353,6 @@ display(
         f"{st['episodes']} tasks, DC+IMP over {st['implant_tasks']} tasks\n\n" + "\n".join(rows)
     )
 )
-
-
-def paired(a, b) -> str:
-    """``b - a`` in points on the same tasks, with the 95% interval of the paired mean."""
-    mean, hw = paired_difference(b.per_episode, a.per_episode)
-    return f"{100 * mean:+.2f} ± {100 * hw:.2f} points over {a.per_episode.numel()} tasks"
 
 
 for shot in st["shots"]:
@@ -423,17 +393,13 @@ for sp, qp in STAGE2:
     if (sp, qp) == ("gap", "gap") and st["table3_tasks"] == st["implant_tasks"]:
         table3[sp, qp] = implant_runs[shot]  # the same tasks and training: reuse
         continue
-    table3[sp, qp] = evaluate_implanting(
-        nets["dc"].model,
-        prefix,
-        5,
-        shot,
-        st["query"],
-        st["table3_tasks"],
-        ImplantConfig(epochs=st["epochs"], support_pool=sp, query_pool=qp),
-        seed=SEED,
-        test_tau=tau_dc,
-    )
+    table3[sp, qp] = implant(shot, st["table3_tasks"], support_pool=sp, query_pool=qp)
+
+# %% [markdown]
+# Table 3 beside the paper's, with the DC network without implants as the last row (the same
+# tasks):
+
+# %% tags=["hide-input"]
 rows = [
     "| stage 2 support | stage 2 query | test GAP | test GMP | test DC | paper (GAP / GMP / DC) |",
     "|---|---|---:|---:|---:|---|",
@@ -504,6 +470,8 @@ labels_one = torch.arange(5, device=prefix.device).repeat_interleave(st["shots"]
 _, hist = implanting.train_implants(
     nets["dc"].model.blocks[-1], x_one, labels_one, 5, ImplantConfig(epochs=st["epochs"]), seed=SEED
 )
+
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(1, 2, figsize=(8, 2.8))
 ax[0].plot(hist["loss"])
 ax[0].set_title("leave-one-out loss", fontsize=10)
@@ -521,10 +489,11 @@ plt.show()
 # ## Results records
 #
 # Every record takes its way, shot and query from the evaluation result it reports
-# (`make_record(result=...)`), so a record cannot claim tasks it was not measured on.
+# (`make_record(result=...)`), so a record cannot claim tasks it was not measured on. The
+# code only files the numbers above (chapter 90 collects them), so it is folded away.
 
 
-# %%
+# %% tags=["hide-input"]
 def cells(*ids, shot, dataset="miniimagenet"):
     """Ids of the published cells (fewshot_utils.paper_numbers) that exist among ``ids``."""
     return existing(f"{LIFCHITZ}/{i}/{dataset}/5w{shot}s" for i in ids)
@@ -550,12 +519,10 @@ def write_implanting(r, stage2, dataset, wall_time_s, widths, n_test, extra_cell
         n += (
             write_result(
                 make_record(
-                    experiment="ch06_implanting",
+                    **RUN,
                     dataset=dataset,
                     method=f"resnet12-dc-imp-stage2-{sp}-{qp}-support-gap-query-{t}",
                     result=res,
-                    profile=profile,
-                    device=device,
                     wall_time_s=wall_time_s,
                     config={
                         **ImplantConfig(
@@ -588,15 +555,13 @@ for name, run in nets.items():
         written += (
             write_result(
                 make_record(
-                    experiment="ch06_implanting",
+                    **RUN,
                     dataset="miniimagenet",
                     method=f"resnet12-{name.replace('+', '-')}-support-gap-query-{QUERY_POOL[name]}",
                     result=res,
-                    profile=profile,
-                    device=device,
                     wall_time_s=run.wall_time_s + t4_seconds[name],
                     config={
-                        **stage1_config(profile, NETS[name][0], SEED).__dict__,
+                        **dense.stage1_config(profile, NETS[name][0], SEED).__dict__,
                         "network": "resnet12",
                         "widths": list(NETS[name][1]),
                         "test_per_class": test_x.shape[1],
@@ -632,36 +597,26 @@ print(f"{written} records written" if written else f"{profile} profile: no recor
 # FC100 needs CIFAR-100 (see chapter 5); without it this section says so and stops. With it,
 # DC + IMP is evaluated on the DC network chapter 5 trained on FC100 (trained here if its
 # checkpoint is missing), tested with that network's learnt $\tau$, and recorded like
-# miniImageNet.
+# miniImageNet. The code repeats the miniImageNet steps above, so it is folded away.
 
-# %%
-try:
-    fc = {split: data.load_fc100(split) for split in ("train", "test")}
-except data.DataError as err:
-    fc = None
-    print(f"FC100 skipped: {err}")
+# %% tags=["hide-input"]
+fc = stage1.load_fc100(profile)  # (train, test), or None without CIFAR-100
 if fc is not None:
-    fc_per_class = fc100_protocol(profile)["per_class"]
-    fc_train, fc_test = (data.subset(fc[k], None, fc_per_class) for k in ("train", "test"))
-    fc_ckpt = checkpoint_dir() / f"ch05_fc100_resnet12_dc_{profile}_seed{SEED}.pt"
-    torch.manual_seed(SEED)
-    fc_net = train_classifier(
-        ResNet12(widths=widths), fc_train, fc100_config(profile, "dc", SEED), fc_ckpt, False, device
+    fc_train, fc_test = fc
+    fc_net = stage1.stage1_network(
+        lambda: ResNet12(widths=widths),
+        "dc",
+        "ch05_fc100_resnet12_dc",
+        fc_train,
+        profile,
+        SEED,
+        device=device,
+        dataset="fc100",
     )
     fc_tau = float(fc_net.classifier.tau.detach())
     fc_prefix = prefix_features(fc_net.model, fc_test, device=device)
     for shot in st["shots"]:
-        r = evaluate_implanting(
-            fc_net.model,
-            fc_prefix,
-            5,
-            shot,
-            st["query"],
-            st["implant_tasks"],
-            ImplantConfig(epochs=st["epochs"]),
-            seed=SEED,
-            test_tau=fc_tau,
-        )
+        r = implant(shot, st["implant_tasks"], net=fc_net, maps=fc_prefix, tau=fc_tau)
         ids = cells("table-5/dc+imp", shot=shot, dataset="fc100")
         print(
             f"FC100 5-way {shot}-shot (tau {fc_tau:.1f}): DC {r.baseline['dc']}, DC+IMP "
@@ -681,8 +636,10 @@ if fc is not None:
 
 # %% [markdown]
 # ## What we found
+#
+# Computed from this run (the code only formats the numbers above):
 
-# %%
+# %% tags=["hide-input"]
 total_s = session.elapsed()
 all_tasks = list(implant_runs.values()) + [r for k, r in table3.items() if k != ("gap", "gap")]
 n_tasks = sum(len(r.task_seconds) for r in all_tasks)

@@ -110,65 +110,33 @@ profile, device = session.profile, session.device
 # rate of 0.01 and below), and a thousand test episodes instead of ten thousand.
 
 # %%
-settings = pick(
-    profile,
-    smoke=dict(
-        side=21,
-        widths=(8, 8, 16, 16),
-        train_classes=8,
-        per_class=20,
-        val_per_class=20,
-        test_per_class=20,
-        episodes=2,
-        episodes_per_epoch=1,
-        val_episodes=2,
-        test_episodes=3,
-        aux_batch=8,
-        sq_grid=(0.1, 1.0),
-        cos_grid=(1.0,),
-        fresh_episodes=2,
-        test_query=15,
-        probe_episodes=1,
-    ),
-    cpu=dict(
-        side=42,
-        widths=(16, 32, 64, 128),
-        train_classes=None,
-        per_class=None,
-        val_per_class=60,
-        test_per_class=100,
-        episodes=1000,
-        episodes_per_epoch=100,
-        val_episodes=50,
-        test_episodes=1000,
-        aux_batch=32,
-        sq_grid=(0.01, 0.1, 1.0),
-        cos_grid=(1.0, 10.0),
-        fresh_episodes=10,
-        test_query=15,
-        probe_episodes=2,
-    ),
-    full=dict(
-        side=84,
-        widths=(64, 128, 256, 512),
-        train_classes=None,
-        per_class=None,
-        val_per_class=None,
-        test_per_class=None,
-        episodes=30_000,
-        episodes_per_epoch=500,
-        val_episodes=500,
-        test_episodes=10_000,
-        aux_batch=64,
-        sq_grid=(0.01, 0.1, 1.0, 10.0),
-        cos_grid=(1.0, 5.0, 10.0, 20.0),
-        fresh_episodes=50,
-        test_query=15,
-        probe_episodes=5,
-    ),
-)
+SETTINGS = {  # name: (smoke, cpu, full)
+    "side": (21, 42, 84),  # image side in pixels
+    "widths": ((8, 8, 16, 16), (16, 32, 64, 128), (64, 128, 256, 512)),
+    "train_classes": (8, None, None),  # None: all the classes, or all the images
+    "per_class": (20, None, None),
+    "val_per_class": (20, 60, None),
+    "test_per_class": (20, 100, None),
+    "episodes": (2, 1000, 30_000),  # training episodes per model
+    "episodes_per_epoch": (1, 100, 500),  # validation after each
+    "val_episodes": (2, 50, 500),
+    "test_episodes": (3, 1000, 10_000),
+    "aux_batch": (8, 32, 64),  # images per auxiliary batch
+    "sq_grid": ((0.1, 1.0), (0.01, 0.1, 1.0), (0.01, 0.1, 1.0, 10.0)),  # α, squared Euclidean
+    "cos_grid": ((1.0,), (1.0, 10.0), (1.0, 5.0, 10.0, 20.0)),  # α, cosine
+    "fresh_episodes": (2, 10, 50),  # episodes of the fresh network's gradients (7.2)
+    "test_query": (15, 15, 15),
+    "probe_episodes": (1, 2, 5),  # timed episodes per kind of model
+}
+settings = {
+    name: column[pick(profile, smoke=0, cpu=1, full=2)] for name, column in SETTINGS.items()
+}
 WAY, SHOT, QUERY = 5, 5, 6  # training episodes: TADAM's 5-way 5-shot, 32 queries ~ 6 per class
 
+# %% [markdown]
+# The data, cut and downsampled to the profile's size:
+
+# %%
 t0 = time.perf_counter()
 train_x, val_x, test_x = data.load_miniimagenet_subsets(
     train=(settings["train_classes"], settings["per_class"]),
@@ -183,6 +151,7 @@ print(f"data ready in {time.perf_counter() - t0:.1f} s")
 for name, x in (("train", train_x), ("val", val_x), ("test", test_x)):
     print(f"{name:5s} {tuple(x.shape)}")
 
+# %% tags=["hide-input"]
 if profile != "full":
     display(
         Markdown(
@@ -267,6 +236,12 @@ dist = {}
 for name, kw in (("squared_euclidean", {}), ("cosine", {}), ("lsed", LSED)):
     dist[name] = [DISTANCES[name](q, c, **kw).cpu() for q, c, _ in embedded]
 labels = [y.cpu() for _, _, y in embedded]
+
+# %% [markdown]
+# The sweep: for each $\alpha$ on a logarithmic grid, the share of near-zero gradients,
+# averaged over the episodes; and $\partial L / \partial \alpha$ at $\alpha = 1$.
+
+# %%
 alphas = torch.logspace(-3, 2, 31).tolist()
 
 
@@ -298,6 +273,7 @@ print(
     f"{100 * sweep('cosine', [1.0])[0]:.1f}%, LSED {100 * lsed_fresh:.1f}%"
 )
 
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(7, 3.6), constrained_layout=True)
 for name, label in (("squared_euclidean", "squared Euclidean"), ("cosine", "cosine (1 - cos)")):
     ax.plot(alphas, [100 * f for f in fresh_sweep[name]], marker=".", label=label)
@@ -368,7 +344,12 @@ cfg = TadamConfig(
     seed=SEED,
 )
 
+# %% [markdown]
+# The models, each a specification: distance, $\alpha$, whether $\alpha$ is learned, and
+# whether task conditioning (TC) and the auxiliary task (AT) are on.
 
+
+# %%
 def spec(distance, alpha=1.0, learn=False, tc=False, at=False, kw=None):
     return dict(distance=distance, alpha=alpha, learn=learn, tc=tc, at=at, kw=kw or {})
 
@@ -383,7 +364,11 @@ LEARNED = {  # a separate experiment: alpha learned from 1 (not the paper's prot
 ABLATION_PARTS = {"α + AT": dict(at=True), "α + TC": dict(tc=True), "TADAM": dict(at=True, tc=True)}
 MODELS = {**SCALING, **LEARNED}  # the ablation models join once alpha is chosen (7.6)
 
+# %% [markdown]
+# `build` turns a specification into a `TadamNet`, always from the same initial backbone:
 
+
+# %%
 def build(s: dict) -> TadamNet:
     """The model of spec ``s``; the backbone's initial weights are the same for all."""
     bb = backbone()
@@ -414,7 +399,7 @@ print(
 # auxiliary batch measured on this machine for each kind of model, and the images that
 # validation and testing embed, at the measured embedding speed.
 
-# %%
+# %% tags=["hide-input"]
 kinds = {
     "plain": spec("squared_euclidean"),
     "+ AT": spec("squared_euclidean", at=True),
@@ -502,6 +487,16 @@ def test(name: str):
     return tests[name]
 
 
+for name in MODELS:
+    test(name)
+
+# %% [markdown]
+# The table: each model's validation accuracy (at the epoch kept), its test accuracy, the
+# paired difference against squared Euclidean with $\alpha = 1$, the final $\alpha$, the
+# share of near-zero gradients during training, and the wall time.
+
+
+# %% tags=["hide-input"]
 def near_zero_during(h: dict) -> float:
     return sum(h["near_zero"]) / len(h["near_zero"])
 
@@ -511,8 +506,6 @@ def val_accuracy(name: str) -> float:
     return runs[name].history["val_acc"][runs[name].best_epoch - 1]
 
 
-for name in MODELS:
-    test(name)
 ref = tests["sq, α = 1"]
 rows = []
 for name in MODELS:
@@ -578,7 +571,7 @@ for distance in ("squared_euclidean", "cosine"):
 # How $\alpha$ moved during training (learned models) and how much of the gradient the
 # softmax left near zero, epoch by epoch:
 
-# %%
+# %% tags=["hide-input"]
 fig, (ax_a, ax_z) = plt.subplots(1, 2, figsize=(11, 3.6), constrained_layout=True)
 for i, name in enumerate(MODELS):
     h = runs[name].history
@@ -598,7 +591,12 @@ for ax in (ax_a, ax_z):
     ax.legend(fontsize=7)
 plt.show()
 
-# %%
+# %% [markdown]
+# Every model's result is written to `results/` as a record (chapter 90 collects them), with
+# the row of TADAM's Table 2 it stands for. The ablation of 7.6 uses squared Euclidean with
+# the $\alpha$ just chosen (`ALPHA_SQ`).
+
+# %% tags=["hide-input"]
 records = {}
 ALPHA_SQ = ALPHA["squared_euclidean"]
 ABLATION = {  # TADAM Table 2 rows -> our models, squared Euclidean with alpha chosen above
@@ -740,7 +738,11 @@ for name in ABLATION_PARTS:
     test(name)
     record(name)
 
-# %%
+# %% [markdown]
+# The ablation against the paper's Table 2, each row paired against the baseline on the same
+# test episodes:
+
+# %% tags=["hide-input"]
 base = tests["sq, α = 1"]
 rows = []
 for row, name in ABLATION.items():
@@ -790,8 +792,10 @@ for name, p in (("gamma0", tc.gamma0), ("beta0 ", tc.beta0)):
 
 # %% [markdown]
 # ## 7.7 What we found
+#
+# Computed from this run (the code only formats the numbers above):
 
-# %%
+# %% tags=["hide-input"]
 sq1 = tests["sq, α = 1"]
 cos_chosen = f"cos, α = {ALPHA['cosine']:g}"
 

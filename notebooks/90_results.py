@@ -78,6 +78,10 @@ from fewshot_utils.results import load_results, results_dir
 profile = resolve_profile(PROFILE)
 print(f"profile {profile}: the same in every profile, expected run time a few seconds")
 
+# %% [markdown]
+# The records: one JSON file per measured number, written by the chapters.
+
+# %%
 # A pip install (Colab) has no results/: then the records of a clone of REPOSITORY.
 folder = Path(RESULTS) if RESULTS else results_folder(REPOSITORY)
 records = load_results(folder)

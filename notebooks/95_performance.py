@@ -89,6 +89,11 @@ from fewshot_utils.colab import results_folder
 bench_dir = results_folder(REPOSITORY) / "benchmarks"  # on Colab, a clone's results/
 path = Path(FIGURES) if FIGURES else bench_dir / "performance.json"
 perf = json.loads(path.read_text()) if path.exists() else None
+
+# %% [markdown]
+# Where, when and on what the figures were measured:
+
+# %% tags=["hide-input"]
 if perf is None:
     display(
         Markdown(
@@ -119,7 +124,7 @@ else:
 # implementations that re-embed every episode were timed on a few hundred episodes and their
 # time for 10,000 is extrapolated; `fewshot_utils` ran all 10,000, embedding included.
 
-# %%
+# %% tags=["hide-input"]
 TITLES = {
     "train_omniglot": "Training, Omniglot 60-way 5-shot 5-query",
     "train_miniimagenet": "Training, miniImageNet 5-way 1-shot 15-query",
@@ -175,7 +180,7 @@ if perf is not None:
 # Episodes per second (evaluation on a logarithmic axis); the dashed line is the ceiling of
 # each training task.
 
-# %%
+# %% tags=["hide-input"]
 if perf is not None:
     names = list(perf["tasks"])
     fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4.2), squeeze=False)
@@ -221,7 +226,7 @@ if perf is not None:
 # could reach: the ceiling's rate over the fastest peer's. Where it is below the goal, no
 # data pipeline can meet the goal; only doing less arithmetic per episode could.
 
-# %%
+# %% tags=["hide-input"]
 if perf is not None:
     goals, summary = perf["goals"], perf["summary"]
     lines = ["| task | measured | goal | met | at the ceiling |", "|---|---:|---:|---|---:|"]
@@ -268,7 +273,7 @@ if perf is not None:
 # A measurement may also list the distance computed as one fused matrix product
 # (`baddbmm`): it was measured, gained nothing, and was dropped.
 
-# %%
+# %% tags=["hide-input"]
 evals = sorted(bench_dir.glob("evaluation_*threads.json"))
 for p in evals:
     ev = json.loads(p.read_text())
