@@ -70,7 +70,7 @@ def draw_saturation(ax) -> None:
     ax.set(
         xlabel="distance to the other prototype, d(other)",
         ylabel="|∂loss/∂d(own)| = 1 − p(own)",
-        title="Why: at large distances the gradient is all or nothing (ch. 1-2)",
+        title="Why (ch. 1-2)\nat large distances the gradient is all or nothing",
     )
     ax.legend(fontsize=7, loc="lower left")
     ax.grid(alpha=0.3)
@@ -88,7 +88,7 @@ def draw_training(ax, records: dict[str, dict]) -> str:
             transform=ax.transAxes,
         )
         ax.set_axis_off()
-        return "right panel: chapter 4's long-run records are missing (run chapter 4)"
+        return "chapter 4's long-run records are missing (run chapter 4)"
     for i, (method, label) in enumerate(METHODS.items()):
         h = records[method]["history"]
         val = [100 * a for a in h["val_acc"]]
@@ -105,14 +105,14 @@ def draw_training(ax, records: dict[str, dict]) -> str:
     ax.set(
         xlabel="training episodes",
         ylabel="5-way 1-shot accuracy (%)",
-        title=f"What LSED changes: miniImageNet ({rec['profile']} profile{stage}, ch. 4)",
+        title=f"What LSED changes (ch. 4)\nminiImageNet, {rec['profile']} profile{stage}",
     )
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return (
-        f"right panel: chapter 4 records ({rec['profile']} profile, seed "
+        f"records: chapter 4, {rec['profile']} profile, seed "
         f"{rec['config'].get('seed', 0)}, {rec['train_episodes']} training episodes, device "
-        f"{rec['device']}, commit {str(rec['commit'])[:7]})"
+        f"{rec['device']}, commit {str(rec['commit'])[:7]}"
     )
 
 
@@ -122,7 +122,17 @@ def draw(results: Path, out: Path) -> str:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
     draw_saturation(left)
     provenance = draw_training(right, long_run_records(results))
-    fig.text(0.99, 0.005, provenance, ha="right", va="bottom", fontsize=6, color="grey")
+    right.text(
+        0.99,
+        0.02,
+        provenance,
+        transform=right.transAxes,
+        ha="right",
+        va="bottom",
+        fontsize=6,
+        color="grey",
+        wrap=True,
+    )
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
