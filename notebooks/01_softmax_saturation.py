@@ -1115,6 +1115,11 @@ def flat_grad(output: torch.Tensor, grad_output: torch.Tensor | None = None) -> 
     return torch.cat([g.flatten() for g in grads]).double()
 
 
+# %% [markdown]
+# The two limits, then $\frac{1}{\alpha}\partial J/\partial\phi$ for each $\alpha$ and its relative
+# difference to each limit:
+
+# %%
 w_small, w_large = saturation.lemma1_limit_weights(d_lemma.detach(), lemma_labels)
 limit_small = flat_grad(d_lemma, w_small)
 limit_large = flat_grad(d_lemma, w_large)
