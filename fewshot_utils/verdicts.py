@@ -4,6 +4,8 @@ A chapter lists each claim with named checks (a name saying what must hold, and 
 held). The verdict is one of three: **agrees** when every check holds, **disagrees** naming
 the checks that were not met, or **not testable in this profile** with the reason, when the
 experiment as run cannot tell (it is then not counted for or against the paper).
+``effects.verdict`` is another question: the sign and size of one measured difference against
+the paper's.
 """
 
 from __future__ import annotations
