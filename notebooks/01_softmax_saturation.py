@@ -801,41 +801,17 @@ for name in FIVE_WAY:
 
 # %%
 def summarise(runs: list[dict]) -> dict[str, tuple[float, float]]:
-    """Mean and standard deviation over episodes of each per-episode statistic."""
-    stats = {
-        "mean d": [],
-        "median d": [],
-        "d / D": [],
-        "sparsity": [],
-        "ceiling": [],
-        "I": [],
-        "II": [],
-        "III": [],
-        "sparsity true": [],
-        "accuracy": [],
-    }
-    for r in runs:
-        d, g, y = r["d"], r["grad"], r["labels"]
-        true = torch.nn.functional.one_hot(y, d.shape[1]).bool()
-        areas = saturation.classify_areas(g, EPS).flatten().bincount(minlength=4)[1:] / g.numel()
-        accuracy = (d.argmin(1) == y).double().mean().item()
-        for key, value in [
-            ("mean d", d.mean()),
-            ("median d", d.median()),
-            ("d / D", d.mean() / r["q"].shape[1]),
-            ("sparsity", saturation.sparsity(g)),
-            ("ceiling", saturation.saturated_sparsity(accuracy, d.shape[1])),
-            ("I", areas[0]),
-            ("II", areas[1]),
-            ("III", areas[2]),
-            ("sparsity true", saturation.sparsity(g[true])),
-            ("accuracy", accuracy),
-        ]:
-            stats[key].append(float(value))
-    return {k: (float(np.mean(v)), float(np.std(v))) for k, v in stats.items()}
+    """Mean and standard deviation over episodes of each statistic of one episode."""
+    per_episode = [
+        saturation.episode_statistics(r["d"], r["grad"], r["labels"], r["q"].shape[1], EPS)
+        for r in runs
+    ]
+    columns = {k: [e[k] for e in per_episode] for k in per_episode[0]}
+    return {k: (float(np.mean(v)), float(np.std(v))) for k, v in columns.items()}
 
 
 summaries = {key: summarise(runs) for key, runs in measured.items()}
+
 # %% tags=["hide-input"]
 pm = lambda s, fmt: f"{s[0]:{fmt}} ± {s[1]:{fmt}}"  # noqa: E731
 rows = []
