@@ -6,7 +6,7 @@ One module per concept: ``data`` (real datasets), ``episodes`` (sampling),
 episodes over cached embeddings), ``results`` (provenance records),
 ``profiles`` (smoke / cpu / full), ``plots`` (figures), ``saturation``
 (softmax saturation and metric scaling, chapter 1), ``gradients`` (dl/dd of
-training episodes, chapter 2).
+training episodes, chapter 2), ``verdicts`` (a paper's claim against named checks).
 """
 
 __version__ = "0.1.0"

@@ -28,7 +28,7 @@ from .checkpoints import save_atomic
 from .distances import protonet_logits, protonet_loss, prototypes
 from .episodes import Episode, query_labels, sample_episode
 from .profiles import resolve_device
-from .saturation import sparsity
+from .saturation import classify_areas, sparsity
 from .training import TrainConfig
 
 __all__ = [
@@ -179,6 +179,23 @@ def log_abs_gradient(grads: torch.Tensor, bias: float = BIAS) -> torch.Tensor:
     if not bias > 0:
         raise ValueError(f"bias must be > 0, got {bias}")
     return torch.log(grads.abs() + bias)
+
+
+def snapshot_summary(snap: GradientSnapshot, eps: float = 1e-2) -> dict[str, float]:
+    """The numbers the LSED chapter quotes about one snapshot: the share of gradients that are
+    zero in practice (``sparse``, below ``BIAS``), the shares in chapter 1's areas ``I``, ``II``
+    and ``III`` (tolerance ``eps``), the ``median`` and ``max`` distance, ``loss`` and ``acc``."""
+    areas = classify_areas(snap.grads, eps)
+    return {
+        "sparse": sparsity(snap.grads, BIAS),
+        "I": (areas == 1).double().mean().item(),
+        "II": (areas == 2).double().mean().item(),
+        "III": (areas == 3).double().mean().item(),
+        "median": snap.distances.median().item(),
+        "max": snap.distances.max().item(),
+        "loss": snap.loss,
+        "acc": snap.accuracy,
+    }
 
 
 # ------------------------------------------------------------------------------ figures

@@ -111,6 +111,38 @@ def classify_areas(grad: torch.Tensor, eps: float = 1e-2) -> torch.Tensor:
     return areas
 
 
+def episode_statistics(
+    d: torch.Tensor, grad: torch.Tensor, labels: torch.Tensor, dim: int, eps: float = 1e-2
+) -> dict[str, float]:
+    """How saturated one episode's softmax is: distances ``d`` ``[N, K]`` (embeddings of
+    ``dim`` coordinates), their gradients ``grad`` and the query ``labels``.
+
+    Returns the ``mean d``, ``median d`` and ``d / D`` (mean per coordinate); the ``sparsity``
+    of all gradients and the ``ceiling`` a fully saturated softmax would reach at this
+    ``accuracy`` (``saturated_sparsity``); the shares of gradients in areas ``I``, ``II`` and
+    ``III`` (tolerance ``eps``); and the ``sparsity true`` of the true prototypes' gradients.
+    """
+    if d.dim() != 2:
+        raise ValueError(f"one episode's distances are [queries, way], got shape {tuple(d.shape)}")
+    _check_distances(d, labels)
+    true = torch.nn.functional.one_hot(labels, d.shape[1]).bool()
+    areas = classify_areas(grad, eps).flatten().bincount(minlength=4)[1:] / grad.numel()
+    accuracy = (d.argmin(1) == labels).double().mean().item()
+    values = {
+        "mean d": d.mean(),
+        "median d": d.median(),
+        "d / D": d.mean() / dim,
+        "sparsity": sparsity(grad),
+        "ceiling": saturated_sparsity(accuracy, d.shape[1]),
+        "I": areas[0],
+        "II": areas[1],
+        "III": areas[2],
+        "sparsity true": sparsity(grad[true]),
+        "accuracy": accuracy,
+    }
+    return {key: float(value) for key, value in values.items()}
+
+
 # --------------------------------------------------------------- the two-prototype toy
 
 

@@ -212,33 +212,15 @@ plt.show()
 # is a longer one (the paper-scale comparison is chapter 3).
 
 # %%
-settings = pick(
-    profile,
-    smoke=dict(
-        classes=40,
-        way=10,
-        max_episodes=20,
-        episodes_per_epoch=10,
-        val_episodes=20,
-        test_episodes=100,
-    ),
-    cpu=dict(
-        classes=None,
-        way=60,
-        max_episodes=600,
-        episodes_per_epoch=100,
-        val_episodes=100,
-        test_episodes=10_000,
-    ),
-    full=dict(
-        classes=None,
-        way=60,
-        max_episodes=5000,
-        episodes_per_epoch=100,
-        val_episodes=100,
-        test_episodes=10_000,
-    ),
-)
+SETTINGS = {  # name: (smoke, cpu, full)
+    "classes": (40, None, None),
+    "way": (10, 60, 60),
+    "max_episodes": (20, 600, 5000),
+    "episodes_per_epoch": (10, 100, 100),
+    "val_episodes": (20, 100, 100),
+    "test_episodes": (100, 10_000, 10_000),
+}
+settings = {name: pick(profile, smoke=sm, cpu=c, full=f) for name, (sm, c, f) in SETTINGS.items()}
 train_x, val_x, test_x = omni["train"], omni["val"], omni["test"]
 if settings["classes"]:  # smoke: a few classes only
     train_x, val_x, test_x = (x[: settings["classes"]] for x in (train_x, val_x, test_x))

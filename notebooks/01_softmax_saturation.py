@@ -94,6 +94,12 @@ from fewshot_utils.profiles import pick, start
 session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
 profile, device = session.profile, session.device
 
+# %% [markdown]
+# On a CPU shared with other jobs, the folded cell below times one thread against several on a
+# Conv-4 forward pass and keeps the faster; it draws from a forked generator, so the chapter's
+# random numbers are the same with or without it.
+
+# %% tags=["hide-input"]
 # On a CPU shared with other jobs, two threads that wait for each other can be slower than one
 # on the small tensors of this chapter: time both on a Conv-4 forward pass and keep the faster.
 # The probe draws its weights and input from a forked generator: the chapter's random draws
@@ -196,6 +202,7 @@ for way, dim, emb_scale in [
             f"{diff_printed:.2f}",
         ]
     )
+# %% tags=["hide-input"]
 table(
     [
         "way",
@@ -253,6 +260,11 @@ toys = {
     name: saturation.two_prototype_example(d0, d1, lambdas) for name, (d0, d1) in TOY_CASES.items()
 }
 
+# %% [markdown]
+# The left panel is the probability of the true class, the right one the two gradients, against
+# $\lambda$ (log axis); the table reads four values of $\lambda$ off the curves:
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
 for (name, toy), color in zip(toys.items(), ("C0", "C3")):
     axes[0].semilogx(lambdas, toy.p0, color=color, label=name)
@@ -331,7 +343,13 @@ table(["λ", "case", "d0", "d1", "d0/d1", "p(y=0|z)", "∂ℓ/∂d0", "∂ℓ/�
 EPS = 1e-2
 show_source(saturation.classify_areas)
 
-# %%
+# %% [markdown]
+# The figure draws the toy loss for $d_1$ = 10, 100 and 1000 against $-\log d_0$, with the
+# areas that `classify_areas` computes from the gradient as coloured strips below it, and the
+# gradient itself on the right. Its code (folded) is plotting only; its helper `toy_areas` is
+# used again by the explorer of section 1.6.
+
+# %% tags=["hide-input"]
 D1_VALUES = (10.0, 100.0, 1000.0)
 AREA_COLORS = {1: "#d62728", 2: "#2ca02c", 3: "#b0b0b0"}
 x_grid = torch.linspace(-math.log(5000.0), -math.log(0.05), 20_001, dtype=torch.float64)
@@ -444,6 +462,11 @@ for d1 in (10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0):
             f"{w * d1:.2f}",
         ]
     )
+# %% [markdown]
+# The table gives the edges of area II for a few $d_1$, and the figure its width on the log axis
+# for every $d_1$ of the sweep, against the line $2\log\frac{1-\varepsilon}{\varepsilon}/d_1$:
+
+# %% tags=["hide-input"]
 table(
     [
         "d1",
@@ -562,6 +585,12 @@ for dim in dims:
     grad = saturation.distance_gradient(d, query_labels(5, 15).expand(n_rand_episodes, -1))
     rand_sparsity.append(saturation.sparsity(grad))
 
+# %% [markdown]
+# Left: the sampled squared distances against the dimension, with the formula; right: the
+# share of zero gradients in the random episodes, with the ceiling explained below. The table
+# reads the networks' three dimensions off the left panel:
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
 for (name, s), color in zip(samples.items(), ("C0", "C1")):
     mean = torch.stack([v.mean() for v in s])
@@ -687,7 +716,12 @@ CONFIGS = [  # (network, way, queries per class, episodes); all 1-shot
 CONFIGS = [c for c in CONFIGS if c[0] in NETWORKS]
 FIVE_WAY = [name for name in (OMNI, MINI) if name in NETWORKS]  # the paper's two, as available
 
+# %% [markdown]
+# The prose below quotes measured numbers for every network that was measured; the folded
+# helper `each` writes them in words.
 
+
+# %% tags=["hide-input"]
 def each(value, keys: list | None = None) -> str:
     """``value(summary)`` for each measured (network, way), 5-way episodes of the available
     networks by default, in words: "x (Omniglot 576-d) and y (miniImageNet 1600-d)", or only
@@ -700,6 +734,12 @@ def each(value, keys: list | None = None) -> str:
     )
 
 
+# %% [markdown]
+# Each configuration is measured on its own episodes, each with a fresh initialisation, in
+# training mode:
+
+
+# %%
 def embed_episode(net: torch.nn.Module, ep) -> tuple[torch.Tensor, torch.Tensor]:
     """Query embeddings [way * query, dim] and prototypes [way, dim] of one episode, support
     and queries embedded in one batch as in a training step."""
@@ -734,6 +774,11 @@ for ci, (name, way, n_query, episodes) in enumerate(CONFIGS):
 real_time = time.perf_counter() - t0
 print(f"embedded {sum(len(r) for r in measured.values())} episodes in {real_time:.1f} s")
 
+# %% [markdown]
+# For the note on evaluation mode: the same kind of episode embedded by the same fresh network
+# in both modes (folded; it prints the two medians).
+
+# %% tags=["hide-input"]
 # For the note on evaluation mode: the same kind of episode, the same fresh network, eval mode.
 eval_median = {}
 for name in FIVE_WAY:
@@ -756,41 +801,18 @@ for name in FIVE_WAY:
 
 # %%
 def summarise(runs: list[dict]) -> dict[str, tuple[float, float]]:
-    """Mean and standard deviation over episodes of each per-episode statistic."""
-    stats = {
-        "mean d": [],
-        "median d": [],
-        "d / D": [],
-        "sparsity": [],
-        "ceiling": [],
-        "I": [],
-        "II": [],
-        "III": [],
-        "sparsity true": [],
-        "accuracy": [],
-    }
-    for r in runs:
-        d, g, y = r["d"], r["grad"], r["labels"]
-        true = torch.nn.functional.one_hot(y, d.shape[1]).bool()
-        areas = saturation.classify_areas(g, EPS).flatten().bincount(minlength=4)[1:] / g.numel()
-        accuracy = (d.argmin(1) == y).double().mean().item()
-        for key, value in [
-            ("mean d", d.mean()),
-            ("median d", d.median()),
-            ("d / D", d.mean() / r["q"].shape[1]),
-            ("sparsity", saturation.sparsity(g)),
-            ("ceiling", saturation.saturated_sparsity(accuracy, d.shape[1])),
-            ("I", areas[0]),
-            ("II", areas[1]),
-            ("III", areas[2]),
-            ("sparsity true", saturation.sparsity(g[true])),
-            ("accuracy", accuracy),
-        ]:
-            stats[key].append(float(value))
-    return {k: (float(np.mean(v)), float(np.std(v))) for k, v in stats.items()}
+    """Mean and standard deviation over episodes of each statistic of one episode."""
+    per_episode = [
+        saturation.episode_statistics(r["d"], r["grad"], r["labels"], r["q"].shape[1], EPS)
+        for r in runs
+    ]
+    columns = {k: [e[k] for e in per_episode] for k in per_episode[0]}
+    return {k: (float(np.mean(v)), float(np.std(v))) for k, v in columns.items()}
 
 
 summaries = {key: summarise(runs) for key, runs in measured.items()}
+
+# %% tags=["hide-input"]
 pm = lambda s, fmt: f"{s[0]:{fmt}} ± {s[1]:{fmt}}"  # noqa: E731
 rows = []
 for (name, way), s in summaries.items():
@@ -834,7 +856,7 @@ table(
     rows,
 )
 
-# %%
+# %% tags=["hide-input"]
 o5, o64 = summaries[OMNI, 5], summaries["Omniglot 64-d", 5]
 share = lambda s: 100 * s["sparsity"][0] / s["ceiling"][0]  # noqa: E731
 percent = lambda key, fmt=".1f": lambda s: f"{100 * s[key][0]:{fmt}}%"  # noqa: E731
@@ -893,7 +915,7 @@ display(
 # gradient histogram of this book; the paper writes $\log$ without a base), so that the zeros
 # pile up at $\ln 10^{-5} \approx -11.5$, and the distances.
 
-# %%
+# %% tags=["hide-input"]
 HIST = [(name, 5) for name in FIVE_WAY]  # Omniglot 576-d, and miniImageNet when available
 LN_RANGE = (-11.75, 0.25)  # ln(1e-5) ... ln(1), the range of chapter 2's histograms
 fig, axes = plt.subplots(
@@ -929,7 +951,7 @@ plt.show()
 # Finally, the real networks next to the random vectors: mean squared distance and sparsity
 # against the dimension, with the 5-way episodes of each network.
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
 for name, color in zip(theory, ("C0", "C1")):
     axes[0].loglog(
@@ -975,7 +997,7 @@ for ax in axes:
     ax.grid(alpha=0.3, which="both")
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 shares = {name: share(summaries[name, 5]) for name in NETWORKS}
 display(
     Markdown(
@@ -1069,6 +1091,11 @@ def flat_grad(output: torch.Tensor, grad_output: torch.Tensor | None = None) -> 
     return torch.cat([g.flatten() for g in grads]).double()
 
 
+# %% [markdown]
+# The two limits, then $\frac{1}{\alpha}\partial J/\partial\phi$ for each $\alpha$ and its relative
+# difference to each limit:
+
+# %%
 w_small, w_large = saturation.lemma1_limit_weights(d_lemma.detach(), lemma_labels)
 limit_small = flat_grad(d_lemma, w_small)
 limit_large = flat_grad(d_lemma, w_large)
@@ -1094,7 +1121,12 @@ print(
     f"{max(identity_err):.1e} at {len(identity_err)} values of alpha"
 )
 
-# %%
+# %% [markdown]
+# The figure shows, left, the weights of one misclassified query sliding between the two
+# limits as $\alpha$ grows and, right, the relative difference of the real network's gradient
+# to each limit; the table lists the right panel's values:
+
+# %% tags=["hide-input"]
 d_cpu = d_lemma.detach().double().cpu()
 labels_cpu = lemma_labels.cpu()
 show_q = int(wrong.nonzero()[0]) if wrong.any() else 0  # a misclassified query, if any
@@ -1157,7 +1189,7 @@ rows = [
 ]
 table(["α", "‖(1/α)∂J/∂φ − limit α→0‖ / ‖limit‖", "‖(1/α)∂J/∂φ − limit α→∞‖ / ‖limit‖"], rows)
 
-# %%
+# %% tags=["hide-input"]
 small_a = alphas < 1e-3  # fit the convergence rate where the alpha -> 0 expansion holds
 rate = np.polyfit(alphas[small_a].log10().numpy(), np.log10(err_small)[small_a.numpy()], 1)[0]
 reached = [a for a, e in zip(alphas.tolist(), err_large) if e < 1e-6]
@@ -1230,6 +1262,11 @@ for key in SWEEP:
         sweep[key].append(saturation.sparsity(w))
         area2[key].append((saturation.classify_areas(w, EPS) == 2).double().mean().item())
 
+# %% [markdown]
+# Sparsity and the share of graded gradients (area II) against $\alpha$, for the 5-way and the
+# training episodes; the table adds the push ratio:
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
 COLORS = {(OMNI, 5): "C0", (MINI, 5): "C3", (OMNI, 60): "C9", (MINI, 30): "C1"}
 for key, s in sweep.items():
@@ -1273,7 +1310,7 @@ table(
 )
 
 
-# %%
+# %% tags=["hide-input"]
 def largest_alpha_below(values: list[float], level: float) -> float:
     """The largest alpha of the sweep at which ``values`` (sparsity) is below ``level``."""
     ok = [a for a, v in zip(alpha_sweep.tolist(), values) if v < level]
@@ -1304,23 +1341,21 @@ display(
 # on miniImageNet, $r = 0.01$ for both)? We compute LSED with the module's own `lsed` on the
 # stored embeddings:
 
+
 # %%
+def softmax_of(run: dict, *args, **kwargs) -> torch.Tensor:
+    """Softmax of ``protonet_logits(q, c, *args, **kwargs)`` for one stored episode, in float64."""
+    logits = distances.protonet_logits(run["q"].double(), run["c"].double(), *args, **kwargs)
+    return torch.softmax(logits, -1)
+
+
 LSED_PARAMS = {OMNI: dict(s=0.0, r=0.01), MINI: dict(s=4.0, r=0.01)}
 lsed_rows, lsed_sparsity = [], {}
 for name in FIVE_WAY:
-    kw = LSED_PARAMS[name]
-    runs = measured[name, 5]
+    kw, runs = LSED_PARAMS[name], measured[name, 5]
     above = torch.cat([(r["d"] > kw["s"]).flatten() for r in runs]).double().mean().item()
-    p_lsed = [
-        torch.softmax(distances.protonet_logits(r["q"].double(), r["c"].double(), "lsed", **kw), -1)
-        for r in runs
-    ]
-    p_scaled = [
-        torch.softmax(
-            distances.protonet_logits(r["q"].double(), r["c"].double(), scale=kw["r"]), -1
-        )
-        for r in runs
-    ]
+    p_lsed = [softmax_of(r, "lsed", **kw) for r in runs]
+    p_scaled = [softmax_of(r, scale=kw["r"]) for r in runs]  # metric scaling with alpha = r
     gap = max((a - b).abs().max().item() for a, b in zip(p_lsed, p_scaled))
     grads = torch.cat(
         [(p - torch.nn.functional.one_hot(r["labels"], 5)).flatten() for p, r in zip(p_lsed, runs)]
@@ -1337,6 +1372,8 @@ for name in FIVE_WAY:
             f"{lsed_sparsity[name][1]:.3f}",
         ]
     )
+
+# %% tags=["hide-input"]
 table(
     [
         "network (5-way)",
@@ -1372,7 +1409,7 @@ table(
 # `nbmake`, papermill) can leave the runner waiting for ever (jupyter/nbclient#312).
 
 
-# %%
+# %% tags=["hide-input"]
 def explore(log10_d1: float = 2.0, log10_scale: float = 0.0, log10_alpha: float = 0.0, axes=None):
     """Draw the toy areas and the real-gradient histograms for one setting of the sliders."""
     d1, lam, alpha = 10.0**log10_d1, 10.0**log10_scale, 10.0**log10_alpha
@@ -1433,7 +1470,7 @@ try:
 except ImportError:
     print("ipywidgets is not installed: the static figures below show the same panels")
 
-# %%
+# %% tags=["hide-input"]
 SETTINGS = [(2.0, 0.0, 0.0), (2.0, 0.0, -2.0), (2.0, 1.0, -2.0)]
 fig = plt.figure(figsize=(11, 3.4 * len(SETTINGS)), constrained_layout=True)
 outer = fig.add_gridspec(len(SETTINGS), 2)
@@ -1456,7 +1493,7 @@ plt.show()
 #
 # The argument, with the numbers this notebook computed (profile printed at the top):
 
-# %%
+# %% tags=["hide-input"]
 width100 = saturation.area_two_width(100.0, EPS).item()
 width1000 = saturation.area_two_width(1000.0, EPS).item()
 i01 = int((alpha_sweep - 0.01).abs().argmin())

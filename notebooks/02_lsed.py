@@ -101,6 +101,7 @@ from fewshot_utils.training import (
     miniimagenet_protocol,
     train_protonet,
 )
+from fewshot_utils.verdicts import verdict
 
 session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
 profile, device = session.profile, session.device
@@ -116,66 +117,26 @@ def pct(x: float) -> str:
 # paper's protocol (a GPU job).
 
 # %%
-settings = pick(
-    profile,
-    smoke=dict(
-        omni_classes=40,
-        omni_way=10,
-        omni_iters=[0, 1, 2],
-        mini_classes=8,
-        mini_per_class=40,
-        mini_way=5,
-        mini_iters=[0, 2, 4],
-        fig3_episodes=2,
-        s_grid=[0.0, 4.0],
-        r_grid=[0.01, 1.0],
-        max_episodes=4,
-        episodes_per_epoch=2,
-        val_per_class=30,
-        val_episodes=10,
-        patience=None,
-        test_per_class=40,
-        test_episodes=50,
-    ),
-    cpu=dict(
-        omni_classes=None,
-        omni_way=60,
-        omni_iters=[0, 8, 16],
-        mini_classes=None,
-        mini_per_class=None,
-        mini_way=5,
-        mini_iters=[0, 50, 100],
-        fig3_episodes=20,
-        s_grid=[0.0, 4.0, 16.0],
-        r_grid=[0.01, 0.1, 1.0],
-        max_episodes=100,
-        episodes_per_epoch=20,
-        val_per_class=50,
-        val_episodes=300,
-        patience=None,
-        test_per_class=100,
-        test_episodes=2000,
-    ),
-    full=dict(
-        omni_classes=None,
-        omni_way=60,
-        omni_iters=[0, 8, 16],
-        mini_classes=None,
-        mini_per_class=None,
-        mini_way=30,
-        mini_iters=[0, 50, 100],
-        fig3_episodes=100,
-        s_grid=[0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0],
-        r_grid=[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0],
-        max_episodes=60_000,
-        episodes_per_epoch=100,
-        val_per_class=None,
-        val_episodes=600,
-        patience=200,
-        test_per_class=None,
-        test_episodes=10_000,
-    ),
-)
+SETTINGS = {  # name: (smoke, cpu, full)
+    "omni_classes": (40, None, None),
+    "omni_way": (10, 60, 60),
+    "omni_iters": ([0, 1, 2], [0, 8, 16], [0, 8, 16]),
+    "mini_classes": (8, None, None),
+    "mini_per_class": (40, None, None),
+    "mini_way": (5, 5, 30),
+    "mini_iters": ([0, 2, 4], [0, 50, 100], [0, 50, 100]),
+    "fig3_episodes": (2, 20, 100),
+    "s_grid": ([0.0, 4.0], [0.0, 4.0, 16.0], [0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0]),
+    "r_grid": ([0.01, 1.0], [0.01, 0.1, 1.0], [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0]),
+    "max_episodes": (4, 100, 60_000),
+    "episodes_per_epoch": (2, 20, 100),
+    "val_per_class": (30, 50, None),
+    "val_episodes": (10, 300, 600),
+    "patience": (None, None, 200),
+    "test_per_class": (40, 100, None),
+    "test_episodes": (50, 2000, 10_000),
+}
+settings = {name: pick(profile, smoke=sm, cpu=c, full=f) for name, (sm, c, f) in SETTINGS.items()}
 print(settings)
 if profile == "cpu":
     display(
@@ -211,7 +172,7 @@ show_source(distances.lsed)
 # $r$ times lower beyond. We compute the curves with `distances.lsed` on one-dimensional
 # points:
 
-# %%
+# %% tags=["hide-input"]
 CURVES = {
     "squared Euclidean (r = 1)": (0.0, 1.0),
     "LSED s = 4, r = 0.1": (4.0, 0.1),
@@ -342,23 +303,7 @@ FIG3 = {
     "ProtoNet(LSED), s = 0, r = 0.1": ("lsed", {"s": 0.0, "r": 0.1}),
     "ProtoNet(LSED), s = 0, r = 0.01": ("lsed", {"s": 0.0, "r": 0.01}),
 }
-
-
-def summary(snap: gradients.GradientSnapshot) -> dict[str, float]:
-    """The numbers the text quotes about one snapshot."""
-    areas = saturation.classify_areas(snap.grads)
-    return {
-        "sparse": saturation.sparsity(snap.grads, gradients.BIAS),
-        "I": (areas == 1).double().mean().item(),
-        "II": (areas == 2).double().mean().item(),
-        "III": (areas == 3).double().mean().item(),
-        "median": snap.distances.median().item(),
-        "max": snap.distances.max().item(),
-        "loss": snap.loss,
-        "acc": snap.accuracy,
-    }
-
-
+summary = gradients.snapshot_summary  # sparsity, areas, distances, loss, accuracy
 t0 = time.perf_counter()
 gen = torch.Generator().manual_seed(SEED)
 fig3 = {name: [] for name in FIG3}
@@ -371,6 +316,11 @@ for _ in range(settings["fig3_episodes"]):
 fig3 = {name: gradients.pool(snaps) for name, snaps in fig3.items()}
 fig3_sum = {name: summary(s) for name, s in fig3.items()}
 
+# %% [markdown]
+# The three histograms below show, for the same embeddings, how the gradients spread between
+# zero (left pile) and magnitude 1, and the table gives the shares in each area:
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), sharey=True, constrained_layout=True)
 for ax, (name, snap) in zip(axes, fig3.items()):
     gradients.gradient_histogram(ax, snap, name)
@@ -414,7 +364,7 @@ print(
     f"[{time.perf_counter() - t0:.1f} s]"
 )
 
-# %%
+# %% tags=["hide-input"]
 sed3, r1, r2 = (fig3_sum[n] for n in FIG3)
 display(
     Markdown(
@@ -494,6 +444,7 @@ def evolution(caps: dict[str, dict[int, gradients.GradientSnapshot]], s_lsed: fl
 
 
 omni_ev = evolution(omni_caps, 0.0)
+# %% tags=["hide-input"]
 i0, i1, i2 = settings["omni_iters"]
 sed, lse = ({it: omni_ev[n, it] for it in (i0, i1, i2)} for n in OMNI)
 display(
@@ -562,6 +513,7 @@ def squared_of(snap: gradients.GradientSnapshot, s: float = 4.0, r: float = 0.01
 
 
 mini_ev = evolution(mini_caps, 4.0)
+# %% tags=["hide-input"]
 j0, j1, j2 = settings["mini_iters"]
 msed, mlse = ({it: mini_ev[n, it] for it in (j0, j1, j2)} for n in MINI)
 lse_d = {it: squared_of(mini_caps["ProtoNet(LSED)"][it]).median().item() for it in (j0, j2)}
@@ -617,6 +569,13 @@ print(
     f"{len(set(tags.values()))} models: {sorted(set(tags.values()))}"
 )
 
+# %% [markdown]
+# Before training, the cell below measures this configuration's training speed and prints an
+# upper bound of the time the grid will take (early stopping may end a model sooner). In
+# `full`, the two paper models are chapter 4's 1-shot models (the same configuration, data and
+# seed): they share its checkpoints instead of training twice.
+
+# %% tags=["hide-input"]
 # Before training: the measured training speed of this configuration (warmed up and
 # synchronised), times the episodes of every model, an upper bound (early stopping may end
 # a model sooner).
@@ -652,6 +611,11 @@ def checkpoint(tag: str, distance: str, kw: dict):
     return checkpoint_dir() / f"ch02_{tag}_{profile}_seed{SEED}.pt"
 
 
+# %% [markdown]
+# Every model of the grid now trains from the same initial weights, and is tested on the same
+# test episodes:
+
+# %%
 runs, tests, test_time = {}, {}, {}
 for s, r in points:
     tag = tags[s, r]
@@ -690,6 +654,11 @@ def paired(tag: str, ref: str = REF) -> tuple[float, float]:
     return paired_difference(tests[tag].per_episode, tests[ref].per_episode)
 
 
+# %% [markdown]
+# The test accuracy of every model against $s$ and against $r$, and the paired differences to
+# the paper's choice $s = 4$, $r = 0.01$:
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True, constrained_layout=True)
 for ax, sweep, xs, xlabel in [
     (
@@ -739,7 +708,7 @@ for p in points:
     )
 table(["s", "r", "model", "test accuracy (%)", f"minus {REF}, paired (points)"], rows)
 
-# %%
+# %% tags=["hide-input"]
 s_acc = [100 * tests[tags[s, 0.01]].accuracy for s in settings["s_grid"]]
 s_range = max(s_acc) - min(s_acc)
 r_diff, r_ci = (100 * v for v in paired(tags[4.0, 1.0]))
@@ -764,6 +733,11 @@ display(
     )
 )
 
+# %% [markdown]
+# Each model's test accuracy, with its configuration, training length and paired difference to
+# the reference, is written as a record under `results/` (the results chapter reads them):
+
+# %% tags=["hide-input"]
 for p in points:
     tag = tags[p]
     distance, kw = method_of(*p)
@@ -836,6 +810,7 @@ for name, tag, point in [
         "val_acc": [init.accuracy, *h["val_acc"]],
         "val_ci95": [init.ci95, *h["val_ci95"]],
     }
+# %% tags=["hide-input"]
 fig = plots.learning_curves(curves)
 fig.suptitle(
     f"Figure 9 ({profile} profile): miniImageNet, {settings['mini_way']}-way 1-shot "
@@ -870,7 +845,12 @@ table(
     rows,
 )
 
+# %% [markdown]
+# The gap between the two validation curves is paired (both models meet the same validation
+# episodes); the cell below reads it at our first validation and after the paper's first epoch:
 
+
+# %% tags=["hide-input"]
 def epoch_gap(i: int) -> dict[str, float]:
     """Accuracies of both models after validation i, and the validation gap with its paired
     95% half-width (both models meet the same validation episodes)."""
@@ -913,6 +893,11 @@ display(
     )
 )
 
+# %% [markdown]
+# Both models' accuracies after the paper's first epoch, with their learning curves, are written as
+# records:
+
+# %% tags=["hide-input"]
 for tag, point in [(sed_tag, (4.0, 1.0)), (lsed_tag, (4.0, 0.01))]:
     h = runs[tag].history
     distance, kw = method_of(*point)
@@ -992,6 +977,7 @@ shots55 = {
         at_initialisation("miniimagenet", mini_train, settings["mini_way"], 15),
     ),
 }
+# %% tags=["hide-input"]
 table(
     [
         "dataset",
@@ -1048,18 +1034,15 @@ display(
 # $s = 0$ (section 2.1), so when the capture covers the models' whole training and fewer than 1%
 # of its pairs fall at or below the largest $s$, the sweep is not testable. Where the profile
 # trains for only a few hundred episodes, the accuracy claims are about early training.
-
+#
+# The verdict itself is one function, `verdicts.verdict`; the cell that lists the claims and
+# their checks is folded below its table.
 
 # %%
-def verdict(checks: dict[str, bool], untestable: str = "") -> str:
-    """'not testable in this profile (why)' when ``untestable`` says why; else 'agrees' when
-    every check holds, else 'disagrees' with the checks that fail."""
-    if untestable:
-        return f"not testable in this profile ({untestable})"
-    failed = [name for name, ok in checks.items() if not ok]
-    return "agrees" if not failed else "disagrees (check not met: " + "; ".join(failed) + ")"
+show_source(verdict)
 
 
+# %% tags=["hide-input"]
 def spread(snap: gradients.GradientSnapshot) -> tuple[float, float]:
     """Standard deviation of ln(|grad| + 1e-5) and of d / median(d): how diverse they are."""
     lg = gradients.log_abs_gradient(snap.grads)

@@ -104,42 +104,18 @@ phases["loading Omniglot"] = time.perf_counter() - t0
 for split, x in omni.items():
     print(f"{split:8s} {tuple(x.shape)} {x.dtype}")
 
-settings = pick(
-    profile,
-    smoke=dict(
-        classes=40,
-        way=10,
-        runs=(1,),
-        max_episodes=6,
-        episodes_per_epoch=3,
-        lr_halve_every=2000,
-        val_episodes=10,
-        patience=None,
-        test_episodes=50,
-    ),
-    cpu=dict(
-        classes=None,
-        way=60,
-        runs=(1,),
-        max_episodes=3000,
-        episodes_per_epoch=100,
-        lr_halve_every=1000,
-        val_episodes=100,
-        patience=None,
-        test_episodes=10_000,
-    ),
-    full=dict(
-        classes=None,
-        way=60,
-        runs=(1, 5),
-        max_episodes=1_000_000,
-        episodes_per_epoch=100,
-        lr_halve_every=2000,
-        val_episodes=100,
-        patience=200,
-        test_episodes=10_000,
-    ),
-)
+SETTINGS = {  # name: (smoke, cpu, full)
+    "classes": (40, None, None),
+    "way": (10, 60, 60),
+    "runs": ((1,), (1,), (1, 5)),
+    "max_episodes": (6, 3000, 1_000_000),
+    "episodes_per_epoch": (3, 100, 100),
+    "lr_halve_every": (2000, 1000, 2000),
+    "val_episodes": (10, 100, 100),
+    "patience": (None, None, 200),
+    "test_episodes": (50, 10_000, 10_000),
+}
+settings = {name: pick(profile, smoke=sm, cpu=c, full=f) for name, (sm, c, f) in SETTINGS.items()}
 subset = slice(settings["classes"])  # smoke: the first few classes of each split only
 train_x, val_x, test_x = omni["train"][subset], omni["val"][subset], omni["test"][subset]
 METHODS = {"squared_euclidean": {}, "lsed": {"s": 0.0, "r": 0.01}}
@@ -200,7 +176,7 @@ display(Markdown("\n".join(rows)))
 # the lowest validation loss are kept. Both distances start from the same initial weights and
 # see the same training episodes, so the distance is the only difference. Each profile runs:
 
-# %%
+# %% tags=["hide-input"]
 runs_text = {
     "smoke": "a check that the code runs, on a few classes; its numbers mean nothing.",
     "cpu": (
@@ -224,7 +200,11 @@ runs_text = {
 }
 display(Markdown(f"**`{profile}` profile:** {runs_text[profile]}"))
 
+# %% [markdown]
+# One function gives every model's training configuration; the profile's settings fill it in:
 
+
+# %%
 def config_for(train_shot: int, distance: str) -> TrainConfig:
     """The training configuration of one model (selected on validation)."""
     return TrainConfig(
@@ -254,7 +234,7 @@ for shot in settings["runs"]:
 # threads that keep waiting for each other can be slower than one, so on the CPU we measure
 # both and keep the faster.
 
-# %%
+# %% tags=["hide-input"]
 t0 = time.perf_counter()
 probe_episodes = pick(profile, smoke=1, cpu=5, full=5)
 
@@ -406,7 +386,45 @@ else:
 # %%
 show_source(ci95)
 
+# %% [markdown]
+# Each model is tested on 5-way and 20-way episodes of the test classes, with 1 and 5 shots;
+# the test set is embedded once per model:
+
 # %%
+tests, test_time, embed_s, test_s = {}, {}, 0.0, 0.0
+for distance in METHODS:
+    for test_shot in (1, 5):
+        train_shot = test_shot if test_shot in settings["runs"] else min(settings["runs"])
+        run = runs[distance, train_shot]
+        t0 = time.perf_counter()
+        emb = embed(run.model, test_x, device=device)
+        seconds_embed = time.perf_counter() - t0
+        embed_s += seconds_embed
+        for way in (5, 20):
+            t0 = time.perf_counter()
+            res = evaluate_embeddings(
+                emb,
+                way,
+                test_shot,
+                15,
+                settings["test_episodes"],
+                seed=SEED,
+                distance=distance,
+                **METHODS[distance],
+            )
+            seconds = time.perf_counter() - t0
+            test_s += seconds
+            tests[distance, way, test_shot] = res
+            test_time[distance, way, test_shot] = (train_shot, seconds_embed, seconds)
+            print(f"{NAMES[distance]:15s} {way:2d}-way {test_shot}-shot: {res} [{seconds:.1f} s]")
+phases["embedding the test set (once per model)"] = embed_s
+phases[f"test episodes ({len(tests)} x {settings['test_episodes']})"] = test_s
+
+# %% [markdown]
+# Every test result is written as a record under `results/`, with its configuration, its
+# training history and the papers' numbers for the same setting (folded cell):
+
+# %% tags=["hide-input"]
 PAPER_ROWS = {  # the published rows in fewshot_utils.paper_numbers (ids without the setting)
     ("lsed_paper", "squared_euclidean"): "shen2018lsed/table-1/protonet",  # Omniglot 20-way only
     ("lsed_paper", "lsed"): "shen2018lsed/table-1/protonet-lsed",
@@ -434,57 +452,33 @@ def record_history(run) -> dict:
 
 # the cpu models trained a fraction of the protocol: their comparisons are early training
 STAGE = "protocol" if profile == "full" else "early training"
-tests, embed_s, test_s = {}, 0.0, 0.0
-for distance in METHODS:
-    for test_shot in (1, 5):
-        train_shot = test_shot if test_shot in settings["runs"] else min(settings["runs"])
-        run = runs[distance, train_shot]
-        t0 = time.perf_counter()
-        emb = embed(run.model, test_x, device=device)
-        seconds_embed = time.perf_counter() - t0
-        embed_s += seconds_embed
-        for way in (5, 20):
-            t0 = time.perf_counter()
-            res = evaluate_embeddings(
-                emb,
-                way,
-                test_shot,
-                15,
-                settings["test_episodes"],
-                seed=SEED,
-                distance=distance,
-                **METHODS[distance],
-            )
-            seconds = time.perf_counter() - t0
-            test_s += seconds
-            tests[distance, way, test_shot] = res
-            print(f"{NAMES[distance]:15s} {way:2d}-way {test_shot}-shot: {res} [{seconds:.1f} s]")
-            record = make_record(
-                experiment="ch03_protonet_omniglot",
-                dataset="omniglot",
-                method=distance,
-                result=res,
-                profile=profile,
-                device=device,
-                wall_time_s=run.wall_time_s + seconds_embed + seconds,
-                config={
-                    **configs[distance, train_shot].__dict__,
-                    "backbone": "conv4-576",
-                    "train_data": "trainval" if TRAINVAL else "train",
-                    "threads": torch.get_num_threads(),
-                },
-                train_shot=train_shot,
-                train_episodes=run.episodes_done,
-                best_epoch=run.best_epoch,
-                train_episodes_per_s=run.episodes_per_s,
-                training_stage=STAGE,
-                history=record_history(run),
-                paper_accuracy=paper("lsed_paper", distance, way, test_shot),
-                protonet_paper_accuracy=paper("protonet_paper", distance, way, test_shot),
-            )
-            print("   ", write_result(record) or f"{profile} profile: record not written")
-phases["embedding the test set (once per model)"] = embed_s
-phases[f"test episodes ({len(tests)} x {settings['test_episodes']})"] = test_s
+for (distance, way, test_shot), res in tests.items():
+    train_shot, seconds_embed, seconds = test_time[distance, way, test_shot]
+    run = runs[distance, train_shot]
+    record = make_record(
+        experiment="ch03_protonet_omniglot",
+        dataset="omniglot",
+        method=distance,
+        result=res,
+        profile=profile,
+        device=device,
+        wall_time_s=run.wall_time_s + seconds_embed + seconds,
+        config={
+            **configs[distance, train_shot].__dict__,
+            "backbone": "conv4-576",
+            "train_data": "trainval" if TRAINVAL else "train",
+            "threads": torch.get_num_threads(),
+        },
+        train_shot=train_shot,
+        train_episodes=run.episodes_done,
+        best_epoch=run.best_epoch,
+        train_episodes_per_s=run.episodes_per_s,
+        training_stage=STAGE,
+        history=record_history(run),
+        paper_accuracy=paper("lsed_paper", distance, way, test_shot),
+        protonet_paper_accuracy=paper("protonet_paper", distance, way, test_shot),
+    )
+    print("   ", write_result(record) or f"{profile} profile: record not written")
 
 # %% [markdown]
 # ## Our numbers beside the papers'
@@ -499,7 +493,7 @@ phases[f"test episodes ({len(tests)} x {settings['test_episodes']})"] = test_s
 # reports 20-way only; the Prototypical Networks paper trained squared Euclidean models with
 # 64-d embeddings (the last pooling kept).
 
-# %%
+# %% tags=["hide-input"]
 rows = [
     "| test | model trained | ours: ProtoNet | ours: ProtoNet(LSED) | LSED - ProtoNet, paired "
     "| LSED paper: ProtoNet / (LSED) | ProtoNet paper |",
@@ -603,7 +597,7 @@ print(f"probe before training: {', '.join(f'{r:.2f}/s ({s}-shot)' for s, r in ra
 # %% [markdown]
 # ## What we found
 
-# %%
+# %% tags=["hide-input"]
 a1, b1 = tests["squared_euclidean", 20, 1], tests["lsed", 20, 1]
 d1, dci1 = diffs[20, 1]
 paper_gap = 100 * (

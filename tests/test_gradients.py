@@ -160,3 +160,22 @@ def test_histogram_figure_layout():
     assert "after 8 iterations" in fig.axes[2].get_title()
     assert "below 1e-05" in fig.axes[0].get_title()
     matplotlib.pyplot.close(fig)
+
+
+def test_snapshot_summary_counts_areas_and_sparsity_by_hand():
+    from fewshot_utils.gradients import snapshot_summary
+
+    grads = torch.tensor([[0.0, 0.5, -0.995], [1e-6, -0.2, 0.3]])  # III, II, I / III, II, II
+    snap = GradientSnapshot(
+        iteration=0,
+        distances=torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 100.0]]),
+        grads=grads,
+        labels=torch.tensor([0, 1]),
+        loss=0.7,
+        accuracy=0.5,
+    )
+    s = snapshot_summary(snap)
+    assert s["sparse"] == pytest.approx(2 / 6)
+    assert (s["I"], s["II"], s["III"]) == pytest.approx((1 / 6, 3 / 6, 2 / 6))
+    assert (s["median"], s["max"]) == (3.0, 100.0)  # torch's median: the lower of the middle two
+    assert (s["loss"], s["acc"]) == (0.7, 0.5)

@@ -279,3 +279,27 @@ def test_lemma1_limits_are_reached_by_the_scaled_gradient():
     for a in (0.1, 3.0):
         w = distance_gradient(d, labels, a) / a
         torch.testing.assert_close(distances_and_grads(a)[1], weighted(w))
+
+
+def test_episode_statistics_against_a_hand_count():
+    from fewshot_utils.saturation import episode_statistics
+
+    d = torch.tensor([[1.0, 3.0, 8.0], [2.0, 4.0, 9.0]], dtype=torch.float64)
+    labels = torch.tensor([0, 2])  # query 0 right (nearest is 0), query 1 wrong (nearest is 0)
+    grad = torch.tensor([[0.0, 0.5, 1e-7], [-0.995, 0.2, 0.999]], dtype=torch.float64)
+    s = episode_statistics(d, grad, labels, dim=4)
+    assert s["mean d"] == pytest.approx(27 / 6)
+    assert s["median d"] == 3.0  # torch's median: the lower of the two middle values
+    assert s["d / D"] == pytest.approx(27 / 24)
+    assert s["accuracy"] == 0.5
+    assert s["ceiling"] == pytest.approx(1 - 2 * 0.5 / 3)
+    assert s["sparsity"] == pytest.approx(2 / 6)  # 0.0 and 1e-7
+    assert (s["I"], s["II"], s["III"]) == pytest.approx((2 / 6, 2 / 6, 2 / 6))
+    assert s["sparsity true"] == 0.5  # the true prototypes' gradients: 0.0 and 0.999
+
+
+def test_episode_statistics_rejects_a_batch_of_episodes():
+    from fewshot_utils.saturation import episode_statistics
+
+    with pytest.raises(ValueError, match="one episode's distances"):
+        episode_statistics(torch.ones(2, 3, 4), torch.ones(2, 3, 4), torch.zeros(2, 3).long(), 4)

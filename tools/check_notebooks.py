@@ -1,18 +1,93 @@
 """Check the paired notebooks: every notebooks/*.ipynb has its .py:percent twin and back, the
 .ipynb carries no outputs, and its cells (type, source, tags) are what jupytext makes of the .py.
 
+It also checks that the chapters read as a book rather than a listing: every code cell the
+page shows is at most ``MAX_SHOWN_LINES`` lines. A cell tagged ``hide-input``,
+``remove-input`` or ``remove-cell`` is folded away (or removed) by Jupyter Book, so its length
+does not count; nor does the set-up cell (the first code cell, written by
+``tools/setup_cell.py``) nor the ``parameters`` cell. ``--table`` prints, per notebook, the
+number of code cells and code lines and the longest shown cell.
+
 Exit 1 with one line per problem and the command that fixes it.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import jupytext
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
+
+MAX_SHOWN_LINES = 40
+HIDDEN_TAGS = frozenset({"hide-input", "remove-input", "remove-cell"})
+
+
+@dataclass(frozen=True)
+class CellStats:
+    """What a reader scrolls through in one notebook."""
+
+    code_cells: int
+    code_lines: int
+    longest_shown: tuple[int, int]  # (cell number counted from 1 over all cells, lines)
+    too_long: tuple[tuple[int, int], ...]  # every shown code cell over MAX_SHOWN_LINES
+
+
+def _lines(source: str) -> int:
+    return len(source.strip().splitlines())
+
+
+def cell_stats(nb, limit: int = MAX_SHOWN_LINES) -> CellStats:
+    """Count the code cells and lines of ``nb`` and find its longest *shown* code cell.
+
+    Cells are numbered from 1 over all cells (markdown too), as Jupyter shows them. The first
+    code cell (the set-up cell) and the ``parameters`` cell are exempt, and so is a cell
+    tagged with one of ``HIDDEN_TAGS``, whose code the page does not show.
+    """
+    code = [(i, c) for i, c in enumerate(nb.cells, 1) if c.cell_type == "code"]
+    shown = [
+        (i, _lines(c.source))
+        for n, (i, c) in enumerate(code)
+        if n > 0 and not ({"parameters"} | HIDDEN_TAGS) & set(c.metadata.get("tags", []))
+    ]
+    return CellStats(
+        code_cells=len(code),
+        code_lines=sum(_lines(c.source) for _, c in code),
+        longest_shown=max(shown, key=lambda s: s[1], default=(0, 0)),
+        too_long=tuple(s for s in shown if s[1] > limit),
+    )
+
+
+def long_cell_problems(stem: str, stats: CellStats, limit: int = MAX_SHOWN_LINES) -> list[str]:
+    """One line per shown code cell of notebook ``stem`` that is longer than ``limit``."""
+    return [
+        f"{stem}: code cell {cell} shows {lines} lines (at most {limit}): move its plumbing "
+        f"into a named, tested function in fewshot_utils, or tag it hide-input "
+        f'(`# %% tags=["hide-input"]` in notebooks/{stem}.py)'
+        for cell, lines in stats.too_long
+    ]
+
+
+def table(folder: Path = ROOT / "notebooks") -> str:
+    """Per notebook: code cells, code lines, the longest shown cell, shown cells over the
+    limit, as a Markdown table."""
+    rows = [
+        "| notebook | code cells | code lines | longest shown cell (lines) | shown cells > "
+        f"{MAX_SHOWN_LINES} |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for path in sorted(folder.glob("*.py")):
+        s = cell_stats(jupytext.read(path))
+        cell, lines = s.longest_shown
+        rows.append(
+            f"| {path.stem} | {s.code_cells} | {s.code_lines} | {lines} (cell {cell}) | "
+            f"{len(s.too_long)} |"
+        )
+    return "\n".join(rows)
 
 
 def _cells(nb) -> list[tuple[str, str, tuple[str, ...]]]:
@@ -48,16 +123,28 @@ def check(folder: Path = ROOT / "notebooks") -> list[str]:
                 f"{stem}.ipynb is not paired as ipynb,py:percent ({formats!r}): run "
                 f"`jupytext --set-formats ipynb,py:percent notebooks/{stem}.py`"
             )
+    for path in sorted(folder.glob("*.py")):
+        problems += long_cell_problems(path.stem, cell_stats(jupytext.read(path)))
     return problems
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--table", action="store_true", help="print the code cells of every notebook first"
+    )
+    args = parser.parse_args(argv)
+    if args.table:
+        print(table())
     problems = check()
     for p in problems:
         print(f"notebook check: {p}")
     if not problems:
         count = len(list((ROOT / "notebooks").glob("*.ipynb")))
-        print(f"notebook check: {count} notebooks paired and clean")
+        print(
+            f"notebook check: {count} notebooks paired and clean, no shown code cell over "
+            f"{MAX_SHOWN_LINES} lines"
+        )
     return 1 if problems else 0
 
 
