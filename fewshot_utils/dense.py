@@ -26,7 +26,6 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +36,7 @@ from .distances import cosine_similarity
 from .episodes import check_episode, sample_indices
 from .evaluation import EvalResult, _autocast, ci95, embed, image_accuracy, wilson
 from .profiles import resolve_device
+from .training import train_epochs
 
 __all__ = [
     "POOLINGS",
@@ -249,32 +249,22 @@ def train_classifier(
         "finished": False,
         "wall_time_s": 0.0,
     }
-    ckpt = Path(checkpoint) if checkpoint is not None else None
-    resumed = False
-    signature = dataclasses.asdict(cfg)
-    stateful = {
-        "model": model,
-        "classifier": classifier,
-        "optimiser": optimiser,
-        "scheduler": scheduler,
-        "scaler": scaler,
-    }
-    generators = {"batches": gen}
-    if ckpt is not None and ckpt.exists() and not retrain:
-        state = checkpoints.load(ckpt, signature, stateful, generators)
-        resumed = True
-        if state["finished"]:
-            return _batch_result(model, classifier, state, resumed=True, loaded=True)
+    ckpt = checkpoints.Checkpoint(
+        checkpoint,
+        dataclasses.asdict(cfg),
+        {
+            "model": model,
+            "classifier": classifier,
+            "optimiser": optimiser,
+            "scheduler": scheduler,
+            "scaler": scaler,
+        },
+        {"batches": gen},
+    )
 
-    start = time.perf_counter() - state["wall_time_s"]
-    bar = checkpoints.progress(cfg.iterations, state["iteration"], progress, "training iterations")
-    while not state["finished"]:
-        model.train()
-        classifier.train()
-        t0 = time.perf_counter()
-        n_iter = min(cfg.iterations_per_chunk, cfg.iterations - state["iteration"])
+    def steps(state: dict, n: int, tick: Callable[[], object]) -> tuple[float, float]:
         tot_loss = tot_acc = 0.0
-        for _ in range(n_iter):
+        for _ in range(n):
             idx = _next_batch(state, cfg.batch_size, gen).to(device)
             loss, acc = _step(
                 model, classifier, flat[idx], labels_all[idx], cfg, optimiser, scaler, device, amp
@@ -282,26 +272,35 @@ def train_classifier(
             scheduler.step()
             tot_loss += loss
             tot_acc += acc
-            bar.update()
-        seconds = time.perf_counter() - t0
-        state["iteration"] += n_iter
+            tick()
+        return tot_loss / n, tot_acc / n
+
+    def end_epoch(state: dict, means: tuple[float, float], seconds: float):
         h = state["history"]
         h["iteration"].append(state["iteration"])
         h["images"].append(state["iteration"] * cfg.batch_size)
-        h["train_loss"].append(tot_loss / n_iter)
-        h["train_acc"].append(tot_acc / n_iter)
+        h["train_loss"].append(means[0])
+        h["train_acc"].append(means[1])
         h["tau"].append(float(classifier.tau.detach()))
         h["lr"].append(scheduler.get_last_lr()[0])
         h["train_seconds"].append(seconds)
         h["val_acc"].append(float(validate(model, classifier)) if validate else float("nan"))
-        bar.set_postfix(loss=f"{h['train_loss'][-1]:.3f}", val_acc=f"{h['val_acc'][-1]:.3f}")
-        state["finished"] = state["iteration"] >= cfg.iterations
-        state["wall_time_s"] = time.perf_counter() - start
-        if ckpt is not None:
-            ck = checkpoints.pack(signature, state, stateful, generators)
-            checkpoints.save_atomic(ck, ckpt)
-    bar.close()
-    return _batch_result(model, classifier, state, resumed=resumed, loaded=False)
+        return None, {"loss": f"{h['train_loss'][-1]:.3f}", "val_acc": f"{h['val_acc'][-1]:.3f}"}
+
+    state, resumed, loaded = train_epochs(
+        nn.ModuleList([model, classifier]),  # both in train mode for every chunk
+        state,
+        ckpt,
+        steps,
+        end_epoch,
+        total=cfg.iterations,
+        epoch_steps=cfg.iterations_per_chunk,
+        counter="iteration",
+        retrain=retrain,
+        progress=progress,
+        desc="training iterations",
+    )
+    return _batch_result(model, classifier, state, resumed=resumed, loaded=loaded)
 
 
 def measure_iterations_per_s(

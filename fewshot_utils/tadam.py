@@ -31,7 +31,6 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +43,7 @@ from .evaluation import EvalResult, _autocast, ci95, embed, evaluate_embeddings
 from .models import activation_layer
 from .profiles import resolve_device
 from .saturation import distance_gradient, sparsity
-from .training import TrainResult, _fresh_state, _update_best, clip_per_tensor_
+from .training import TrainResult, _fresh_state, clip_per_tensor_, train_epochs
 
 __all__ = [
     "FILM_PENALTY",
@@ -479,34 +478,25 @@ def train_tadam(
     parts = _optimisers(model, cfg, device, amp)
     gen = torch.Generator().manual_seed(cfg.seed)
     aux_gen = torch.Generator().manual_seed(cfg.seed + 2)
-    state = _fresh_state(model, _KEYS)
-    ckpt = Path(checkpoint) if checkpoint is not None else None
-    resumed = False
-    signature = {"config": dataclasses.asdict(cfg), "model": model.describe()}
-    stateful = {"model": model, **parts}
-    generators = {"episodes": gen, "aux": aux_gen}
-    if ckpt is not None and ckpt.exists() and not retrain:
-        state = checkpoints.load(ckpt, signature, stateful, generators)
-        resumed = True
-        if state["finished"]:
-            model.load_state_dict(state["best_model"])
-            return TrainResult.from_state(model, state, resumed=True, loaded=True)
-
+    ckpt = checkpoints.Checkpoint(
+        checkpoint,
+        {"config": dataclasses.asdict(cfg), "model": model.describe()},
+        {"model": model, **parts},
+        {"episodes": gen, "aux": aux_gen},
+    )
     labels = query_labels(cfg.way, cfg.query, device)
-    start = time.perf_counter() - state["wall_time_s"]
-    bar = checkpoints.progress(cfg.max_episodes, state["episode"], progress, "training episodes")
-    while not state["finished"]:
-        model.train()
-        t0 = time.perf_counter()
+
+    def steps(state: dict, n: int, tick: Callable[[], object]) -> dict:
         sums = {"loss": 0.0, "acc": 0.0, "near_zero": 0.0, "aux": 0}
-        for i in range(cfg.episodes_per_epoch):
+        for i in range(n):
             step = state["episode"] + i
             out = _step(model, train_data, labels, cfg, parts, gen, aux_gen, step, device, amp)
             for k in sums:
                 sums[k] += out[k]
-            bar.update()
-        train_seconds = time.perf_counter() - t0
-        state["episode"] += cfg.episodes_per_epoch
+            tick()
+        return sums
+
+    def end_epoch(state: dict, sums: dict, seconds: float):
         val = evaluate_tadam(
             model,
             val_data,
@@ -517,21 +507,24 @@ def train_tadam(
             cfg.seed + 1,
             device,
         )
-        _record(state, cfg, sums, val, train_seconds, parts, model)
-        bar.set_postfix(val_acc=f"{val.accuracy:.3f}", alpha=f"{model.alpha.item():.3g}")
-        _update_best(state, model, cfg, val)
-        state["finished"] = state["episode"] >= cfg.max_episodes or (
-            cfg.patience is not None and state["bad_epochs"] >= cfg.patience
-        )
-        state["wall_time_s"] = time.perf_counter() - start
-        if ckpt is not None:
-            ck = checkpoints.pack(signature, state, stateful, generators)
-            checkpoints.save_atomic(ck, ckpt)
-        if on_epoch_end is not None:
-            on_epoch_end(len(state["history"]["episode"]), state["history"])
-    bar.close()
-    model.load_state_dict(state["best_model"])
-    return TrainResult.from_state(model, state, resumed=resumed, loaded=False)
+        _record(state, cfg, sums, val, seconds, parts, model)
+        return val, {"val_acc": f"{val.accuracy:.3f}", "alpha": f"{model.alpha.item():.3g}"}
+
+    state, resumed, loaded = train_epochs(
+        model,
+        _fresh_state(model, _KEYS),
+        ckpt,
+        steps,
+        end_epoch,
+        total=cfg.max_episodes,
+        epoch_steps=cfg.episodes_per_epoch,
+        select_on=cfg.select_on,
+        patience=cfg.patience,
+        retrain=retrain,
+        on_epoch_end=on_epoch_end,
+        progress=progress,
+    )
+    return TrainResult.from_state(model, state, resumed=resumed, loaded=loaded)
 
 
 def measure_tadam_seconds(

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -36,6 +37,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "train_protonet",
+    "train_epochs",
     "trainval_config",
     "retrain_on_trainval",
     "measure_episodes_per_s",
@@ -154,43 +156,27 @@ def train_protonet(
     scheduler = torch.optim.lr_scheduler.StepLR(optimiser, cfg.lr_halve_every, gamma=0.5)
     scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
     gen = torch.Generator().manual_seed(cfg.seed)
-    state = _fresh_state(model)
-    ckpt = Path(checkpoint) if checkpoint is not None else None
-    resumed = False
-    signature = dataclasses.asdict(cfg)
-    stateful = {"model": model, "optimiser": optimiser, "scheduler": scheduler, "scaler": scaler}
-    generators = {"episodes": gen}
-    if ckpt is not None and ckpt.exists() and not retrain:
-        state = checkpoints.load(ckpt, signature, stateful, generators)
-        resumed = True
-        if state["finished"]:
-            model.load_state_dict(state["best_model"])
-            return TrainResult.from_state(model, state, resumed=True, loaded=True)
-    elif extends is not None and Path(extends).exists() and not retrain:
-        state = _continue(extends, signature, stateful, generators)
-        resumed = True
-
-    labels = query_labels(cfg.way, cfg.query, device)
-    start = time.perf_counter() - state["wall_time_s"]
-    epochs = cfg.max_episodes // cfg.episodes_per_epoch
-    bar = checkpoints.progress(
-        epochs * cfg.episodes_per_epoch, state["episode"], progress, "training episodes"
+    ckpt = checkpoints.Checkpoint(
+        checkpoint,
+        dataclasses.asdict(cfg),
+        {"model": model, "optimiser": optimiser, "scheduler": scheduler, "scaler": scaler},
+        {"episodes": gen},
     )
-    while not state["finished"]:
-        model.train()
-        t0 = time.perf_counter()
+    labels = query_labels(cfg.way, cfg.query, device)
+
+    def steps(state: dict, n: int, tick: Callable[[], object]) -> list[float]:
         # float64 sums on the device: the same additions as of Python floats, without a
         # synchronising .item() per step
         sums = torch.zeros(2, dtype=torch.float64, device=device)
-        for _ in range(cfg.episodes_per_epoch):
+        for _ in range(n):
             ep = sample_episode(train_data, cfg.way, cfg.shot, cfg.query, gen)
             loss, acc = _train_step(model, ep, labels, cfg, optimiser, scaler, device, amp)
             scheduler.step()
             sums += torch.stack([loss, acc]).double()
-            bar.update()
-        tot_loss, tot_acc = sums.tolist()  # waits for the epoch's last step
-        train_seconds = time.perf_counter() - t0
-        state["episode"] += cfg.episodes_per_epoch
+            tick()
+        return sums.tolist()  # waits for the epoch's last step
+
+    def end_epoch(state: dict, sums: list[float], seconds: float):
         val = evaluate_embeddings(
             embed(model, val_data, device=device, amp=amp),
             cfg.val_way,
@@ -202,26 +188,105 @@ def train_protonet(
             cfg.scale,
             **cfg.distance_kwargs,
         )
-        _record(state, cfg, tot_loss, tot_acc, val, train_seconds, scheduler)
-        bar.set_postfix(val_acc=f"{val.accuracy:.3f}", best_epoch=state["best_epoch"])
-        _update_best(state, model, cfg, val)
-        state["finished"] = state["episode"] >= cfg.max_episodes or (
-            cfg.patience is not None and state["bad_epochs"] >= cfg.patience
+        _record(state, cfg, *sums, val, seconds, scheduler)
+        return val, {"val_acc": f"{val.accuracy:.3f}"}
+
+    state, resumed, loaded = train_epochs(
+        model,
+        _fresh_state(model),
+        ckpt,
+        steps,
+        end_epoch,
+        total=cfg.max_episodes,
+        epoch_steps=cfg.episodes_per_epoch,
+        select_on=cfg.select_on,
+        patience=cfg.patience,
+        retrain=retrain,
+        extends=extends,
+        on_epoch_end=on_epoch_end,
+        progress=progress,
+    )
+    return TrainResult.from_state(model, state, resumed=resumed, loaded=loaded)
+
+
+def train_epochs(
+    model: nn.Module,
+    state: dict,
+    ckpt: checkpoints.Checkpoint,
+    steps: Callable[[dict, int, Callable[[], object]], Any],
+    end_epoch: Callable[[dict, Any, float], tuple[Any, dict]],
+    *,
+    total: int,
+    epoch_steps: int,
+    counter: str = "episode",
+    select_on: str | None = None,
+    patience: int | None = None,
+    retrain: bool = False,
+    extends: str | os.PathLike | None = None,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+    progress: bool = True,
+    desc: str = "training episodes",
+) -> tuple[dict, bool, bool]:
+    """The training loop of every trainer of the package (``train_protonet``,
+    ``tadam.train_tadam``, ``dense.train_classifier``): epochs of ``epoch_steps`` steps (the
+    last one cut to what remains of ``total``) until ``total`` steps are done, each ended by a
+    validation, a checkpoint and ``on_epoch_end(epochs done, history)``.
+
+    The trainer passes the work: ``steps(state, n, tick)`` trains ``n`` steps in train mode,
+    calling ``tick()`` after each (the progress bar), and returns the epoch's figures;
+    ``end_epoch(state, figures, seconds)`` validates, appends to ``state["history"]`` and
+    returns the validation result and the progress bar's postfix. ``state`` is the loop's
+    (``state[counter]`` counts the steps done, ``"history"``, ``"finished"``,
+    ``"wall_time_s"``): a resumed run's replaces the fresh one, so the callables take it as an
+    argument. With ``select_on`` (``"loss"`` or ``"accuracy"``), the weights of the best
+    validation epoch are kept in the state (:func:`_fresh_state`) and loaded into ``model`` at
+    the end; ``patience`` epochs without improvement stop the run early.
+
+    ``ckpt`` (:class:`checkpoints.Checkpoint`) is written after every epoch: an existing one
+    is resumed exactly, or loaded without training when finished, unless ``retrain``;
+    ``extends`` continues a shorter finished run (see ``train_protonet``). Returns the final
+    state, whether it was resumed, and whether a finished run was loaded.
+    """
+    resumed = False
+    if ckpt.exists() and not retrain:
+        state, resumed = ckpt.restore(), True
+        if state["finished"]:
+            if select_on is not None:
+                model.load_state_dict(state["best_model"])
+            return state, True, True
+    elif extends is not None and Path(extends).exists() and not retrain:
+        state, resumed = _continue(extends, ckpt), True
+    start = time.perf_counter() - state["wall_time_s"]
+    bar = checkpoints.progress(total, state[counter], progress, desc)
+    while not state["finished"]:
+        model.train()
+        t0 = time.perf_counter()
+        n = min(epoch_steps, total - state[counter])
+        figures = steps(state, n, bar.update)
+        seconds = time.perf_counter() - t0
+        state[counter] += n
+        val, postfix = end_epoch(state, figures, seconds)
+        if select_on is not None:
+            _update_best(state, model, select_on, val)
+            postfix = {**postfix, "best_epoch": state["best_epoch"]}
+        bar.set_postfix(postfix)
+        state["finished"] = state[counter] >= total or (
+            patience is not None and state["bad_epochs"] >= patience
         )
         state["wall_time_s"] = time.perf_counter() - start
-        if ckpt is not None:
-            ck = checkpoints.pack(signature, state, stateful, generators)
-            checkpoints.save_atomic(ck, ckpt)
+        ckpt.save(state)
         if on_epoch_end is not None:
-            on_epoch_end(len(state["history"]["episode"]), state["history"])
+            on_epoch_end(len(state["history"][counter]), state["history"])
     bar.close()
-    model.load_state_dict(state["best_model"])
-    return TrainResult.from_state(model, state, resumed=resumed, loaded=False)
+    if select_on is not None:
+        model.load_state_dict(state["best_model"])
+    return state, resumed, False
 
 
-def _continue(path, signature: dict, stateful: dict, generators: dict) -> dict:
+def _continue(path, ckpt: checkpoints.Checkpoint) -> dict:
     """Restore the finished shorter run at ``path`` (the same configuration but for a smaller
-    ``max_episodes``) to train it on to ``signature``'s length; a clear error otherwise."""
+    ``max_episodes``) to train it on to ``ckpt``'s length; a clear error otherwise."""
+    signature = ckpt.signature
     saved = checkpoints.saved_signature(path)
     if saved.get("max_episodes", math.inf) > signature["max_episodes"]:
         raise ValueError(
@@ -229,7 +294,10 @@ def _continue(path, signature: dict, stateful: dict, generators: dict) -> dict:
             f"{signature['max_episodes']} asked for: load it directly instead"
         )
     state = checkpoints.load(
-        path, {**signature, "max_episodes": saved["max_episodes"]}, stateful, generators
+        path,
+        {**signature, "max_episodes": saved["max_episodes"]},
+        ckpt.stateful,
+        ckpt.generators,
     )
     state["finished"] = False
     return state
@@ -392,11 +460,10 @@ def _record(state, cfg, tot_loss, tot_acc, val, train_seconds, scheduler) -> Non
     h["train_seconds"].append(train_seconds)
 
 
-def _update_best(state: dict, model: nn.Module, cfg: TrainConfig, val) -> None:
-    """Keep the weights of the best validation epoch (``cfg.select_on``: loss or accuracy)
-    and count the epochs since, for early stopping. ``cfg`` may be any configuration with
-    ``select_on`` (``tadam.TadamConfig`` too)."""
-    score = val.loss if cfg.select_on == "loss" else -val.accuracy
+def _update_best(state: dict, model: nn.Module, select_on: str, val) -> None:
+    """Keep the weights of the best validation epoch (``select_on``: ``"loss"``, lower is
+    better, or ``"accuracy"``) and count the epochs since, for early stopping."""
+    score = val.loss if select_on == "loss" else -val.accuracy
     if state["best_score"] is None or score < state["best_score"]:
         state["best_score"] = score
         state["best_epoch"] = len(state["history"]["episode"])
