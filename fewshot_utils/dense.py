@@ -23,7 +23,6 @@ import copy
 import dataclasses
 import math
 import os
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -35,8 +34,7 @@ from . import checkpoints
 from .distances import cosine_similarity
 from .episodes import check_episode, sample_indices
 from .evaluation import EvalResult, _autocast, ci95, embed, image_accuracy, wilson
-from .profiles import resolve_device
-from .training import train_epochs
+from .training import place, steps_per_s, train_epochs
 
 __all__ = [
     "POOLINGS",
@@ -211,16 +209,12 @@ def train_classifier(
         raise ValueError(
             f"train_data must be [classes >= 2, per_class, ...], got {train_data.shape}"
         )
-    device = resolve_device(device)
-    amp = device.type == "cuda" if cfg.amp is None else cfg.amp
     dim = getattr(model, "feature_dim", None)
     if dim is None:
         raise ValueError("model must have a feature_dim attribute (the channels of its map)")
     classifier = CosineClassifier(dim, n_cls, cfg.tau)
-    model.to(device)
+    device, amp = place(model, cfg, device, channels_last=False)
     classifier.to(device)
-    if device.type == "cpu":
-        model.to(memory_format=torch.channels_last)
     flat = train_data.reshape(n_cls * per_class, *train_data.shape[2:]).to(device)
     labels_all = torch.arange(n_cls, device=device).repeat_interleave(per_class)
     params = list(model.parameters()) + list(classifier.parameters())
@@ -313,28 +307,21 @@ def measure_iterations_per_s(
     """Training iterations per second of ``config`` here, on a copy of ``model``, after one
     warm-up iteration: multiply by the planned iterations to predict a run's duration."""
     cfg = config
-    device = resolve_device(device)
-    amp = device.type == "cuda" if cfg.amp is None else cfg.amp
-    probe = copy.deepcopy(model).to(device)
-    if device.type == "cpu":
-        probe.to(memory_format=torch.channels_last)
+    probe = copy.deepcopy(model)
+    device, amp = place(probe, cfg, device, channels_last=False)
     n_cls, per_class = train_data.shape[:2]
     classifier = CosineClassifier(probe.feature_dim, n_cls, cfg.tau).to(device)
     optimiser = _optimiser(list(probe.parameters()) + list(classifier.parameters()), cfg)
     scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
     gen = torch.Generator().manual_seed(cfg.seed)
-    for i in range(iterations + 1):
-        if i == 1:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
+
+    def step() -> None:
         cls = torch.randint(n_cls, (cfg.batch_size,), generator=gen)
         item = torch.randint(per_class, (cfg.batch_size,), generator=gen)
         x = train_data[cls, item].to(device)
         _step(probe, classifier, x, cls.to(device), cfg, optimiser, scaler, device, amp)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return iterations / (time.perf_counter() - t0)
+
+    return steps_per_s(step, iterations, device)
 
 
 def _optimiser(params, cfg: BatchTrainConfig) -> torch.optim.Optimizer:
@@ -372,15 +359,8 @@ def _step(model, classifier, x, y, cfg, optimiser, scaler, device, amp) -> tuple
 
 
 def _batch_result(model, classifier, state, resumed: bool, loaded: bool) -> BatchTrainResult:
-    return BatchTrainResult(
-        model=model,
-        classifier=classifier,
-        history=state["history"],
-        iterations_done=state["iteration"],
-        wall_time_s=state["wall_time_s"],
-        resumed=resumed,
-        loaded=loaded,
-    )
+    history, done, wall = state["history"], state["iteration"], state["wall_time_s"]
+    return BatchTrainResult(model, classifier, history, done, wall, resumed, loaded)
 
 
 # --------------------------------------------------------------------------- testing

@@ -37,11 +37,17 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "train_protonet",
+    "prepare_episodic",
+    "place",
+    "train_episodes",
+    "record_epoch",
     "train_epochs",
     "trainval_config",
     "retrain_on_trainval",
     "measure_episodes_per_s",
     "clip_per_tensor_",
+    "steps_per_s",
+    "sync",
 ]
 
 
@@ -74,15 +80,21 @@ class TrainConfig:
     amp: bool | None = None  # None: on for CUDA
 
     def __post_init__(self) -> None:
-        if self.select_on not in ("loss", "accuracy"):
-            raise ValueError(f"select_on must be 'loss' or 'accuracy', got {self.select_on!r}")
-        if self.episodes_per_epoch < 1 or self.max_episodes < 1:
-            raise ValueError("episodes_per_epoch and max_episodes must be >= 1")
-        if self.max_episodes % self.episodes_per_epoch:
-            raise ValueError(
-                f"max_episodes ({self.max_episodes}) must be a multiple of episodes_per_epoch "
-                f"({self.episodes_per_epoch}) so that every epoch is whole"
-            )
+        check_episodic(self)
+
+
+def check_episodic(config) -> None:
+    """The checks of an episodic configuration (:class:`TrainConfig`, ``tadam.TadamConfig``):
+    a known ``select_on``, and whole epochs of at least one episode."""
+    if config.select_on not in ("loss", "accuracy"):
+        raise ValueError(f"select_on must be 'loss' or 'accuracy', got {config.select_on!r}")
+    if config.episodes_per_epoch < 1 or config.max_episodes < 1:
+        raise ValueError("episodes_per_epoch and max_episodes must be >= 1")
+    if config.max_episodes % config.episodes_per_epoch:
+        raise ValueError(
+            f"max_episodes ({config.max_episodes}) must be a multiple of episodes_per_epoch "
+            f"({config.episodes_per_epoch}) so that every epoch is whole"
+        )
 
 
 @dataclass
@@ -144,14 +156,7 @@ def train_protonet(
     device: the host reads them once per epoch, so a GPU step never waits.
     """
     cfg = config
-    val_shot = cfg.val_shot or cfg.shot
-    check_episode(*train_data.shape[:2], cfg.way, cfg.shot, cfg.query)
-    check_episode(*val_data.shape[:2], cfg.val_way, val_shot, cfg.val_query)
-    device = resolve_device(device)
-    amp = device.type == "cuda" if cfg.amp is None else cfg.amp
-    model.to(device)
-    model.to(memory_format=torch.channels_last)
-    train_data = train_data.to(device)
+    device, amp, train_data, val_shot = prepare_episodic(model, train_data, val_data, cfg, device)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimiser, cfg.lr_halve_every, gamma=0.5)
     scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
@@ -188,19 +193,82 @@ def train_protonet(
             cfg.scale,
             **cfg.distance_kwargs,
         )
-        _record(state, cfg, *sums, val, seconds, scheduler)
+        record_epoch(
+            state,
+            cfg.episodes_per_epoch,
+            *sums,
+            val,
+            # every validation pass draws the same episodes: two models' gaps get a paired CI
+            val_per_episode=val.per_episode.tolist(),
+            lr=scheduler.get_last_lr()[0],
+            train_seconds=seconds,
+        )
         return val, {"val_acc": f"{val.accuracy:.3f}"}
 
+    return train_episodes(
+        model, _HISTORY_KEYS, ckpt, steps, end_epoch, cfg, retrain, on_epoch_end, progress, extends
+    )
+
+
+def prepare_episodic(
+    model: nn.Module,
+    train_data: torch.Tensor,
+    val_data: torch.Tensor,
+    config,
+    device: str | torch.device | None,
+    channels_last: bool = True,
+) -> tuple[torch.device, bool, torch.Tensor, int]:
+    """The start of an episodic run of ``config`` (:class:`TrainConfig`,
+    ``tadam.TadamConfig``): check that the data holds its training and validation episodes,
+    resolve the device and whether mixed precision is used, move ``model`` there (in
+    channels_last memory format; only on the CPU unless ``channels_last``) and the training
+    images too. Returns the device, the mixed-precision flag, the moved training images and
+    the validation shot."""
+    val_shot = config.val_shot or config.shot
+    check_episode(*train_data.shape[:2], config.way, config.shot, config.query)
+    check_episode(*val_data.shape[:2], config.val_way, val_shot, config.val_query)
+    device, amp = place(model, config, device, channels_last)
+    return device, amp, train_data.to(device), val_shot
+
+
+def place(
+    model: nn.Module, config, device: str | torch.device | None, channels_last: bool = True
+) -> tuple[torch.device, bool]:
+    """Move ``model`` to the resolved ``device``, in channels_last memory format (only on the
+    CPU unless ``channels_last``); returns the device and whether ``config`` (any training
+    configuration with ``amp``: None means on for CUDA) uses mixed precision there."""
+    device = resolve_device(device)
+    model.to(device)
+    if channels_last or device.type == "cpu":
+        model.to(memory_format=torch.channels_last)
+    return device, device.type == "cuda" if config.amp is None else config.amp
+
+
+def train_episodes(
+    model: nn.Module,
+    history_keys: Sequence[str],
+    ckpt: checkpoints.Checkpoint,
+    steps: Callable[[dict, int, Callable[[], object]], Any],
+    end_epoch: Callable[[dict, Any, float], tuple[Any, dict]],
+    config,
+    retrain: bool = False,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+    progress: bool = True,
+    extends: str | os.PathLike | None = None,
+) -> TrainResult:
+    """:func:`train_epochs` of an episodic run: ``config`` (a :class:`TrainConfig` or
+    ``tadam.TadamConfig``) gives the episodes, the epochs, the selection and the patience;
+    ``history_keys`` the history's lists. Returns its :class:`TrainResult`."""
     state, resumed, loaded = train_epochs(
         model,
-        _fresh_state(model),
+        _fresh_state(model, history_keys),
         ckpt,
         steps,
         end_epoch,
-        total=cfg.max_episodes,
-        epoch_steps=cfg.episodes_per_epoch,
-        select_on=cfg.select_on,
-        patience=cfg.patience,
+        total=config.max_episodes,
+        epoch_steps=config.episodes_per_epoch,
+        select_on=config.select_on,
+        patience=config.patience,
         retrain=retrain,
         extends=extends,
         on_epoch_end=on_epoch_end,
@@ -362,25 +430,37 @@ def measure_episodes_per_s(
     ``model`` (the model itself is untouched) after one warm-up episode; multiply by the
     planned episodes to predict a run's duration before starting it."""
     cfg = config
-    device = resolve_device(device)
-    amp = device.type == "cuda" if cfg.amp is None else cfg.amp
-    probe = copy.deepcopy(model).to(device)
-    probe.to(memory_format=torch.channels_last)
+    probe = copy.deepcopy(model)
+    device, amp = place(probe, cfg, device)
     data = train_data.to(device)
     optimiser = torch.optim.Adam(probe.parameters(), lr=cfg.lr)
     scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
     gen = torch.Generator().manual_seed(cfg.seed)
     labels = query_labels(cfg.way, cfg.query, device)
-    for i in range(episodes + 1):
-        if i == 1:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
+
+    def step() -> None:
         ep = sample_episode(data, cfg.way, cfg.shot, cfg.query, gen)
         _train_step(probe, ep, labels, cfg, optimiser, scaler, device, amp)
+
+    return steps_per_s(step, episodes, device)
+
+
+def steps_per_s(step: Callable[[], object], steps: int, device: torch.device) -> float:
+    """Calls of ``step`` per second over ``steps`` calls after one warm-up call (which pays
+    for first-call costs), waiting for the GPU work they queue before reading the clock."""
+    step()
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync(device)  # the queued steps count too
+    return steps / (time.perf_counter() - t0)
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (a GPU); nothing to wait for on the CPU."""
     if device.type == "cuda":
-        torch.cuda.synchronize()  # the queued steps count too
-    return episodes / (time.perf_counter() - t0)
+        torch.cuda.synchronize()
 
 
 def clip_per_tensor_(parameters, max_norm: float) -> None:
@@ -418,17 +498,9 @@ def _train_step(model, ep, labels, cfg, optimiser, scaler, device, amp):
     return loss.detach(), acc.detach()
 
 
-_HISTORY_KEYS = (
-    "episode",
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "val_ci95",
-    "lr",
-    "train_seconds",
-    "val_per_episode",
-)
+EPISODIC_KEYS = ("episode", "train_loss", "train_acc", "val_loss", "val_acc", "val_ci95", "lr")
+"""The history lists every episodic run records per epoch (``tadam.train_tadam`` adds its own)."""
+_HISTORY_KEYS = (*EPISODIC_KEYS, "train_seconds", "val_per_episode")
 
 
 def _fresh_state(model: nn.Module, history_keys: Sequence[str] = _HISTORY_KEYS) -> dict:
@@ -446,18 +518,19 @@ def _fresh_state(model: nn.Module, history_keys: Sequence[str] = _HISTORY_KEYS) 
     }
 
 
-def _record(state, cfg, tot_loss, tot_acc, val, train_seconds, scheduler) -> None:
+def record_epoch(state: dict, n: int, loss_sum: float, acc_sum: float, val, **more) -> None:
+    """Append an episodic epoch to ``state["history"]``: the episodes done, the mean training
+    loss and accuracy of its ``n`` episodes (from their sums), the validation loss, accuracy
+    and interval of ``val``, then ``more`` (history key: value)."""
     h = state["history"]
     h["episode"].append(state["episode"])
-    h["train_loss"].append(tot_loss / cfg.episodes_per_epoch)
-    h["train_acc"].append(tot_acc / cfg.episodes_per_epoch)
+    h["train_loss"].append(loss_sum / n)
+    h["train_acc"].append(acc_sum / n)
     h["val_loss"].append(val.loss)
     h["val_acc"].append(val.accuracy)
     h["val_ci95"].append(val.ci95)
-    # every validation pass draws the same episodes: two models' gaps get a paired interval
-    h["val_per_episode"].append(val.per_episode.tolist())
-    h["lr"].append(scheduler.get_last_lr()[0])
-    h["train_seconds"].append(train_seconds)
+    for key, value in more.items():
+        h[key].append(value)
 
 
 def _update_best(state: dict, model: nn.Module, select_on: str, val) -> None:
