@@ -180,7 +180,7 @@ display(Markdown("\n".join(rows)))
 runs_text = {
     "smoke": "a check that the code runs, on a few classes; its numbers mean nothing.",
     "cpu": (
-        "the protocol shortened to fit this notebook in about 40 minutes on a 2-core CPU: "
+        "the protocol shortened for a 2-core CPU (the time it took is measured at the end of the chapter): "
         f"{settings['max_episodes']} training episodes per model, with the learning rate "
         f"halved every {settings['lr_halve_every']} episodes instead of every 2000 (the "
         "protocol's schedule compressed 2 times), and only the two 1-shot models: **the "
