@@ -387,7 +387,8 @@ table(
 
 # %% tags=["hide-input"]
 ablation = [c for c in effects.CLAIMS if c.experiment == "ch04b_lsed_scale"]
-found = {c.effect: effects.measure(c, load_results(), profile) for c in ablation}
+records = load_results()  # read once: the effects below and chapter 4's long run
+found = {c.effect: effects.measure(c, records, profile) for c in ablation}
 display(Markdown(effects.markdown_table(list(found.values()))))
 
 
@@ -455,7 +456,7 @@ lines.append(
 )
 long = {
     (r["experiment"], r["method"]): r
-    for r in load_results()
+    for r in records
     if r.get("profile") == profile
     and r.get("experiment") in ("ch04_long_training", "ch04_protonet_miniimagenet")
     and r.get("shot") == 1

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import sys
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from fewshot_utils import paper_numbers, saturation  # noqa: E402
+from fewshot_utils.results import load_results  # noqa: E402
 
 EXPERIMENT = "ch04_long_training"
 METHODS = {"squared_euclidean": "ProtoNet (squared Euclidean)", "lsed": "ProtoNet (LSED)"}
@@ -46,8 +46,9 @@ def long_run_records(results: Path) -> dict[str, dict]:
     """Chapter 4's long-run records (5-way 1-shot test, the learning history) by method,
     preferring the ``full`` profile's over the ``cpu`` profile's; smoke records never count."""
     found: dict[str, dict] = {}
-    for path in sorted(results.glob(f"{EXPERIMENT}__*.json")):
-        rec = json.loads(path.read_text())
+    for rec in load_results(results):
+        if rec.get("experiment") != EXPERIMENT:
+            continue
         if rec.get("profile") == "smoke" or rec.get("method") not in METHODS:
             continue
         if rec.get("shot") != 1 or not rec.get("history"):
