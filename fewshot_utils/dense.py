@@ -625,38 +625,20 @@ def stage1_protocol(profile: str) -> dict:
     for the base-class tests of Table 2. ``cpu``: a quarter of the width and a few hundred
     iterations of batch 64. ``smoke``: a few iterations on a handful of images.
     """
-    from .profiles import pick
+    from .profiles import column
 
-    return pick(
-        profile,
-        smoke=dict(
-            widths=(4, 8, 8, 8),
-            train_classes=6,
-            train_per_class=12,
-            iterations=2,
-            batch_size=8,
-            chunk=1,
-            heldout=(500, 520),
-        ),
-        cpu=dict(
-            widths=(16, 32, 64, 128),
-            train_classes=None,
-            train_per_class=500,
-            iterations=240,
-            batch_size=64,
-            chunk=80,
-            heldout=(500, 530),
-        ),
-        full=dict(
-            widths=(64, 128, 256, 512),
-            train_classes=None,
-            train_per_class=500,
-            iterations=8000,
-            batch_size=200,
-            chunk=500,
-            heldout=(500, 600),
-        ),
-    )
+    return column(profile, _STAGE1)
+
+
+_STAGE1 = {  # smoke, cpu, full
+    "widths": ((4, 8, 8, 8), (16, 32, 64, 128), (64, 128, 256, 512)),
+    "train_classes": (6, None, None),
+    "train_per_class": (12, 500, 500),
+    "iterations": (2, 240, 8000),
+    "batch_size": (8, 64, 200),
+    "chunk": (1, 80, 500),
+    "heldout": ((500, 520), (500, 530), (500, 600)),
+}
 
 
 def stage1_config(profile: str, pooling: str, seed: int = 0) -> BatchTrainConfig:
@@ -676,14 +658,16 @@ def fc100_protocol(profile: str) -> dict:
     the paper's 12,500 iterations of batch 512 (Adam, tau from 100); ``cpu`` a few hundred
     iterations of batch 64; ``smoke`` a few images per class. ``per_class`` cuts the
     training and test classes (None: all 600 images)."""
-    from .profiles import pick
+    from .profiles import column
 
-    return pick(
-        profile,
-        smoke=dict(iterations=2, batch_size=8, per_class=20),
-        cpu=dict(iterations=300, batch_size=64, per_class=None),
-        full=dict(iterations=12_500, batch_size=512, per_class=None),
-    )
+    return column(profile, _FC100)
+
+
+_FC100 = {  # smoke, cpu, full
+    "iterations": (2, 300, 12_500),
+    "batch_size": (8, 64, 512),
+    "per_class": (20, None, None),
+}
 
 
 def fc100_config(profile: str, pooling: str, seed: int = 0) -> BatchTrainConfig:

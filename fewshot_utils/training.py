@@ -555,53 +555,25 @@ def miniimagenet_protocol(profile: str) -> dict:
     chapters that train the same models (so that they share checkpoints): data cuts, training
     episode shapes per trained shot (``runs``: shot -> (way, shot, query)), length, validation,
     test episodes, training seeds, and the length of the long run (``long_episodes``)."""
-    from .profiles import pick
+    from .profiles import column
 
-    return pick(
-        profile,
-        smoke=dict(
-            train_classes=8,
-            per_class=40,
-            runs={1: (5, 1, 5)},
-            max_episodes=6,
-            episodes_per_epoch=3,
-            val_per_class=30,
-            val_episodes=10,
-            patience=None,
-            test_per_class=40,
-            test_episodes=50,
-            seeds=(0, 1),
-            long_episodes=9,
-        ),
-        cpu=dict(
-            train_classes=None,
-            per_class=None,
-            runs={1: (5, 1, 5)},
-            max_episodes=500,
-            episodes_per_epoch=100,
-            val_per_class=100,
-            val_episodes=300,
-            patience=None,
-            test_per_class=300,
-            test_episodes=10_000,
-            seeds=(0, 1, 2),
-            long_episodes=1000,
-        ),
-        full=dict(
-            train_classes=None,
-            per_class=None,
-            runs={1: (30, 1, 15), 5: (20, 5, 15)},
-            max_episodes=60_000,
-            episodes_per_epoch=100,
-            val_per_class=None,
-            val_episodes=600,
-            patience=200,
-            test_per_class=None,
-            test_episodes=10_000,
-            seeds=(0,),
-            long_episodes=None,
-        ),
-    )
+    return column(profile, _MINIIMAGENET)
+
+
+_MINIIMAGENET = {  # smoke, cpu, full
+    "train_classes": (8, None, None),
+    "per_class": (40, None, None),
+    "runs": ({1: (5, 1, 5)}, {1: (5, 1, 5)}, {1: (30, 1, 15), 5: (20, 5, 15)}),
+    "max_episodes": (6, 500, 60_000),
+    "episodes_per_epoch": (3, 100, 100),
+    "val_per_class": (30, 100, None),
+    "val_episodes": (10, 300, 600),
+    "patience": (None, None, 200),
+    "test_per_class": (40, 300, None),
+    "test_episodes": (50, 10_000, 10_000),
+    "seeds": ((0, 1), (0, 1, 2), (0,)),
+    "long_episodes": (9, 1000, None),
+}
 
 
 def miniimagenet_config(

@@ -18,7 +18,7 @@ from fewshot_utils.evaluation import (
     paired_difference,
 )
 from fewshot_utils.models import Conv4, InputNorm, conv4_for
-from fewshot_utils.profiles import pick, resolve_device, resolve_profile
+from fewshot_utils.profiles import column, pick, resolve_device, resolve_profile
 from fewshot_utils.results import REQUIRED, load_results, make_record, write_result
 
 
@@ -319,6 +319,19 @@ def test_pick():
     assert pick("cpu", smoke=1, cpu=2, full=3) == 2
     with pytest.raises(ValueError, match="missing"):
         pick("cpu", smoke=1, cpu=2)
+
+
+def test_column_takes_the_profiles_values():
+    table = {
+        "episodes": (6, 500, 60_000),
+        "runs": ({1: (5, 1, 5)}, {1: (5, 1, 5)}, {5: (20, 5, 15)}),
+    }
+    assert column("smoke", table) == {"episodes": 6, "runs": {1: (5, 1, 5)}}
+    assert column("full", table) == {"episodes": 60_000, "runs": {5: (20, 5, 15)}}
+    with pytest.raises(ValueError, match="one value per profile"):
+        column("cpu", {"episodes": (6, 500)})
+    with pytest.raises(ValueError, match="unknown profile 'gpu'"):
+        column("gpu", table)
 
 
 def test_resolve_device_falls_back_to_cpu():
