@@ -325,11 +325,28 @@ def train_worker(task: dict, impl: str, cfg: dict, seed: int) -> dict:
             raise ValueError(f"unknown implementation {impl!r}")
         seconds = timed_windows(step, cfg["train_episodes"], cfg["reps"], cfg["warmup"])
 
-    rates = [cfg["train_episodes"] / s for s in seconds]
+    return _rates(cfg["train_episodes"], seconds, cfg["reps"], **extra)
+
+
+def _rates(n: int, seconds: list[float], reps: int, **extra) -> dict:
+    """Episodes per second of ``reps`` timed windows of ``n`` episodes: the median and every
+    window, then ``extra``."""
+    rates = [n / s for s in seconds]
     return dict(
         episodes_per_s=statistics.median(rates),
         episodes_per_s_windows=rates,
-        timed_episodes=cfg["train_episodes"] * cfg["reps"],
+        timed_episodes=n * reps,
+        **extra,
+    )
+
+
+def _eval_rates(n: int, seconds: list[float], reps: int, extrapolated: bool, extra: dict) -> dict:
+    """:func:`_rates` of test episodes, with the time 10,000 of them take at that rate."""
+    out = _rates(n, seconds, reps)
+    return dict(
+        out,
+        seconds_for_10000=EVAL_EPISODES / out["episodes_per_s"],
+        extrapolated=extrapolated,
         **extra,
     )
 
@@ -456,15 +473,7 @@ def eval_worker(task: dict, impl: str, cfg: dict, seed: int) -> dict:
         extra.update(
             how="evaluate: embed every test image once, then the episodes", accuracy=accs[0]
         )
-        rates = [n / s for s in seconds]
-        return dict(
-            episodes_per_s=statistics.median(rates),
-            episodes_per_s_windows=rates,
-            timed_episodes=n * cfg["reps"],
-            seconds_for_10000=EVAL_EPISODES / statistics.median(rates),
-            extrapolated=n != EVAL_EPISODES,
-            **extra,
-        )
+        return _eval_rates(n, seconds, cfg["reps"], n != EVAL_EPISODES, extra)
 
     n = cfg["eval_peer_episodes"]
     total = cfg["warmup"] + cfg["reps"] * n
@@ -537,15 +546,7 @@ def eval_worker(task: dict, impl: str, cfg: dict, seed: int) -> dict:
             raise ValueError(f"unknown implementation {impl!r}")
         extra["how"] = "re-embeds every episode (no_grad, eval mode)"
     seconds = timed_windows(step, n, cfg["reps"], cfg["warmup"])
-    rates = [n / s for s in seconds]
-    return dict(
-        episodes_per_s=statistics.median(rates),
-        episodes_per_s_windows=rates,
-        timed_episodes=n * cfg["reps"],
-        seconds_for_10000=EVAL_EPISODES / statistics.median(rates),
-        extrapolated=True,
-        **extra,
-    )
+    return _eval_rates(n, seconds, cfg["reps"], True, extra)
 
 
 def load_mini_worker() -> dict:
@@ -652,14 +653,9 @@ def worker_main(task_name: str, impl: str, mode: str, seed: int, out: Path) -> N
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from fewshot_utils.results import cpu_model
+
+    cpu = cpu_model()
     try:
         mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError, AttributeError):

@@ -7,13 +7,14 @@ of every *stateful* object (networks, optimisers, schedulers, gradient scalers),
 the loop's random generators and of torch's global RNGs. :func:`pack` builds it,
 :func:`save_atomic` writes it so that a crash never leaves a half-written file, and
 :func:`load` checks the signature, restores every object and generator in place and returns
-the loop's state.
+the loop's state. A :class:`Checkpoint` holds the four for one run.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,6 +23,7 @@ from torch import nn
 
 __all__ = [
     "Stateful",
+    "Checkpoint",
     "checkpoint_dir",
     "save_atomic",
     "cpu_copy",
@@ -40,6 +42,31 @@ class Stateful(Protocol):
     def state_dict(self) -> dict: ...
 
     def load_state_dict(self, state_dict: dict) -> Any: ...
+
+
+@dataclass
+class Checkpoint:
+    """One training run's checkpoint: the file (None: the run keeps none), the ``signature``
+    it must match, and the objects and generators it saves and restores (:func:`pack`)."""
+
+    path: str | os.PathLike | None
+    signature: dict
+    stateful: dict[str, Stateful | None]
+    generators: dict[str, torch.Generator]
+
+    def exists(self) -> bool:
+        """True when the file is there to resume or load."""
+        return self.path is not None and Path(self.path).exists()
+
+    def restore(self) -> dict:
+        """:func:`load` the file: every object and generator restored, the loop's state
+        returned."""
+        return load(self.path, self.signature, self.stateful, self.generators)
+
+    def save(self, state: dict) -> None:
+        """Write ``state`` with everything else atomically (nothing without a path)."""
+        if self.path is not None:
+            save_atomic(pack(self.signature, state, self.stateful, self.generators), self.path)
 
 
 def checkpoint_dir() -> Path:

@@ -301,12 +301,18 @@ def _decode_omniglot_files(archive: _Archive, files: dict, read, where: str):
     return out, names
 
 
-def _omniglot_image(raw: bytes, where: str) -> np.ndarray:
+def _open_image(raw: bytes, where: str) -> Image.Image:
+    """The decoded image of ``raw`` (from ``where``), or a DataError that names it."""
     try:
         img = Image.open(io.BytesIO(raw))
         img.load()
     except Exception as e:  # PIL raises many types for bad bytes
         raise DataError(f"{where} is not a readable image ({e})") from e
+    return img
+
+
+def _omniglot_image(raw: bytes, where: str) -> np.ndarray:
+    img = _open_image(raw, where)
     if img.size != (OMNIGLOT_RAW_SIZE, OMNIGLOT_RAW_SIZE):
         raise DataError(
             f"{where} is {img.size[0]}x{img.size[1]}, expected "
@@ -531,11 +537,7 @@ def _find_mini_archive(base: Path) -> Path:
 
 
 def _mini_image(raw: bytes, where: str, resize: bool) -> np.ndarray:
-    try:
-        img = Image.open(io.BytesIO(raw))
-        img.load()
-    except Exception as e:  # PIL raises many types for bad bytes
-        raise DataError(f"{where} is not a readable image ({e})") from e
+    img = _open_image(raw, where)
     if img.size != (MINI_SIZE, MINI_SIZE):
         if not resize:
             raise DataError(

@@ -23,10 +23,8 @@ import copy
 import dataclasses
 import math
 import os
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +34,7 @@ from . import checkpoints
 from .distances import cosine_similarity
 from .episodes import check_episode, sample_indices
 from .evaluation import EvalResult, _autocast, ci95, embed, image_accuracy, wilson
-from .profiles import resolve_device
+from .training import place, steps_per_s, train_epochs
 
 __all__ = [
     "POOLINGS",
@@ -211,16 +209,12 @@ def train_classifier(
         raise ValueError(
             f"train_data must be [classes >= 2, per_class, ...], got {train_data.shape}"
         )
-    device = resolve_device(device)
-    amp = device.type == "cuda" if cfg.amp is None else cfg.amp
     dim = getattr(model, "feature_dim", None)
     if dim is None:
         raise ValueError("model must have a feature_dim attribute (the channels of its map)")
     classifier = CosineClassifier(dim, n_cls, cfg.tau)
-    model.to(device)
+    device, amp = place(model, cfg, device, channels_last=False)
     classifier.to(device)
-    if device.type == "cpu":
-        model.to(memory_format=torch.channels_last)
     flat = train_data.reshape(n_cls * per_class, *train_data.shape[2:]).to(device)
     labels_all = torch.arange(n_cls, device=device).repeat_interleave(per_class)
     params = list(model.parameters()) + list(classifier.parameters())
@@ -249,32 +243,22 @@ def train_classifier(
         "finished": False,
         "wall_time_s": 0.0,
     }
-    ckpt = Path(checkpoint) if checkpoint is not None else None
-    resumed = False
-    signature = dataclasses.asdict(cfg)
-    stateful = {
-        "model": model,
-        "classifier": classifier,
-        "optimiser": optimiser,
-        "scheduler": scheduler,
-        "scaler": scaler,
-    }
-    generators = {"batches": gen}
-    if ckpt is not None and ckpt.exists() and not retrain:
-        state = checkpoints.load(ckpt, signature, stateful, generators)
-        resumed = True
-        if state["finished"]:
-            return _batch_result(model, classifier, state, resumed=True, loaded=True)
+    ckpt = checkpoints.Checkpoint(
+        checkpoint,
+        dataclasses.asdict(cfg),
+        {
+            "model": model,
+            "classifier": classifier,
+            "optimiser": optimiser,
+            "scheduler": scheduler,
+            "scaler": scaler,
+        },
+        {"batches": gen},
+    )
 
-    start = time.perf_counter() - state["wall_time_s"]
-    bar = checkpoints.progress(cfg.iterations, state["iteration"], progress, "training iterations")
-    while not state["finished"]:
-        model.train()
-        classifier.train()
-        t0 = time.perf_counter()
-        n_iter = min(cfg.iterations_per_chunk, cfg.iterations - state["iteration"])
+    def steps(state: dict, n: int, tick: Callable[[], object]) -> tuple[float, float]:
         tot_loss = tot_acc = 0.0
-        for _ in range(n_iter):
+        for _ in range(n):
             idx = _next_batch(state, cfg.batch_size, gen).to(device)
             loss, acc = _step(
                 model, classifier, flat[idx], labels_all[idx], cfg, optimiser, scaler, device, amp
@@ -282,26 +266,35 @@ def train_classifier(
             scheduler.step()
             tot_loss += loss
             tot_acc += acc
-            bar.update()
-        seconds = time.perf_counter() - t0
-        state["iteration"] += n_iter
+            tick()
+        return tot_loss / n, tot_acc / n
+
+    def end_epoch(state: dict, means: tuple[float, float], seconds: float):
         h = state["history"]
         h["iteration"].append(state["iteration"])
         h["images"].append(state["iteration"] * cfg.batch_size)
-        h["train_loss"].append(tot_loss / n_iter)
-        h["train_acc"].append(tot_acc / n_iter)
+        h["train_loss"].append(means[0])
+        h["train_acc"].append(means[1])
         h["tau"].append(float(classifier.tau.detach()))
         h["lr"].append(scheduler.get_last_lr()[0])
         h["train_seconds"].append(seconds)
         h["val_acc"].append(float(validate(model, classifier)) if validate else float("nan"))
-        bar.set_postfix(loss=f"{h['train_loss'][-1]:.3f}", val_acc=f"{h['val_acc'][-1]:.3f}")
-        state["finished"] = state["iteration"] >= cfg.iterations
-        state["wall_time_s"] = time.perf_counter() - start
-        if ckpt is not None:
-            ck = checkpoints.pack(signature, state, stateful, generators)
-            checkpoints.save_atomic(ck, ckpt)
-    bar.close()
-    return _batch_result(model, classifier, state, resumed=resumed, loaded=False)
+        return None, {"loss": f"{h['train_loss'][-1]:.3f}", "val_acc": f"{h['val_acc'][-1]:.3f}"}
+
+    state, resumed, loaded = train_epochs(
+        nn.ModuleList([model, classifier]),  # both in train mode for every chunk
+        state,
+        ckpt,
+        steps,
+        end_epoch,
+        total=cfg.iterations,
+        epoch_steps=cfg.iterations_per_chunk,
+        counter="iteration",
+        retrain=retrain,
+        progress=progress,
+        desc="training iterations",
+    )
+    return _batch_result(model, classifier, state, resumed=resumed, loaded=loaded)
 
 
 def measure_iterations_per_s(
@@ -314,28 +307,21 @@ def measure_iterations_per_s(
     """Training iterations per second of ``config`` here, on a copy of ``model``, after one
     warm-up iteration: multiply by the planned iterations to predict a run's duration."""
     cfg = config
-    device = resolve_device(device)
-    amp = device.type == "cuda" if cfg.amp is None else cfg.amp
-    probe = copy.deepcopy(model).to(device)
-    if device.type == "cpu":
-        probe.to(memory_format=torch.channels_last)
+    probe = copy.deepcopy(model)
+    device, amp = place(probe, cfg, device, channels_last=False)
     n_cls, per_class = train_data.shape[:2]
     classifier = CosineClassifier(probe.feature_dim, n_cls, cfg.tau).to(device)
     optimiser = _optimiser(list(probe.parameters()) + list(classifier.parameters()), cfg)
     scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
     gen = torch.Generator().manual_seed(cfg.seed)
-    for i in range(iterations + 1):
-        if i == 1:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
+
+    def step() -> None:
         cls = torch.randint(n_cls, (cfg.batch_size,), generator=gen)
         item = torch.randint(per_class, (cfg.batch_size,), generator=gen)
         x = train_data[cls, item].to(device)
         _step(probe, classifier, x, cls.to(device), cfg, optimiser, scaler, device, amp)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return iterations / (time.perf_counter() - t0)
+
+    return steps_per_s(step, iterations, device)
 
 
 def _optimiser(params, cfg: BatchTrainConfig) -> torch.optim.Optimizer:
@@ -373,15 +359,8 @@ def _step(model, classifier, x, y, cfg, optimiser, scaler, device, amp) -> tuple
 
 
 def _batch_result(model, classifier, state, resumed: bool, loaded: bool) -> BatchTrainResult:
-    return BatchTrainResult(
-        model=model,
-        classifier=classifier,
-        history=state["history"],
-        iterations_done=state["iteration"],
-        wall_time_s=state["wall_time_s"],
-        resumed=resumed,
-        loaded=loaded,
-    )
+    history, done, wall = state["history"], state["iteration"], state["wall_time_s"]
+    return BatchTrainResult(model, classifier, history, done, wall, resumed, loaded)
 
 
 # --------------------------------------------------------------------------- testing
@@ -646,38 +625,20 @@ def stage1_protocol(profile: str) -> dict:
     for the base-class tests of Table 2. ``cpu``: a quarter of the width and a few hundred
     iterations of batch 64. ``smoke``: a few iterations on a handful of images.
     """
-    from .profiles import pick
+    from .profiles import column
 
-    return pick(
-        profile,
-        smoke=dict(
-            widths=(4, 8, 8, 8),
-            train_classes=6,
-            train_per_class=12,
-            iterations=2,
-            batch_size=8,
-            chunk=1,
-            heldout=(500, 520),
-        ),
-        cpu=dict(
-            widths=(16, 32, 64, 128),
-            train_classes=None,
-            train_per_class=500,
-            iterations=240,
-            batch_size=64,
-            chunk=80,
-            heldout=(500, 530),
-        ),
-        full=dict(
-            widths=(64, 128, 256, 512),
-            train_classes=None,
-            train_per_class=500,
-            iterations=8000,
-            batch_size=200,
-            chunk=500,
-            heldout=(500, 600),
-        ),
-    )
+    return column(profile, _STAGE1)
+
+
+_STAGE1 = {  # smoke, cpu, full
+    "widths": ((4, 8, 8, 8), (16, 32, 64, 128), (64, 128, 256, 512)),
+    "train_classes": (6, None, None),
+    "train_per_class": (12, 500, 500),
+    "iterations": (2, 240, 8000),
+    "batch_size": (8, 64, 200),
+    "chunk": (1, 80, 500),
+    "heldout": ((500, 520), (500, 530), (500, 600)),
+}
 
 
 def stage1_config(profile: str, pooling: str, seed: int = 0) -> BatchTrainConfig:
@@ -697,14 +658,16 @@ def fc100_protocol(profile: str) -> dict:
     the paper's 12,500 iterations of batch 512 (Adam, tau from 100); ``cpu`` a few hundred
     iterations of batch 64; ``smoke`` a few images per class. ``per_class`` cuts the
     training and test classes (None: all 600 images)."""
-    from .profiles import pick
+    from .profiles import column
 
-    return pick(
-        profile,
-        smoke=dict(iterations=2, batch_size=8, per_class=20),
-        cpu=dict(iterations=300, batch_size=64, per_class=None),
-        full=dict(iterations=12_500, batch_size=512, per_class=None),
-    )
+    return column(profile, _FC100)
+
+
+_FC100 = {  # smoke, cpu, full
+    "iterations": (2, 300, 12_500),
+    "batch_size": (8, 64, 512),
+    "per_class": (20, None, None),
+}
 
 
 def fc100_config(profile: str, pooling: str, seed: int = 0) -> BatchTrainConfig:

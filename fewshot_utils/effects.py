@@ -84,11 +84,11 @@ def _dense(
     table: str,
     new: str,
     ref: str,
-    shot: int,
     new_method: str,
     ref_method: str | None,
     experiment: str,
     effect: str,
+    shot: int,
 ) -> Claim:
     cell = f"lifchitz2019dense/{table.lower().replace(' ', '-')}/{{}}/miniimagenet/5w{shot}s"
     return Claim(
@@ -125,6 +125,48 @@ def _tadam(row: str, paper_row: str | None) -> Claim:
 
 
 _R12 = "resnet12-{}-support-{}-query-{}"
+_DENSE = [  # the arguments of _dense but the shot, then the shots of the claim
+    (
+        "Table 1",
+        "resnet-12-dc",
+        "resnet-12-gap",
+        _R12.format("dc", "gmp", "gmp"),
+        _R12.format("gap", "gap", "gap"),
+        "ch05_dense_classification",
+        "DC − GAP (ResNet-12; DC tested with GMP)",
+        (1, 5, 10),
+    ),
+    (
+        "Table 4",
+        "dc",
+        "gap",
+        _R12.format("dc", "gap", "dc"),
+        _R12.format("gap", "gap", "gap"),
+        "ch05_dense_classification",
+        "DC − GAP (DC queries)",
+        (1, 5, 10),
+    ),
+    (
+        "Table 4",
+        "dc+imp",
+        "dc",
+        "resnet12-dc-imp-stage2-gap-gap-support-gap-query-dc",
+        None,
+        "ch06_implanting",
+        "DC + IMP − DC",
+        (5, 10),
+    ),
+    (
+        "Table 4",
+        "dc+wide",
+        "dc",
+        _R12.format("dc-wide", "gap", "dc"),
+        _R12.format("dc", "gap", "dc"),
+        "ch06_implanting",
+        "DC + WIDE − DC",
+        (5, 10),
+    ),
+]
 CLAIMS: list[Claim] = [
     _lsed("omniglot", "ch03_protonet_omniglot", 20, 1),
     _lsed("omniglot", "ch03_protonet_omniglot", 20, 5),
@@ -142,58 +184,7 @@ CLAIMS: list[Claim] = [
         {"method": "squared_euclidean"},
         paper_text="LSED ahead at the first epoch (validation accuracy, a figure)",
     ),
-    *[
-        _dense(
-            "Table 1",
-            "resnet-12-dc",
-            "resnet-12-gap",
-            s,
-            _R12.format("dc", "gmp", "gmp"),
-            _R12.format("gap", "gap", "gap"),
-            "ch05_dense_classification",
-            "DC − GAP (ResNet-12; DC tested with GMP)",
-        )
-        for s in (1, 5, 10)
-    ],
-    *[
-        _dense(
-            "Table 4",
-            "dc",
-            "gap",
-            s,
-            _R12.format("dc", "gap", "dc"),
-            _R12.format("gap", "gap", "gap"),
-            "ch05_dense_classification",
-            "DC − GAP (DC queries)",
-        )
-        for s in (1, 5, 10)
-    ],
-    *[
-        _dense(
-            "Table 4",
-            "dc+imp",
-            "dc",
-            s,
-            "resnet12-dc-imp-stage2-gap-gap-support-gap-query-dc",
-            None,
-            "ch06_implanting",
-            "DC + IMP − DC",
-        )
-        for s in (5, 10)
-    ],
-    *[
-        _dense(
-            "Table 4",
-            "dc+wide",
-            "dc",
-            s,
-            _R12.format("dc-wide", "gap", "dc"),
-            _R12.format("dc", "gap", "dc"),
-            "ch06_implanting",
-            "DC + WIDE − DC",
-        )
-        for s in (5, 10)
-    ],
+    *[_dense(*row, shot) for *row, shots in _DENSE for shot in shots],
     *[
         Claim(
             "this book",

@@ -26,6 +26,7 @@ __all__ = [
     "PROFILES",
     "resolve_profile",
     "pick",
+    "column",
     "resolve_device",
     "Session",
     "set_deterministic",
@@ -62,6 +63,16 @@ def pick(profile: str, **by_profile: T) -> T:
     if profile not in by_profile:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     return by_profile[profile]
+
+
+def column(profile: str, table: dict[str, tuple]) -> dict:
+    """The settings of ``profile`` from ``table`` (``{name: (smoke, cpu, full)}``): one line per
+    setting shows how it grows from the smoke test to the paper's protocol."""
+    bad = [name for name, values in table.items() if len(values) != len(PROFILES)]
+    if bad:
+        raise ValueError(f"every setting needs one value per profile {PROFILES}; not {bad}")
+    i = PROFILES.index(pick(profile, smoke="smoke", cpu="cpu", full="full"))
+    return {name: values[i] for name, values in table.items()}
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:

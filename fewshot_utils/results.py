@@ -25,6 +25,7 @@ __all__ = [
     "REQUIRED",
     "git_commit",
     "run_commit",
+    "cpu_model",
     "machine",
     "make_record",
     "write_result",
@@ -93,18 +94,22 @@ def run_commit() -> str:
     return _COMMIT_AT_IMPORT
 
 
-def machine() -> str:
-    """The processor model and core count (a CPU run's numbers depend on them: another
-    processor rounds differently, and a short training run can end elsewhere)."""
+def cpu_model() -> str:
+    """The processor's model name (``/proc/cpuinfo`` on Linux, else what ``platform`` says)."""
     model = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return f"{model}, {os.cpu_count()} cores"
+    return model
+
+
+def machine() -> str:
+    """The processor model and core count (a CPU run's numbers depend on them: another
+    processor rounds differently, and a short training run can end elsewhere)."""
+    return f"{cpu_model()}, {os.cpu_count()} cores"
 
 
 def make_record(

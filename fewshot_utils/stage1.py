@@ -24,7 +24,7 @@ from .dense import (
     stage1_protocol,
     train_classifier,
 )
-from .profiles import pick
+from .profiles import column
 
 __all__ = [
     "test_settings",
@@ -67,8 +67,7 @@ def test_settings(profile: str, chapter: int) -> dict:
     table = {5: _CH05, 6: _CH06}.get(chapter)
     if table is None:
         raise ValueError(f"chapter must be 5 or 6, got {chapter!r}")
-    column = pick(profile, smoke=0, cpu=1, full=2)
-    return {name: values[column] for name, values in table.items()}
+    return column(profile, table)
 
 
 @dataclass

@@ -31,7 +31,6 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +43,17 @@ from .evaluation import EvalResult, _autocast, ci95, embed, evaluate_embeddings
 from .models import activation_layer
 from .profiles import resolve_device
 from .saturation import distance_gradient, sparsity
-from .training import TrainResult, _fresh_state, _update_best, clip_per_tensor_
+from .training import (
+    EPISODIC_KEYS,
+    TrainResult,
+    check_episodic,
+    clip_per_tensor_,
+    place,
+    prepare_episodic,
+    record_epoch,
+    sync,
+    train_episodes,
+)
 
 __all__ = [
     "FILM_PENALTY",
@@ -426,15 +435,7 @@ class TadamConfig:
     extra: dict = field(default_factory=dict)  # free-form notes stored with the checkpoint
 
     def __post_init__(self) -> None:
-        if self.select_on not in ("loss", "accuracy"):
-            raise ValueError(f"select_on must be 'loss' or 'accuracy', got {self.select_on!r}")
-        if self.episodes_per_epoch < 1 or self.max_episodes < 1:
-            raise ValueError("episodes_per_epoch and max_episodes must be >= 1")
-        if self.max_episodes % self.episodes_per_epoch:
-            raise ValueError(
-                f"max_episodes ({self.max_episodes}) must be a multiple of episodes_per_epoch "
-                f"({self.episodes_per_epoch}) so that every epoch is whole"
-            )
+        check_episodic(self)
         if self.aux_batch < 1:
             raise ValueError(f"aux_batch must be >= 1, got {self.aux_batch}")
 
@@ -462,51 +463,36 @@ def train_tadam(
     (mean ``near_zero_fraction`` of the epoch's episodes) and ``aux_steps``.
     """
     cfg = config
-    val_shot = cfg.val_shot or cfg.shot
-    check_episode(*train_data.shape[:2], cfg.way, cfg.shot, cfg.query)
-    check_episode(*val_data.shape[:2], cfg.val_way, val_shot, cfg.val_query)
     if model.aux_head is not None and model.aux_head.out_features != train_data.shape[0]:
         raise ValueError(
             f"the auxiliary head has {model.aux_head.out_features} classes but train_data has "
             f"{train_data.shape[0]}; build TadamNet(aux_classes={train_data.shape[0]})"
         )
-    device = resolve_device(device)
-    amp = device.type == "cuda" if cfg.amp is None else cfg.amp
-    model.to(device)
-    if device.type == "cpu":
-        model.to(memory_format=torch.channels_last)
-    train_data = train_data.to(device)
+    device, amp, train_data, val_shot = prepare_episodic(
+        model, train_data, val_data, cfg, device, channels_last=False
+    )
     parts = _optimisers(model, cfg, device, amp)
     gen = torch.Generator().manual_seed(cfg.seed)
     aux_gen = torch.Generator().manual_seed(cfg.seed + 2)
-    state = _fresh_state(model, _KEYS)
-    ckpt = Path(checkpoint) if checkpoint is not None else None
-    resumed = False
-    signature = {"config": dataclasses.asdict(cfg), "model": model.describe()}
-    stateful = {"model": model, **parts}
-    generators = {"episodes": gen, "aux": aux_gen}
-    if ckpt is not None and ckpt.exists() and not retrain:
-        state = checkpoints.load(ckpt, signature, stateful, generators)
-        resumed = True
-        if state["finished"]:
-            model.load_state_dict(state["best_model"])
-            return TrainResult.from_state(model, state, resumed=True, loaded=True)
-
+    ckpt = checkpoints.Checkpoint(
+        checkpoint,
+        {"config": dataclasses.asdict(cfg), "model": model.describe()},
+        {"model": model, **parts},
+        {"episodes": gen, "aux": aux_gen},
+    )
     labels = query_labels(cfg.way, cfg.query, device)
-    start = time.perf_counter() - state["wall_time_s"]
-    bar = checkpoints.progress(cfg.max_episodes, state["episode"], progress, "training episodes")
-    while not state["finished"]:
-        model.train()
-        t0 = time.perf_counter()
+
+    def steps(state: dict, n: int, tick: Callable[[], object]) -> dict:
         sums = {"loss": 0.0, "acc": 0.0, "near_zero": 0.0, "aux": 0}
-        for i in range(cfg.episodes_per_epoch):
+        for i in range(n):
             step = state["episode"] + i
             out = _step(model, train_data, labels, cfg, parts, gen, aux_gen, step, device, amp)
             for k in sums:
                 sums[k] += out[k]
-            bar.update()
-        train_seconds = time.perf_counter() - t0
-        state["episode"] += cfg.episodes_per_epoch
+            tick()
+        return sums
+
+    def end_epoch(state: dict, sums: dict, seconds: float):
         val = evaluate_tadam(
             model,
             val_data,
@@ -517,21 +503,24 @@ def train_tadam(
             cfg.seed + 1,
             device,
         )
-        _record(state, cfg, sums, val, train_seconds, parts, model)
-        bar.set_postfix(val_acc=f"{val.accuracy:.3f}", alpha=f"{model.alpha.item():.3g}")
-        _update_best(state, model, cfg, val)
-        state["finished"] = state["episode"] >= cfg.max_episodes or (
-            cfg.patience is not None and state["bad_epochs"] >= cfg.patience
+        n = cfg.episodes_per_epoch
+        record_epoch(
+            state,
+            n,
+            sums["loss"],
+            sums["acc"],
+            val,
+            lr=parts["opt"].param_groups[0]["lr"],
+            alpha=model.alpha.item(),
+            near_zero=sums["near_zero"] / n,
+            aux_steps=sums["aux"],
+            train_seconds=seconds,
         )
-        state["wall_time_s"] = time.perf_counter() - start
-        if ckpt is not None:
-            ck = checkpoints.pack(signature, state, stateful, generators)
-            checkpoints.save_atomic(ck, ckpt)
-        if on_epoch_end is not None:
-            on_epoch_end(len(state["history"]["episode"]), state["history"])
-    bar.close()
-    model.load_state_dict(state["best_model"])
-    return TrainResult.from_state(model, state, resumed=resumed, loaded=False)
+        return val, {"val_acc": f"{val.accuracy:.3f}", "alpha": f"{model.alpha.item():.3g}"}
+
+    return train_episodes(
+        model, _KEYS, ckpt, steps, end_epoch, cfg, retrain, on_epoch_end, progress
+    )
 
 
 def measure_tadam_seconds(
@@ -546,11 +535,8 @@ def measure_tadam_seconds(
     (``max_episodes`` episodes and ``expected_aux_steps`` auxiliary batches; validation
     excluded)."""
     cfg = dataclasses.replace(config, aux_rate=1.0)  # every step trains an auxiliary batch
-    device = resolve_device(device)
-    amp = device.type == "cuda" if cfg.amp is None else cfg.amp
-    probe = copy.deepcopy(model).to(device)
-    if device.type == "cpu":
-        probe.to(memory_format=torch.channels_last)
+    probe = copy.deepcopy(model)
+    device, amp = place(probe, cfg, device, channels_last=False)
     probe.train()
     data = train_data.to(device)
     parts = _optimisers(probe, cfg, device, amp)
@@ -730,7 +716,7 @@ def _step(model, data, labels, cfg, parts, gen, aux_gen, step, device, amp, timi
             _update(aux_loss, parts["aux_opt"], parts["aux_scaler"], cfg, step)
             out["aux"] = 1
     if timings:  # otherwise no step waits for the GPU
-        _sync(device)
+        sync(device)
     t1 = time.perf_counter()
     ep = sample_episode(data, cfg.way, cfg.shot, cfg.query, gen)
     with _autocast(device, amp):
@@ -739,7 +725,7 @@ def _step(model, data, labels, cfg, parts, gen, aux_gen, step, device, amp, timi
     loss, acc = protonet_loss(logits, labels)
     _update(loss + model.penalty(), parts["opt"], parts["scaler"], cfg, step)
     if timings:
-        _sync(device)
+        sync(device)
     alpha = model.alpha.item()
     d = -logits.detach() / alpha if alpha > 0 else logits.detach()
     out.update(loss=loss.item(), acc=acc.item(), near_zero=near_zero_fraction(d, labels, alpha))
@@ -748,37 +734,4 @@ def _step(model, data, labels, cfg, parts, gen, aux_gen, step, device, amp, timi
     return out
 
 
-def _sync(device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-_KEYS = [
-    "episode",
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "val_ci95",
-    "lr",
-    "alpha",
-    "near_zero",
-    "aux_steps",
-    "train_seconds",
-]
-
-
-def _record(state, cfg, sums, val, train_seconds, parts, model) -> None:
-    n = cfg.episodes_per_epoch
-    h = state["history"]
-    h["episode"].append(state["episode"])
-    h["train_loss"].append(sums["loss"] / n)
-    h["train_acc"].append(sums["acc"] / n)
-    h["val_loss"].append(val.loss)
-    h["val_acc"].append(val.accuracy)
-    h["val_ci95"].append(val.ci95)
-    h["lr"].append(parts["opt"].param_groups[0]["lr"])
-    h["alpha"].append(model.alpha.item())
-    h["near_zero"].append(sums["near_zero"] / n)
-    h["aux_steps"].append(sums["aux"])
-    h["train_seconds"].append(train_seconds)
+_KEYS = (*EPISODIC_KEYS, "alpha", "near_zero", "aux_steps", "train_seconds")

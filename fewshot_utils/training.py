@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -36,10 +37,17 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "train_protonet",
+    "prepare_episodic",
+    "place",
+    "train_episodes",
+    "record_epoch",
+    "train_epochs",
     "trainval_config",
     "retrain_on_trainval",
     "measure_episodes_per_s",
     "clip_per_tensor_",
+    "steps_per_s",
+    "sync",
 ]
 
 
@@ -72,15 +80,21 @@ class TrainConfig:
     amp: bool | None = None  # None: on for CUDA
 
     def __post_init__(self) -> None:
-        if self.select_on not in ("loss", "accuracy"):
-            raise ValueError(f"select_on must be 'loss' or 'accuracy', got {self.select_on!r}")
-        if self.episodes_per_epoch < 1 or self.max_episodes < 1:
-            raise ValueError("episodes_per_epoch and max_episodes must be >= 1")
-        if self.max_episodes % self.episodes_per_epoch:
-            raise ValueError(
-                f"max_episodes ({self.max_episodes}) must be a multiple of episodes_per_epoch "
-                f"({self.episodes_per_epoch}) so that every epoch is whole"
-            )
+        check_episodic(self)
+
+
+def check_episodic(config) -> None:
+    """The checks of an episodic configuration (:class:`TrainConfig`, ``tadam.TadamConfig``):
+    a known ``select_on``, and whole epochs of at least one episode."""
+    if config.select_on not in ("loss", "accuracy"):
+        raise ValueError(f"select_on must be 'loss' or 'accuracy', got {config.select_on!r}")
+    if config.episodes_per_epoch < 1 or config.max_episodes < 1:
+        raise ValueError("episodes_per_epoch and max_episodes must be >= 1")
+    if config.max_episodes % config.episodes_per_epoch:
+        raise ValueError(
+            f"max_episodes ({config.max_episodes}) must be a multiple of episodes_per_epoch "
+            f"({config.episodes_per_epoch}) so that every epoch is whole"
+        )
 
 
 @dataclass
@@ -142,55 +156,32 @@ def train_protonet(
     device: the host reads them once per epoch, so a GPU step never waits.
     """
     cfg = config
-    val_shot = cfg.val_shot or cfg.shot
-    check_episode(*train_data.shape[:2], cfg.way, cfg.shot, cfg.query)
-    check_episode(*val_data.shape[:2], cfg.val_way, val_shot, cfg.val_query)
-    device = resolve_device(device)
-    amp = device.type == "cuda" if cfg.amp is None else cfg.amp
-    model.to(device)
-    model.to(memory_format=torch.channels_last)
-    train_data = train_data.to(device)
+    device, amp, train_data, val_shot = prepare_episodic(model, train_data, val_data, cfg, device)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimiser, cfg.lr_halve_every, gamma=0.5)
     scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
     gen = torch.Generator().manual_seed(cfg.seed)
-    state = _fresh_state(model)
-    ckpt = Path(checkpoint) if checkpoint is not None else None
-    resumed = False
-    signature = dataclasses.asdict(cfg)
-    stateful = {"model": model, "optimiser": optimiser, "scheduler": scheduler, "scaler": scaler}
-    generators = {"episodes": gen}
-    if ckpt is not None and ckpt.exists() and not retrain:
-        state = checkpoints.load(ckpt, signature, stateful, generators)
-        resumed = True
-        if state["finished"]:
-            model.load_state_dict(state["best_model"])
-            return TrainResult.from_state(model, state, resumed=True, loaded=True)
-    elif extends is not None and Path(extends).exists() and not retrain:
-        state = _continue(extends, signature, stateful, generators)
-        resumed = True
-
-    labels = query_labels(cfg.way, cfg.query, device)
-    start = time.perf_counter() - state["wall_time_s"]
-    epochs = cfg.max_episodes // cfg.episodes_per_epoch
-    bar = checkpoints.progress(
-        epochs * cfg.episodes_per_epoch, state["episode"], progress, "training episodes"
+    ckpt = checkpoints.Checkpoint(
+        checkpoint,
+        dataclasses.asdict(cfg),
+        {"model": model, "optimiser": optimiser, "scheduler": scheduler, "scaler": scaler},
+        {"episodes": gen},
     )
-    while not state["finished"]:
-        model.train()
-        t0 = time.perf_counter()
+    labels = query_labels(cfg.way, cfg.query, device)
+
+    def steps(state: dict, n: int, tick: Callable[[], object]) -> list[float]:
         # float64 sums on the device: the same additions as of Python floats, without a
         # synchronising .item() per step
         sums = torch.zeros(2, dtype=torch.float64, device=device)
-        for _ in range(cfg.episodes_per_epoch):
+        for _ in range(n):
             ep = sample_episode(train_data, cfg.way, cfg.shot, cfg.query, gen)
             loss, acc = _train_step(model, ep, labels, cfg, optimiser, scaler, device, amp)
             scheduler.step()
             sums += torch.stack([loss, acc]).double()
-            bar.update()
-        tot_loss, tot_acc = sums.tolist()  # waits for the epoch's last step
-        train_seconds = time.perf_counter() - t0
-        state["episode"] += cfg.episodes_per_epoch
+            tick()
+        return sums.tolist()  # waits for the epoch's last step
+
+    def end_epoch(state: dict, sums: list[float], seconds: float):
         val = evaluate_embeddings(
             embed(model, val_data, device=device, amp=amp),
             cfg.val_way,
@@ -202,26 +193,168 @@ def train_protonet(
             cfg.scale,
             **cfg.distance_kwargs,
         )
-        _record(state, cfg, tot_loss, tot_acc, val, train_seconds, scheduler)
-        bar.set_postfix(val_acc=f"{val.accuracy:.3f}", best_epoch=state["best_epoch"])
-        _update_best(state, model, cfg, val)
-        state["finished"] = state["episode"] >= cfg.max_episodes or (
-            cfg.patience is not None and state["bad_epochs"] >= cfg.patience
+        record_epoch(
+            state,
+            cfg.episodes_per_epoch,
+            *sums,
+            val,
+            # every validation pass draws the same episodes: two models' gaps get a paired CI
+            val_per_episode=val.per_episode.tolist(),
+            lr=scheduler.get_last_lr()[0],
+            train_seconds=seconds,
+        )
+        return val, {"val_acc": f"{val.accuracy:.3f}"}
+
+    return train_episodes(
+        model, _HISTORY_KEYS, ckpt, steps, end_epoch, cfg, retrain, on_epoch_end, progress, extends
+    )
+
+
+def prepare_episodic(
+    model: nn.Module,
+    train_data: torch.Tensor,
+    val_data: torch.Tensor,
+    config,
+    device: str | torch.device | None,
+    channels_last: bool = True,
+) -> tuple[torch.device, bool, torch.Tensor, int]:
+    """The start of an episodic run of ``config`` (:class:`TrainConfig`,
+    ``tadam.TadamConfig``): check that the data holds its training and validation episodes,
+    resolve the device and whether mixed precision is used, move ``model`` there (in
+    channels_last memory format; only on the CPU unless ``channels_last``) and the training
+    images too. Returns the device, the mixed-precision flag, the moved training images and
+    the validation shot."""
+    val_shot = config.val_shot or config.shot
+    check_episode(*train_data.shape[:2], config.way, config.shot, config.query)
+    check_episode(*val_data.shape[:2], config.val_way, val_shot, config.val_query)
+    device, amp = place(model, config, device, channels_last)
+    return device, amp, train_data.to(device), val_shot
+
+
+def place(
+    model: nn.Module, config, device: str | torch.device | None, channels_last: bool = True
+) -> tuple[torch.device, bool]:
+    """Move ``model`` to the resolved ``device``, in channels_last memory format (only on the
+    CPU unless ``channels_last``); returns the device and whether ``config`` (any training
+    configuration with ``amp``: None means on for CUDA) uses mixed precision there."""
+    device = resolve_device(device)
+    model.to(device)
+    if channels_last or device.type == "cpu":
+        model.to(memory_format=torch.channels_last)
+    return device, device.type == "cuda" if config.amp is None else config.amp
+
+
+def train_episodes(
+    model: nn.Module,
+    history_keys: Sequence[str],
+    ckpt: checkpoints.Checkpoint,
+    steps: Callable[[dict, int, Callable[[], object]], Any],
+    end_epoch: Callable[[dict, Any, float], tuple[Any, dict]],
+    config,
+    retrain: bool = False,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+    progress: bool = True,
+    extends: str | os.PathLike | None = None,
+) -> TrainResult:
+    """:func:`train_epochs` of an episodic run: ``config`` (a :class:`TrainConfig` or
+    ``tadam.TadamConfig``) gives the episodes, the epochs, the selection and the patience;
+    ``history_keys`` the history's lists. Returns its :class:`TrainResult`."""
+    state, resumed, loaded = train_epochs(
+        model,
+        _fresh_state(model, history_keys),
+        ckpt,
+        steps,
+        end_epoch,
+        total=config.max_episodes,
+        epoch_steps=config.episodes_per_epoch,
+        select_on=config.select_on,
+        patience=config.patience,
+        retrain=retrain,
+        extends=extends,
+        on_epoch_end=on_epoch_end,
+        progress=progress,
+    )
+    return TrainResult.from_state(model, state, resumed=resumed, loaded=loaded)
+
+
+def train_epochs(
+    model: nn.Module,
+    state: dict,
+    ckpt: checkpoints.Checkpoint,
+    steps: Callable[[dict, int, Callable[[], object]], Any],
+    end_epoch: Callable[[dict, Any, float], tuple[Any, dict]],
+    *,
+    total: int,
+    epoch_steps: int,
+    counter: str = "episode",
+    select_on: str | None = None,
+    patience: int | None = None,
+    retrain: bool = False,
+    extends: str | os.PathLike | None = None,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+    progress: bool = True,
+    desc: str = "training episodes",
+) -> tuple[dict, bool, bool]:
+    """The training loop of every trainer of the package (``train_protonet``,
+    ``tadam.train_tadam``, ``dense.train_classifier``): epochs of ``epoch_steps`` steps (the
+    last one cut to what remains of ``total``) until ``total`` steps are done, each ended by a
+    validation, a checkpoint and ``on_epoch_end(epochs done, history)``.
+
+    The trainer passes the work: ``steps(state, n, tick)`` trains ``n`` steps in train mode,
+    calling ``tick()`` after each (the progress bar), and returns the epoch's figures;
+    ``end_epoch(state, figures, seconds)`` validates, appends to ``state["history"]`` and
+    returns the validation result and the progress bar's postfix. ``state`` is the loop's
+    (``state[counter]`` counts the steps done, ``"history"``, ``"finished"``,
+    ``"wall_time_s"``): a resumed run's replaces the fresh one, so the callables take it as an
+    argument. With ``select_on`` (``"loss"`` or ``"accuracy"``), the weights of the best
+    validation epoch are kept in the state (:func:`_fresh_state`) and loaded into ``model`` at
+    the end; ``patience`` epochs without improvement stop the run early.
+
+    ``ckpt`` (:class:`checkpoints.Checkpoint`) is written after every epoch: an existing one
+    is resumed exactly, or loaded without training when finished, unless ``retrain``;
+    ``extends`` continues a shorter finished run (see ``train_protonet``). Returns the final
+    state, whether it was resumed, and whether a finished run was loaded.
+    """
+    resumed = False
+    if ckpt.exists() and not retrain:
+        state, resumed = ckpt.restore(), True
+        if state["finished"]:
+            if select_on is not None:
+                model.load_state_dict(state["best_model"])
+            return state, True, True
+    elif extends is not None and Path(extends).exists() and not retrain:
+        state, resumed = _continue(extends, ckpt), True
+    start = time.perf_counter() - state["wall_time_s"]
+    bar = checkpoints.progress(total, state[counter], progress, desc)
+    while not state["finished"]:
+        model.train()
+        t0 = time.perf_counter()
+        n = min(epoch_steps, total - state[counter])
+        figures = steps(state, n, bar.update)
+        seconds = time.perf_counter() - t0
+        state[counter] += n
+        val, postfix = end_epoch(state, figures, seconds)
+        if select_on is not None:
+            _update_best(state, model, select_on, val)
+            postfix = {**postfix, "best_epoch": state["best_epoch"]}
+        bar.set_postfix(postfix)
+        state["finished"] = state[counter] >= total or (
+            patience is not None and state["bad_epochs"] >= patience
         )
         state["wall_time_s"] = time.perf_counter() - start
-        if ckpt is not None:
-            ck = checkpoints.pack(signature, state, stateful, generators)
-            checkpoints.save_atomic(ck, ckpt)
+        ckpt.save(state)
         if on_epoch_end is not None:
-            on_epoch_end(len(state["history"]["episode"]), state["history"])
+            on_epoch_end(len(state["history"][counter]), state["history"])
     bar.close()
-    model.load_state_dict(state["best_model"])
-    return TrainResult.from_state(model, state, resumed=resumed, loaded=False)
+    if select_on is not None:
+        model.load_state_dict(state["best_model"])
+    return state, resumed, False
 
 
-def _continue(path, signature: dict, stateful: dict, generators: dict) -> dict:
+def _continue(path, ckpt: checkpoints.Checkpoint) -> dict:
     """Restore the finished shorter run at ``path`` (the same configuration but for a smaller
-    ``max_episodes``) to train it on to ``signature``'s length; a clear error otherwise."""
+    ``max_episodes``) to train it on to ``ckpt``'s length; a clear error otherwise."""
+    signature = ckpt.signature
     saved = checkpoints.saved_signature(path)
     if saved.get("max_episodes", math.inf) > signature["max_episodes"]:
         raise ValueError(
@@ -229,7 +362,10 @@ def _continue(path, signature: dict, stateful: dict, generators: dict) -> dict:
             f"{signature['max_episodes']} asked for: load it directly instead"
         )
     state = checkpoints.load(
-        path, {**signature, "max_episodes": saved["max_episodes"]}, stateful, generators
+        path,
+        {**signature, "max_episodes": saved["max_episodes"]},
+        ckpt.stateful,
+        ckpt.generators,
     )
     state["finished"] = False
     return state
@@ -294,25 +430,37 @@ def measure_episodes_per_s(
     ``model`` (the model itself is untouched) after one warm-up episode; multiply by the
     planned episodes to predict a run's duration before starting it."""
     cfg = config
-    device = resolve_device(device)
-    amp = device.type == "cuda" if cfg.amp is None else cfg.amp
-    probe = copy.deepcopy(model).to(device)
-    probe.to(memory_format=torch.channels_last)
+    probe = copy.deepcopy(model)
+    device, amp = place(probe, cfg, device)
     data = train_data.to(device)
     optimiser = torch.optim.Adam(probe.parameters(), lr=cfg.lr)
     scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
     gen = torch.Generator().manual_seed(cfg.seed)
     labels = query_labels(cfg.way, cfg.query, device)
-    for i in range(episodes + 1):
-        if i == 1:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
+
+    def step() -> None:
         ep = sample_episode(data, cfg.way, cfg.shot, cfg.query, gen)
         _train_step(probe, ep, labels, cfg, optimiser, scaler, device, amp)
+
+    return steps_per_s(step, episodes, device)
+
+
+def steps_per_s(step: Callable[[], object], steps: int, device: torch.device) -> float:
+    """Calls of ``step`` per second over ``steps`` calls after one warm-up call (which pays
+    for first-call costs), waiting for the GPU work they queue before reading the clock."""
+    step()
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync(device)  # the queued steps count too
+    return steps / (time.perf_counter() - t0)
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (a GPU); nothing to wait for on the CPU."""
     if device.type == "cuda":
-        torch.cuda.synchronize()  # the queued steps count too
-    return episodes / (time.perf_counter() - t0)
+        torch.cuda.synchronize()
 
 
 def clip_per_tensor_(parameters, max_norm: float) -> None:
@@ -350,17 +498,9 @@ def _train_step(model, ep, labels, cfg, optimiser, scaler, device, amp):
     return loss.detach(), acc.detach()
 
 
-_HISTORY_KEYS = (
-    "episode",
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "val_ci95",
-    "lr",
-    "train_seconds",
-    "val_per_episode",
-)
+EPISODIC_KEYS = ("episode", "train_loss", "train_acc", "val_loss", "val_acc", "val_ci95", "lr")
+"""The history lists every episodic run records per epoch (``tadam.train_tadam`` adds its own)."""
+_HISTORY_KEYS = (*EPISODIC_KEYS, "train_seconds", "val_per_episode")
 
 
 def _fresh_state(model: nn.Module, history_keys: Sequence[str] = _HISTORY_KEYS) -> dict:
@@ -378,25 +518,25 @@ def _fresh_state(model: nn.Module, history_keys: Sequence[str] = _HISTORY_KEYS) 
     }
 
 
-def _record(state, cfg, tot_loss, tot_acc, val, train_seconds, scheduler) -> None:
+def record_epoch(state: dict, n: int, loss_sum: float, acc_sum: float, val, **more) -> None:
+    """Append an episodic epoch to ``state["history"]``: the episodes done, the mean training
+    loss and accuracy of its ``n`` episodes (from their sums), the validation loss, accuracy
+    and interval of ``val``, then ``more`` (history key: value)."""
     h = state["history"]
     h["episode"].append(state["episode"])
-    h["train_loss"].append(tot_loss / cfg.episodes_per_epoch)
-    h["train_acc"].append(tot_acc / cfg.episodes_per_epoch)
+    h["train_loss"].append(loss_sum / n)
+    h["train_acc"].append(acc_sum / n)
     h["val_loss"].append(val.loss)
     h["val_acc"].append(val.accuracy)
     h["val_ci95"].append(val.ci95)
-    # every validation pass draws the same episodes: two models' gaps get a paired interval
-    h["val_per_episode"].append(val.per_episode.tolist())
-    h["lr"].append(scheduler.get_last_lr()[0])
-    h["train_seconds"].append(train_seconds)
+    for key, value in more.items():
+        h[key].append(value)
 
 
-def _update_best(state: dict, model: nn.Module, cfg: TrainConfig, val) -> None:
-    """Keep the weights of the best validation epoch (``cfg.select_on``: loss or accuracy)
-    and count the epochs since, for early stopping. ``cfg`` may be any configuration with
-    ``select_on`` (``tadam.TadamConfig`` too)."""
-    score = val.loss if cfg.select_on == "loss" else -val.accuracy
+def _update_best(state: dict, model: nn.Module, select_on: str, val) -> None:
+    """Keep the weights of the best validation epoch (``select_on``: ``"loss"``, lower is
+    better, or ``"accuracy"``) and count the epochs since, for early stopping."""
+    score = val.loss if select_on == "loss" else -val.accuracy
     if state["best_score"] is None or score < state["best_score"]:
         state["best_score"] = score
         state["best_epoch"] = len(state["history"]["episode"])
@@ -415,53 +555,25 @@ def miniimagenet_protocol(profile: str) -> dict:
     chapters that train the same models (so that they share checkpoints): data cuts, training
     episode shapes per trained shot (``runs``: shot -> (way, shot, query)), length, validation,
     test episodes, training seeds, and the length of the long run (``long_episodes``)."""
-    from .profiles import pick
+    from .profiles import column
 
-    return pick(
-        profile,
-        smoke=dict(
-            train_classes=8,
-            per_class=40,
-            runs={1: (5, 1, 5)},
-            max_episodes=6,
-            episodes_per_epoch=3,
-            val_per_class=30,
-            val_episodes=10,
-            patience=None,
-            test_per_class=40,
-            test_episodes=50,
-            seeds=(0, 1),
-            long_episodes=9,
-        ),
-        cpu=dict(
-            train_classes=None,
-            per_class=None,
-            runs={1: (5, 1, 5)},
-            max_episodes=500,
-            episodes_per_epoch=100,
-            val_per_class=100,
-            val_episodes=300,
-            patience=None,
-            test_per_class=300,
-            test_episodes=10_000,
-            seeds=(0, 1, 2),
-            long_episodes=1000,
-        ),
-        full=dict(
-            train_classes=None,
-            per_class=None,
-            runs={1: (30, 1, 15), 5: (20, 5, 15)},
-            max_episodes=60_000,
-            episodes_per_epoch=100,
-            val_per_class=None,
-            val_episodes=600,
-            patience=200,
-            test_per_class=None,
-            test_episodes=10_000,
-            seeds=(0,),
-            long_episodes=None,
-        ),
-    )
+    return column(profile, _MINIIMAGENET)
+
+
+_MINIIMAGENET = {  # smoke, cpu, full
+    "train_classes": (8, None, None),
+    "per_class": (40, None, None),
+    "runs": ({1: (5, 1, 5)}, {1: (5, 1, 5)}, {1: (30, 1, 15), 5: (20, 5, 15)}),
+    "max_episodes": (6, 500, 60_000),
+    "episodes_per_epoch": (3, 100, 100),
+    "val_per_class": (30, 100, None),
+    "val_episodes": (10, 300, 600),
+    "patience": (None, None, 200),
+    "test_per_class": (40, 300, None),
+    "test_episodes": (50, 10_000, 10_000),
+    "seeds": ((0, 1), (0, 1, 2), (0,)),
+    "long_episodes": (9, 1000, None),
+}
 
 
 def miniimagenet_config(

@@ -69,7 +69,7 @@ from fewshot_utils.checkpoints import checkpoint_dir
 from fewshot_utils.display import show_source
 from fewshot_utils.evaluation import embed, evaluate_embeddings
 from fewshot_utils.models import conv4_for
-from fewshot_utils.profiles import pick, start
+from fewshot_utils.profiles import column, start
 from fewshot_utils.results import make_record, write_result
 from fewshot_utils.training import TrainConfig, train_protonet
 
@@ -220,7 +220,7 @@ SETTINGS = {  # name: (smoke, cpu, full)
     "val_episodes": (20, 100, 100),
     "test_episodes": (100, 10_000, 10_000),
 }
-settings = {name: pick(profile, smoke=sm, cpu=c, full=f) for name, (sm, c, f) in SETTINGS.items()}
+settings = column(profile, SETTINGS)
 train_x, val_x, test_x = omni["train"], omni["val"], omni["test"]
 if settings["classes"]:  # smoke: a few classes only
     train_x, val_x, test_x = (x[: settings["classes"]] for x in (train_x, val_x, test_x))

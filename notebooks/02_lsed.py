@@ -92,7 +92,7 @@ from fewshot_utils.display import show_source, table
 from fewshot_utils.episodes import sample_episode
 from fewshot_utils.evaluation import embed, evaluate_embeddings, paired_difference
 from fewshot_utils.models import conv4_for
-from fewshot_utils.profiles import pick, start, time_estimate
+from fewshot_utils.profiles import column, start, time_estimate
 from fewshot_utils.results import make_record, write_result
 from fewshot_utils.training import (
     TrainConfig,
@@ -136,7 +136,7 @@ SETTINGS = {  # name: (smoke, cpu, full)
     "test_per_class": (40, 100, None),
     "test_episodes": (50, 2000, 10_000),
 }
-settings = {name: pick(profile, smoke=sm, cpu=c, full=f) for name, (sm, c, f) in SETTINGS.items()}
+settings = column(profile, SETTINGS)
 print(settings)
 if profile == "cpu":
     display(

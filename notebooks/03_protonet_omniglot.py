@@ -76,7 +76,7 @@ from fewshot_utils.display import show_source
 from fewshot_utils.episodes import sample_episode
 from fewshot_utils.evaluation import ci95, embed, evaluate_embeddings, paired_difference
 from fewshot_utils.models import conv4_for
-from fewshot_utils.profiles import pick, start, time_estimate
+from fewshot_utils.profiles import column, pick, start, time_estimate
 from fewshot_utils.results import make_record, write_result
 from fewshot_utils.training import (
     TrainConfig,
@@ -115,7 +115,7 @@ SETTINGS = {  # name: (smoke, cpu, full)
     "patience": (None, None, 200),
     "test_episodes": (50, 10_000, 10_000),
 }
-settings = {name: pick(profile, smoke=sm, cpu=c, full=f) for name, (sm, c, f) in SETTINGS.items()}
+settings = column(profile, SETTINGS)
 subset = slice(settings["classes"])  # smoke: the first few classes of each split only
 train_x, val_x, test_x = omni["train"][subset], omni["val"][subset], omni["test"][subset]
 METHODS = {"squared_euclidean": {}, "lsed": {"s": 0.0, "r": 0.01}}

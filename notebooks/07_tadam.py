@@ -89,7 +89,7 @@ from fewshot_utils.distances import DISTANCES
 from fewshot_utils.episodes import sample_episode
 from fewshot_utils.evaluation import ci95, embed, paired_difference
 from fewshot_utils.models import ResNet12
-from fewshot_utils.profiles import pick, start, time_estimate
+from fewshot_utils.profiles import column, start, time_estimate
 from fewshot_utils.results import make_record, write_result
 from fewshot_utils.tadam import TadamConfig, TadamNet, TaskEmbeddingNetwork
 
@@ -128,9 +128,7 @@ SETTINGS = {  # name: (smoke, cpu, full)
     "test_query": (15, 15, 15),
     "probe_episodes": (1, 2, 5),  # timed episodes per kind of model
 }
-settings = {
-    name: column[pick(profile, smoke=0, cpu=1, full=2)] for name, column in SETTINGS.items()
-}
+settings = column(profile, SETTINGS)
 WAY, SHOT, QUERY = 5, 5, 6  # training episodes: TADAM's 5-way 5-shot, 32 queries ~ 6 per class
 
 # %% [markdown]

@@ -18,7 +18,7 @@ from fewshot_utils.evaluation import (
     paired_difference,
 )
 from fewshot_utils.models import Conv4, InputNorm, conv4_for
-from fewshot_utils.profiles import pick, resolve_device, resolve_profile
+from fewshot_utils.profiles import column, pick, resolve_device, resolve_profile
 from fewshot_utils.results import REQUIRED, load_results, make_record, write_result
 
 
@@ -271,19 +271,14 @@ def test_result_record_errors(tmp_path):
         write_result({"experiment": "x"}, tmp_path)
 
 
+_RUN = dict(method="m", profile="cpu", device="cpu", wall_time_s=1.0, config={})
+
+
 def test_record_takes_the_task_shape_from_the_result():
     torch.manual_seed(0)
     emb = torch.randn(6, 8, 4)
     res = evaluate_embeddings(emb, way=3, shot=2, query=4, episodes=7)
-    common = dict(
-        experiment="ch0",
-        dataset="omniglot",
-        method="m",
-        profile="cpu",
-        device="cpu",
-        wall_time_s=1.0,
-        config={},
-    )
+    common = dict(_RUN, experiment="ch0", dataset="omniglot")
     rec = make_record(result=res, **common)
     assert (rec["way"], rec["shot"], rec["query"], rec["episodes"]) == (3, 2, 4, 7)
     assert rec["accuracy"] == res.accuracy and rec["ci95"] == res.ci95
@@ -300,18 +295,7 @@ def test_record_takes_the_task_shape_from_the_result():
 
 def test_record_of_an_accuracy_over_images():
     res = image_accuracy(torch.tensor([1, 1, 0, 1]))
-    rec = make_record(
-        result=res,
-        way=5,
-        shot=5,
-        experiment="e",
-        dataset="d",
-        method="m",
-        profile="cpu",
-        device="cpu",
-        wall_time_s=1.0,
-        config={},
-    )
+    rec = make_record(result=res, way=5, shot=5, experiment="e", dataset="d", **_RUN)
     assert (rec["unit"], rec["episodes"], rec["accuracy"]) == ("images", 4, 0.75)
     assert rec["ci_low"] < 0.75 < rec["ci_high"] and rec["ci95"] > 0.3  # 4 images: wide
 
@@ -335,6 +319,19 @@ def test_pick():
     assert pick("cpu", smoke=1, cpu=2, full=3) == 2
     with pytest.raises(ValueError, match="missing"):
         pick("cpu", smoke=1, cpu=2)
+
+
+def test_column_takes_the_profiles_values():
+    table = {
+        "episodes": (6, 500, 60_000),
+        "runs": ({1: (5, 1, 5)}, {1: (5, 1, 5)}, {5: (20, 5, 15)}),
+    }
+    assert column("smoke", table) == {"episodes": 6, "runs": {1: (5, 1, 5)}}
+    assert column("full", table) == {"episodes": 60_000, "runs": {5: (20, 5, 15)}}
+    with pytest.raises(ValueError, match="one value per profile"):
+        column("cpu", {"episodes": (6, 500)})
+    with pytest.raises(ValueError, match="unknown profile 'gpu'"):
+        column("gpu", table)
 
 
 def test_resolve_device_falls_back_to_cpu():

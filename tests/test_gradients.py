@@ -38,18 +38,9 @@ def _net(seed: int = 0) -> Conv4:
 
 
 def _config(**kw) -> TrainConfig:
-    base = dict(
-        way=4,
-        shot=1,
-        query=3,
-        max_episodes=5,
-        episodes_per_epoch=5,
-        val_way=3,
-        val_query=2,
-        val_episodes=2,
-        seed=3,
-    )
-    return TrainConfig(**{**base, **kw})
+    episodes = dict(way=4, shot=1, query=3, max_episodes=5, episodes_per_epoch=5, seed=3)
+    validation = dict(val_way=3, val_query=2, val_episodes=2)
+    return TrainConfig(**{**episodes, **validation, **kw})
 
 
 @pytest.mark.parametrize(

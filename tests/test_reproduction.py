@@ -242,9 +242,9 @@ def test_committed_records_match_the_setting_of_their_cells():
 
 def test_provenance_names_training_length_and_reductions():
     stage1 = _record(
-        dataset="miniimagenet",
-        way=5,
-        shot=5,
+        "miniimagenet",
+        5,
+        5,
         experiment="ch05_dense_classification",
         method="resnet12-dc-support-gap-query-dc",
         train_iterations=240,
@@ -266,24 +266,13 @@ def test_provenance_names_training_length_and_reductions():
         "config": {**stage1["config"], "network": "c128f", "widths": [64, 64, 128, 128]},
     }
     assert "widths" not in rp._provenance(c128f)  # C128F's widths are the paper's
-    implanted = _record(
-        dataset="miniimagenet",
-        way=5,
-        shot=5,
-        experiment="ch06_implanting",
-        method="resnet12-dc-imp-stage2-gap-gap-support-gap-query-dc",
-    )
+    method = "resnet12-dc-imp-stage2-gap-gap-support-gap-query-dc"
+    implanted = _record("miniimagenet", 5, 5, experiment="ch06_implanting", method=method)
     implanted["episodes"] = 50
     assert "50 test tasks (paper: 5,000)" in rp._provenance(implanted)
-    tadam = _record(
-        dataset="miniimagenet",
-        way=5,
-        shot=5,
-        experiment="ch07_tadam",
-        method="b",
-        train_episodes=1000,
-        config={"backbone": "resnet12-16-32-64-128", "image_side": 42},
-    )
+    config = {"backbone": "resnet12-16-32-64-128", "image_side": 42}
+    tadam = _record("miniimagenet", 5, 5, experiment="ch07_tadam", method="b", config=config)
+    tadam["train_episodes"] = 1000
     assert "42 px images (paper: 84)" in rp._provenance(tadam)
     assert "1,000 training episodes (paper: 30,000)" in rp._provenance(tadam)
     images = _record(dataset="miniimagenet", way=5, shot=5, unit="images")

@@ -49,21 +49,9 @@ def _net(tc=False, aux=None, learn_alpha=False, alpha=1.0, distance="squared_euc
 
 
 def _config(**kw):
-    base = dict(
-        way=3,
-        shot=2,
-        query=2,
-        max_episodes=8,
-        episodes_per_epoch=4,
-        lr=0.05,
-        aux_batch=6,
-        val_way=3,
-        val_query=2,
-        val_episodes=4,
-        seed=0,
-    )
-    base.update(kw)
-    return TadamConfig(**base)
+    episodes = dict(way=3, shot=2, query=2, max_episodes=8, episodes_per_epoch=4, lr=0.05)
+    validation = dict(val_way=3, val_query=2, val_episodes=4)
+    return TadamConfig(**{**episodes, "aux_batch": 6, **validation, **kw})
 
 
 # ------------------------------------------------------------------- task conditioning
@@ -295,99 +283,41 @@ def test_auxiliary_task_does_not_change_the_episodes(monkeypatch):
     assert len(seen["plain"]) == 8 and seen["plain"] == seen["aux"]
 
 
-def test_interrupted_run_resumes_to_identical_weights(tmp_path):
+def test_interrupted_run_resumes_to_identical_weights(tmp_path, interrupted, assert_same_run):
     data = _images()
     cfg = _config(max_episodes=12)
+
+    def net(seed=0):
+        return _net(tc=True, aux=6, learn_alpha=True, seed=seed)
+
     ref = train_tadam(
-        _net(tc=True, aux=6, learn_alpha=True),
-        data[:6],
-        data[6:],
-        cfg,
-        tmp_path / "ref.pt",
-        device="cpu",
-        progress=False,
+        net(), data[:6], data[6:], cfg, tmp_path / "ref.pt", device="cpu", progress=False
     )
-
-    class Interrupt(Exception):
-        pass
-
-    def stop(epoch, history):
-        if epoch == 2:
-            raise Interrupt
-
-    path = tmp_path / "run.pt"
-    with pytest.raises(Interrupt):
-        train_tadam(
-            _net(tc=True, aux=6, learn_alpha=True),
-            data[:6],
-            data[6:],
-            cfg,
-            path,
-            device="cpu",
-            on_epoch_end=stop,
-            progress=False,
-        )
+    args = (data[:6], data[6:], cfg, tmp_path / "run.pt")
+    interrupted(train_tadam, 2, net(), *args, device="cpu", progress=False)
     torch.manual_seed(123)  # resuming must restore every random state itself
-    res = train_tadam(
-        _net(tc=True, aux=6, learn_alpha=True, seed=5),
-        data[:6],
-        data[6:],
-        cfg,
-        path,
-        device="cpu",
-        progress=False,
-    )
+    res = train_tadam(net(seed=5), *args, device="cpu", progress=False)
     assert res.resumed and not res.loaded
-    timing = {"train_seconds"}
-    assert {k: v for k, v in res.history.items() if k not in timing} == {
-        k: v for k, v in ref.history.items() if k not in timing
-    }
-    sa, sb = res.model.state_dict(), ref.model.state_dict()
-    assert all(torch.equal(sa[k], sb[k]) for k in sa)
-    again = train_tadam(
-        _net(tc=True, aux=6, learn_alpha=True),
-        data[:6],
-        data[6:],
-        cfg,
-        path,
-        device="cpu",
-        progress=False,
-    )
-    assert again.loaded
+    assert_same_run(res, ref)
+    assert train_tadam(net(), *args, device="cpu", progress=False).loaded
 
 
 def test_checkpoint_mismatch_and_retrain(tmp_path):
     data = _images()
     path = tmp_path / "c.pt"
-    train_tadam(_net(), data[:6], data[6:], _config(), path, device="cpu", progress=False)
+
+    def train(net, cfg, retrain=False):
+        return train_tadam(net, data[:6], data[6:], cfg, path, retrain, "cpu", progress=False)
+
+    train(_net(), _config())
     with pytest.raises(ValueError, match="model.learn_alpha"):
-        train_tadam(
-            _net(learn_alpha=True),
-            data[:6],
-            data[6:],
-            _config(),
-            path,
-            device="cpu",
-            progress=False,
-        )
+        train(_net(learn_alpha=True), _config())
     with pytest.raises(ValueError, match="config.lr"):
-        train_tadam(
-            _net(), data[:6], data[6:], _config(lr=0.01), path, device="cpu", progress=False
-        )
-    res = train_tadam(
-        _net(),
-        data[:6],
-        data[6:],
-        _config(lr=0.01),
-        path,
-        retrain=True,
-        device="cpu",
-        progress=False,
-    )
-    assert not res.loaded
+        train(_net(), _config(lr=0.01))
+    assert not train(_net(), _config(lr=0.01), retrain=True).loaded
     path.write_bytes(b"truncated")
     with pytest.raises(RuntimeError, match="unreadable"):
-        train_tadam(_net(), data[:6], data[6:], _config(), path, device="cpu", progress=False)
+        train(_net(), _config())
 
 
 def test_training_errors():

@@ -26,20 +26,9 @@ def _toy_data(classes=12, per_class=6, seed=0):
 
 
 def _config(**kw):
-    base = dict(
-        way=4,
-        shot=1,
-        query=2,
-        max_episodes=12,
-        episodes_per_epoch=3,
-        lr_halve_every=6,
-        val_way=3,
-        val_query=2,
-        val_episodes=5,
-        seed=0,
-    )
-    base.update(kw)
-    return TrainConfig(**base)
+    episodes = dict(way=4, shot=1, query=2, max_episodes=12, episodes_per_epoch=3, lr_halve_every=6)
+    validation = dict(val_way=3, val_query=2, val_episodes=5)
+    return TrainConfig(**{**episodes, **validation, **kw})
 
 
 def _model():
@@ -81,110 +70,57 @@ def test_best_model_is_selected_and_early_stopping():
         assert len(h["val_loss"]) - best == 2
 
 
-def test_interrupted_run_resumes_to_identical_weights(tmp_path):
+def test_interrupted_run_resumes_to_identical_weights(tmp_path, interrupted, assert_same_run):
     data = _toy_data()
     cfg = _config()
     ref = train_protonet(
         _model(), data[:8], data[8:], cfg, tmp_path / "ref.pt", device="cpu", progress=False
     )
-
-    class Interrupt(Exception):
-        pass
-
-    def stop_after_two(epoch, history):
-        if epoch == 2:
-            raise Interrupt
-
     ckpt = tmp_path / "run.pt"
-    with pytest.raises(Interrupt):
-        train_protonet(
-            _model(),
-            data[:8],
-            data[8:],
-            cfg,
-            ckpt,
-            device="cpu",
-            progress=False,
-            on_epoch_end=stop_after_two,
-        )
+    args = (data[:8], data[8:], cfg, ckpt)
+    interrupted(train_protonet, 2, _model(), *args, device="cpu", progress=False)
     assert ckpt.exists()
     fresh = conv4_for("omniglot")  # other initial weights: everything must come from the file
-    resumed = train_protonet(fresh, data[:8], data[8:], cfg, ckpt, device="cpu", progress=False)
+    resumed = train_protonet(fresh, *args, device="cpu", progress=False)
     assert resumed.resumed and not resumed.loaded
-    timing = {"train_seconds"}
-    assert {k: v for k, v in resumed.history.items() if k not in timing} == {
-        k: v for k, v in ref.history.items() if k not in timing
-    }
-    assert _equal_weights(resumed.model, ref.model)
+    assert_same_run(resumed, ref)
     # a finished run is loaded, not retrained
-    again = train_protonet(
-        conv4_for("omniglot"), data[:8], data[8:], cfg, ckpt, device="cpu", progress=False
-    )
+    again = train_protonet(conv4_for("omniglot"), *args, device="cpu", progress=False)
     assert again.loaded and _equal_weights(again.model, ref.model)
 
 
-def test_a_finished_run_extended_equals_the_longer_run(tmp_path):
+def test_a_finished_run_extended_equals_the_longer_run(tmp_path, assert_same_run):
     data = _toy_data()
     args = (data[:8], data[8:])
     longer = train_protonet(_model(), *args, _config(max_episodes=12), device="cpu", progress=False)
     short = tmp_path / "short.pt"
     train_protonet(_model(), *args, _config(max_episodes=6), short, device="cpu", progress=False)
-    long = tmp_path / "long.pt"
-    ext = train_protonet(
-        conv4_for("omniglot"),
-        *args,
-        _config(max_episodes=12),
-        long,
-        device="cpu",
-        progress=False,
-        extends=short,
-    )
+
+    def extend(model, cfg, path):
+        return train_protonet(model, *args, cfg, path, device="cpu", progress=False, extends=short)
+
+    ext = extend(conv4_for("omniglot"), _config(max_episodes=12), tmp_path / "long.pt")
     assert ext.resumed and not ext.loaded and ext.episodes_done == 12
-    timing = {"train_seconds"}
-    assert {k: v for k, v in ext.history.items() if k not in timing} == {
-        k: v for k, v in longer.history.items() if k not in timing
-    }
-    assert _equal_weights(ext.model, longer.model)
+    assert_same_run(ext, longer)
     with pytest.raises(ValueError, match="not fewer than the 3 asked for"):
-        train_protonet(
-            _model(),
-            *args,
-            _config(max_episodes=3),
-            tmp_path / "x.pt",
-            device="cpu",
-            progress=False,
-            extends=short,
-        )
+        extend(_model(), _config(max_episodes=3), tmp_path / "x.pt")
     with pytest.raises(ValueError, match="another configuration.*lr"):
-        train_protonet(
-            _model(),
-            *args,
-            _config(max_episodes=12, lr=1e-2),
-            tmp_path / "y.pt",
-            device="cpu",
-            progress=False,
-            extends=short,
-        )
+        extend(_model(), _config(max_episodes=12, lr=1e-2), tmp_path / "y.pt")
 
 
 def test_retrain_and_config_mismatch(tmp_path):
     data = _toy_data()
-    ckpt = tmp_path / "run.pt"
-    train_protonet(_model(), data[:8], data[8:], _config(), ckpt, device="cpu", progress=False)
-    with pytest.raises(ValueError, match="another configuration.*lr"):
-        train_protonet(
-            _model(), data[:8], data[8:], _config(lr=1e-2), ckpt, device="cpu", progress=False
+
+    def train(cfg, retrain=False):
+        ckpt = tmp_path / "run.pt"
+        return train_protonet(
+            _model(), data[:8], data[8:], cfg, ckpt, retrain, "cpu", progress=False
         )
-    res = train_protonet(
-        _model(),
-        data[:8],
-        data[8:],
-        _config(lr=1e-2),
-        ckpt,
-        retrain=True,
-        device="cpu",
-        progress=False,
-    )
+
+    train(_config())
+    with pytest.raises(ValueError, match="another configuration.*lr"):
+        train(_config(lr=1e-2))
+    res = train(_config(lr=1e-2), retrain=True)
     assert not res.loaded and res.history["lr"][0] == pytest.approx(1e-2)
 
 

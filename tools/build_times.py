@@ -63,15 +63,10 @@ def cached_runs(build: Path, root: Path = ROOT) -> dict[str, dict]:
 
 
 def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPU cores ({cpu}), {platform.system()}"
+    sys.path.insert(0, str(ROOT))
+    from fewshot_utils.results import cpu_model  # here: the other commands need no torch
+
+    return f"{os.cpu_count()} CPU cores ({cpu_model()}), {platform.system()}"
 
 
 def _commit(root: Path) -> str:
