@@ -458,20 +458,25 @@ def eval_worker(task: dict, impl: str, cfg: dict, seed: int) -> dict:
     extra: dict = {}
 
     if impl == "fewshot_utils":
-        from fewshot_utils.evaluation import evaluate
+        from fewshot_utils.evaluation import embed, evaluate_embeddings
         from fewshot_utils.models import conv4_for
+
+        def evaluate(images: torch.Tensor, episodes: int):
+            emb = embed(model, images, device="cpu")
+            return evaluate_embeddings(emb, way, shot, query, episodes, seed)
 
         model = conv4_for(dataset)
         n = cfg["eval_episodes"]
-        evaluate(model, data[:50], way, shot, query, episodes=10, device="cpu")  # warm-up
+        evaluate(data[:50], 10)  # warm-up
         seconds, accs = [], []
         for _ in range(cfg["reps"]):
             t = time.perf_counter()
-            res = evaluate(model, data, way, shot, query, episodes=n, seed=seed, device="cpu")
+            res = evaluate(data, n)
             seconds.append(time.perf_counter() - t)
             accs.append(res.accuracy)
         extra.update(
-            how="evaluate: embed every test image once, then the episodes", accuracy=accs[0]
+            how="embed every test image once, then evaluate_embeddings scores the episodes",
+            accuracy=accs[0],
         )
         return _eval_rates(n, seconds, cfg["reps"], n != EVAL_EPISODES, extra)
 

@@ -33,7 +33,7 @@ from torch import nn
 from . import checkpoints
 from .distances import cosine_similarity
 from .episodes import check_episode, sample_indices
-from .evaluation import EvalResult, _autocast, ci95, embed, image_accuracy, wilson
+from .evaluation import EvalResult, _autocast, ci95, image_accuracy, wilson
 from .training import place, steps_per_s, train_epochs
 
 __all__ = [
@@ -47,7 +47,6 @@ __all__ = [
     "BatchTrainResult",
     "train_classifier",
     "measure_iterations_per_s",
-    "embed_maps",
     "FewShotMaps",
     "evaluate_poolings",
     "base_accuracy",
@@ -364,29 +363,6 @@ def _batch_result(model, classifier, state, resumed: bool, loaded: bool) -> Batc
 
 
 # --------------------------------------------------------------------------- testing
-
-
-def embed_maps(
-    model: nn.Module,
-    data: torch.Tensor,
-    batch_size: int = 128,
-    device: str | torch.device | None = "auto",
-    amp: bool | None = None,
-) -> torch.Tensor:
-    """Feature maps ``[classes, per_class, d, h, w]`` (float32) of images
-    ``[classes, per_class, ...]``, in eval mode (:func:`fewshot_utils.evaluation.embed`)."""
-    x = data[:1, :1]
-    with torch.no_grad():
-        was = model.training
-        model.eval()
-        try:
-            d, h, w = model(x.reshape(1, *x.shape[2:]).to(next(model.parameters()).device)).shape[
-                1:
-            ]
-        finally:
-            model.train(was)
-    flat = embed(model, data, batch_size=batch_size, device=device, amp=amp)
-    return flat.view(data.shape[0], data.shape[1], d, h, w)
 
 
 @dataclass

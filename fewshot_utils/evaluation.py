@@ -26,7 +26,6 @@ __all__ = [
     "embed",
     "inference_copy",
     "evaluate_embeddings",
-    "evaluate",
     "ci95",
     "wilson",
     "image_accuracy",
@@ -125,8 +124,10 @@ def embed(
     device: str | torch.device | None = "auto",
     amp: bool | None = None,
 ) -> torch.Tensor:
-    """Embeddings ``[classes, per_class, d]`` (float32, on ``device``) of images
-    ``[classes, per_class, ...]``, computed by ``model`` in eval mode.
+    """Outputs ``[classes, per_class, *out]`` (float32, on ``device``) of ``model``, in eval
+    mode, for images ``[classes, per_class, ...]``: ``out`` is what the model gives one image,
+    ``[d]`` for an embedding network (Conv-4, TADAM's nets) and the feature map ``[d, h, w]``
+    for a bare ResNet-12 (dense classification pools or classifies it afterwards).
 
     The caller's ``model`` is left untouched (mode, device, memory format): the
     work is done by an inference copy (:func:`inference_copy`) with every
@@ -146,7 +147,7 @@ def embed(
         with _autocast(device, amp):
             out.append(net(x).float())
     emb = torch.cat(out)
-    return emb.reshape(data.shape[0], data.shape[1], -1)
+    return emb.reshape(*data.shape[:2], *emb.shape[1:])
 
 
 def inference_copy(model: nn.Module, device: str | torch.device = "cpu") -> nn.Module:
@@ -221,27 +222,6 @@ def evaluate_embeddings(
     acc = torch.cat(accs).cpu()
     loss = torch.cat(losses).mean().item()
     return EvalResult(acc.mean().item(), ci95(acc), loss, episodes, acc, way, shot, query)
-
-
-def evaluate(
-    model: nn.Module,
-    data: torch.Tensor,
-    way: int,
-    shot: int,
-    query: int = 15,
-    episodes: int = 1000,
-    seed: int = 0,
-    distance: str = "squared_euclidean",
-    scale: float = 1.0,
-    device: str | torch.device | None = "auto",
-    **distance_kwargs: float,
-) -> EvalResult:
-    """Embed ``data`` once with ``model`` and score ``episodes`` test episodes over it."""
-    check_episode(data.shape[0], data.shape[1], way, shot, query)
-    emb = embed(model, data, device=device)
-    return evaluate_embeddings(
-        emb, way, shot, query, episodes, seed, distance, scale, **distance_kwargs
-    )
 
 
 def _autocast(device: torch.device, enabled: bool):

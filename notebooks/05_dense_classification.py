@@ -78,9 +78,9 @@ import torch
 from IPython.display import Markdown, display
 
 from fewshot_utils import dense, stage1
-from fewshot_utils.dense import FewShotMaps, activation_maps, embed_maps, evaluate_poolings
+from fewshot_utils.dense import FewShotMaps, activation_maps, evaluate_poolings
 from fewshot_utils.display import show_source
-from fewshot_utils.evaluation import ci95
+from fewshot_utils.evaluation import ci95, embed
 from fewshot_utils.models import C128F, ResBlock, ResNet12
 from fewshot_utils.paper_numbers import by_id, existing, printed
 from fewshot_utils.profiles import start, time_estimate
@@ -222,7 +222,7 @@ print(
 
 # %%
 def validate(model, classifier):
-    maps = FewShotMaps.from_maps(embed_maps(model, val_x, device=device))
+    maps = FewShotMaps.from_maps(embed(model, val_x, device=device))
     res = evaluate_poolings(
         maps, 5, 5, ts["val_query"], ts["val_episodes"], seed=SEED + 1, combos=[("gap", "gap")]
     )
@@ -293,8 +293,8 @@ features, embed_seconds = {}, {}
 for key, run in runs.items():
     t0 = time.perf_counter()
     features[key] = {
-        "novel": FewShotMaps.from_maps(embed_maps(run.model, test_x, device=device)),
-        "base": FewShotMaps.from_maps(embed_maps(run.model, base_x, device=device)),
+        "novel": FewShotMaps.from_maps(embed(run.model, test_x, device=device)),
+        "base": FewShotMaps.from_maps(embed(run.model, base_x, device=device)),
     }
     embed_seconds[key] = time.perf_counter() - t0
     print(
@@ -649,7 +649,7 @@ if fc is not None:
             device,
             dataset="fc100",
         )
-        maps = FewShotMaps.from_maps(embed_maps(fc_run.model, fc_test, device=device))
+        maps = FewShotMaps.from_maps(embed(fc_run.model, fc_test, device=device))
         combo = ("gap", "dc") if pooling == "dc" else ("gap", "gap")
         cells = []
         for shot in ts["shots"]:

@@ -74,9 +74,9 @@ import torch
 from IPython.display import Markdown, display
 
 from fewshot_utils import dense, implanting, stage1
-from fewshot_utils.dense import FewShotMaps, embed_maps, evaluate_poolings
+from fewshot_utils.dense import FewShotMaps, evaluate_poolings
 from fewshot_utils.display import show_source
-from fewshot_utils.evaluation import paired_difference
+from fewshot_utils.evaluation import embed, paired_difference
 from fewshot_utils.implanting import ImplantConfig, evaluate_implanting, prefix_features
 from fewshot_utils.models import ResNet12
 from fewshot_utils.paper_numbers import by_id, existing, printed
@@ -268,7 +268,7 @@ QUERY_POOL = {"gap": "gap", "dc": "dc", "dc+wide": "dc"}
 table4, t4_seconds = {}, {}
 for name, run in nets.items():
     t0 = time.perf_counter()
-    maps = FewShotMaps.from_maps(embed_maps(run.model, test_x, device=device))
+    maps = FewShotMaps.from_maps(embed(run.model, test_x, device=device))
     combo = ("gap", QUERY_POOL[name])
     for shot in st["shots"]:
         table4[name, shot] = evaluate_poolings(

@@ -25,11 +25,11 @@
 # process of its own (so that its peak memory is its own).
 #
 # - **fewshot_utils**: `train_protonet` (episodes indexed straight out of one uint8 tensor,
-#   channels_last on the CPU) and `evaluate` (every test image embedded once, the episodes
-#   scored over the cached embeddings); **fewshot_utils_bf16** (training): the same with
-#   `TrainConfig(amp=True)`, bfloat16 autocast with the distances in float32. It is an
-#   opt-in that the chapters do not use on a CPU, shown for what bfloat16 units (such as
-#   Intel's AMX) can add; it is not counted for the goals below;
+#   channels_last on the CPU) and `embed` + `evaluate_embeddings` (every test image embedded
+#   once, the episodes scored over the cached embeddings); **fewshot_utils_bf16** (training):
+#   the same with `TrainConfig(amp=True)`, bfloat16 autocast with the distances in float32.
+#   It is an opt-in that the chapters do not use on a CPU, shown for what bfloat16 units
+#   (such as Intel's AMX) can add; it is not counted for the goals below;
 # - **reference**: in the style of the original ProtoNet code: PIL images through a
 #   `DataLoader` with an episodic batch sampler, `ToTensor` and `Normalize` on every image of
 #   every episode, every test episode embedded again;

@@ -12,7 +12,6 @@ from fewshot_utils.episodes import check_episode, query_labels, sample_episode, 
 from fewshot_utils.evaluation import (
     ci95,
     embed,
-    evaluate,
     evaluate_embeddings,
     image_accuracy,
     paired_difference,
@@ -209,11 +208,11 @@ def test_embed_amp_path_runs_on_cpu():
     torch.testing.assert_close(emb, ref, rtol=0.1, atol=0.1)
 
 
-def test_evaluate_end_to_end_small():
+def test_embed_then_evaluate_end_to_end_small():
     torch.manual_seed(0)
     model = conv4_for("omniglot")
     data = torch.randint(0, 256, (6, 4, 28, 28), dtype=torch.uint8)
-    res = evaluate(model, data, way=3, shot=1, query=2, episodes=10, device="cpu")
+    res = evaluate_embeddings(embed(model, data, device="cpu"), 3, 1, query=2, episodes=10)
     assert 0 <= res.accuracy <= 1 and res.episodes == 10 and "episodes" in str(res)
 
 

@@ -14,7 +14,6 @@ from fewshot_utils.dense import (
     _next_batch,
     activation_maps,
     dense_scores,
-    embed_maps,
     evaluate_poolings,
     global_pool,
     measure_iterations_per_s,
@@ -22,7 +21,7 @@ from fewshot_utils.dense import (
     train_classifier,
 )
 from fewshot_utils.episodes import sample_indices
-from fewshot_utils.evaluation import wilson
+from fewshot_utils.evaluation import embed, wilson
 from fewshot_utils.models import ResNet12
 
 
@@ -339,10 +338,11 @@ def test_evaluate_poolings_errors():
         evaluate_poolings(fs, 2, 1, 1, 2, base=fs)
 
 
-def test_embed_maps_and_activation_maps():
+def test_embed_keeps_the_maps_and_activation_maps():
+    """evaluation.embed keeps a bare ResNet's feature map per image."""
     net = _tiny_net().eval()
     data = _coloured_data(classes=2, per_class=3, size=64)
-    maps = embed_maps(net, data, device="cpu")
+    maps = embed(net, data, device="cpu")
     assert maps.shape == (2, 3, 8, 4, 4)
     with torch.no_grad():
         torch.testing.assert_close(maps[1, 2], net(data[1, 2:3])[0], rtol=1e-4, atol=1e-5)

@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fewshot_utils.dense import FewShotMaps, embed_maps, evaluate_poolings
+from fewshot_utils.dense import FewShotMaps, evaluate_poolings
+from fewshot_utils.evaluation import embed
 from fewshot_utils.implanting import (
     ImplantConfig,
     Implants,
@@ -150,7 +151,7 @@ def test_baseline_equals_stage1_evaluation_on_the_same_tasks():
         progress=False,
     )
     ref = evaluate_poolings(
-        FewShotMaps.from_maps(embed_maps(net, x, device="cpu")),
+        FewShotMaps.from_maps(embed(net, x, device="cpu")),
         3,
         2,
         3,

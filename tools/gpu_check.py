@@ -192,7 +192,7 @@ def run_check(c: Check, dry: bool, steps: int, device, folder: Path) -> dict:
             model, x, cfg, checkpoint=ckpt, device=device, progress=False
         )
         resumed, loaded = not first.loaded, again.loaded
-        dense.embed_maps(model, x[:, :4], device=device)  # the evaluation's embedding pass
+        embed(model, x[:, :4], device=device)  # the evaluation's embedding pass
         acc = None  # scored from those maps by the chapters (dense.evaluate_poolings)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     return {
