@@ -136,6 +136,12 @@ def make_record(
     than a silently wrong record (a result over fixed images has no way or shot: the caller
     names the table setting). Without it they are the caller's (records that are not a test
     result, e.g. a validation accuracy during training).
+
+    Provenance comes with every record: versions, machine, commit, and ``threads``, the CPU
+    threads torch uses when the record is written. On a CPU the thread count changes how sums
+    are split, hence their rounding, and training amplifies that: the same code, data and
+    seed give the same record bit for bit only with the same thread count (chapters 3, 5
+    and 6 pick one or all threads, whichever runs faster on the machine at the time).
     """
     if result is not None:
         way, shot, accuracy, ci95, episodes, extra = _from_result(
@@ -169,6 +175,7 @@ def make_record(
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "machine": machine(),
+        "threads": torch.get_num_threads(),
         "commit": run_commit(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "config": config if config is not None else {},

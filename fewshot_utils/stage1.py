@@ -169,7 +169,12 @@ def fastest_threads(probe: Callable[[], float], device: str | torch.device) -> d
     """On a CPU, time ``probe()`` (a rate: higher is faster) with all of torch's threads and
     with one, and keep the faster setting: on a CPU that other work keeps busy, one thread
     can win. Returns ``{threads: rate}``; ``{}`` (nothing changed) on a GPU or when torch
-    already uses one thread."""
+    already uses one thread.
+
+    The choice is part of the result, not only of the speed: the thread count changes the
+    rounding of a CPU run, so a network trained with one thread ends slightly elsewhere than
+    one trained with two. Records name the count (``threads``, :func:`results.make_record`);
+    with ``OMP_NUM_THREADS=1`` there is nothing to choose."""
     if torch.device(device).type != "cpu" or torch.get_num_threads() == 1:
         return {}
     rates = {}

@@ -180,7 +180,8 @@ if profile == "cpu":
 # %% [markdown]
 # Before training we measure this machine's speed and predict the run time (validation,
 # testing and figures come on top; the total is printed at the end). On a busy CPU one
-# thread can beat several, so the faster of the two is kept (`stage1.fastest_threads`).
+# thread can beat several, so the faster of the two is kept (`stage1.fastest_threads`; the
+# count also decides a CPU run's rounding, so each record names its `threads`).
 
 
 # %% tags=["hide-input"]

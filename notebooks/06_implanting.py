@@ -113,6 +113,10 @@ NETS = {  # name -> (stage-1 pooling, widths, checkpoint stem)
 # %% [markdown]
 # A network chapter 5 has not left in the checkpoint folder is trained here; the time that
 # takes is measured and predicted first (on a busy CPU with the faster of one or all threads).
+# The thread count also decides the last digits: a CPU splits its sums by thread, so a run
+# with one thread rounds differently from a run with two, and the wide network and every
+# implant trained here end slightly elsewhere (in the `cpu` profile, half a point on the
+# wide network and under a tenth of a point on implanting). Each record names its `threads`.
 
 # %% tags=["hide-input"]
 cfg = dense.stage1_config(profile, "dc", SEED)

@@ -250,6 +250,18 @@ def test_result_record_round_trip(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_record_names_the_threads_torch_uses():
+    """The thread count changes a CPU run's rounding, so a record says which one it ran with."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert _record()["threads"] == 1
+        torch.set_num_threads(2)
+        assert _record()["threads"] == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_seed_repeats_get_their_own_file(tmp_path):
     assert write_result(_record(train_seed=0), tmp_path).name.endswith("__20w1s__cpu.json")
     assert write_result(_record(train_seed=2), tmp_path).name.endswith("__20w1s__cpu__seed2.json")
