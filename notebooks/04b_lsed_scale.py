@@ -112,9 +112,8 @@ show_source(scale.scale_last_batchnorm_)
 # logit, and whether every query's predicted class agrees.
 
 # %%
-P = training.miniimagenet_protocol(
-    profile
-)  # chapter 4's protocol: its data cuts, lengths and seeds
+# chapter 4's protocol: its data cuts, lengths and seeds
+P = training.miniimagenet_protocol(profile)
 train_x, val_x, test_x = data.load_miniimagenet_subsets(
     train=(P["train_classes"], P["per_class"]),
     val=(None, P["val_per_class"]),

@@ -88,9 +88,7 @@ from fewshot_utils.results import make_record, write_result
 
 session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
 profile, device = session.profile, session.device
-RUN = dict(
-    experiment="ch05_dense_classification", profile=profile, device=device
-)  # in every record
+RUN = dict(experiment="ch05_dense_classification", profile=profile, device=device)  # records
 
 # %% [markdown]
 # ## Data: base classes, held-out base images, novel classes
