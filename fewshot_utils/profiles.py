@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -34,6 +35,7 @@ __all__ = [
     "COLAB_SESSION_HOURS",
     "format_duration",
     "time_estimate",
+    "fastest_threads",
 ]
 
 PROFILES = ("smoke", "cpu", "full")
@@ -201,3 +203,24 @@ def time_estimate(
             "the training resumes from its last checkpoint."
         )
     return "\n".join(lines)
+
+
+def fastest_threads(probe: Callable[[], float], device: str | torch.device) -> dict[int, float]:
+    """On a CPU, time ``probe()`` (a rate: higher is faster) with all of torch's threads and
+    with one, and keep the faster setting: on a CPU that other work keeps busy, one thread
+    can win. Returns ``{threads: rate}``; ``{}`` (nothing changed) on a GPU or when torch
+    already uses one thread.
+
+    The choice is part of the result, not only of the speed: the thread count changes the
+    rounding of a CPU run, so a network trained with one thread ends slightly elsewhere than
+    one trained with two. Records name the count (``threads``, see
+    :func:`fewshot_utils.results.make_record`); with ``OMP_NUM_THREADS=1`` there is nothing
+    to choose."""
+    if torch.device(device).type != "cpu" or torch.get_num_threads() == 1:
+        return {}
+    rates = {}
+    for n in (torch.get_num_threads(), 1):
+        torch.set_num_threads(n)
+        rates[n] = probe()
+    torch.set_num_threads(max(rates, key=rates.get))
+    return rates

@@ -33,7 +33,6 @@ __all__ = [
     "stage1_checkpoint",
     "stage1_network",
     "load_fc100",
-    "fastest_threads",
 ]
 
 _CH05 = {  # setting: (smoke, cpu, full); val_*: the validation tasks drawn during training
@@ -163,23 +162,3 @@ def load_fc100(profile: str) -> tuple[torch.Tensor, torch.Tensor] | None:
         return None
     per_class = fc100_protocol(profile)["per_class"]
     return data.subset(fc["train"], None, per_class), data.subset(fc["test"], None, per_class)
-
-
-def fastest_threads(probe: Callable[[], float], device: str | torch.device) -> dict[int, float]:
-    """On a CPU, time ``probe()`` (a rate: higher is faster) with all of torch's threads and
-    with one, and keep the faster setting: on a CPU that other work keeps busy, one thread
-    can win. Returns ``{threads: rate}``; ``{}`` (nothing changed) on a GPU or when torch
-    already uses one thread.
-
-    The choice is part of the result, not only of the speed: the thread count changes the
-    rounding of a CPU run, so a network trained with one thread ends slightly elsewhere than
-    one trained with two. Records name the count (``threads``, :func:`results.make_record`);
-    with ``OMP_NUM_THREADS=1`` there is nothing to choose."""
-    if torch.device(device).type != "cpu" or torch.get_num_threads() == 1:
-        return {}
-    rates = {}
-    for n in (torch.get_num_threads(), 1):
-        torch.set_num_threads(n)
-        rates[n] = probe()
-    torch.set_num_threads(max(rates, key=rates.get))
-    return rates

@@ -76,7 +76,7 @@ from fewshot_utils.display import show_source
 from fewshot_utils.episodes import sample_episode
 from fewshot_utils.evaluation import ci95, embed, evaluate_embeddings, paired_difference
 from fewshot_utils.models import conv4_for
-from fewshot_utils.profiles import column, pick, start, time_estimate
+from fewshot_utils.profiles import column, fastest_threads, pick, start, time_estimate
 from fewshot_utils.results import make_record, write_result
 from fewshot_utils.training import (
     TrainConfig,
@@ -232,7 +232,8 @@ for shot in settings["runs"]:
 # Before training, we measure how many training episodes per second this machine runs and
 # predict the training time (validation comes on top). On a CPU shared with other jobs, two
 # threads that keep waiting for each other can be slower than one, so on the CPU we measure
-# both and keep the faster.
+# both and keep the faster (`profiles.fastest_threads`). The count also decides the last
+# digits of a CPU run (sums split by thread round differently), so the records name it.
 
 # %% tags=["hide-input"]
 t0 = time.perf_counter()
@@ -247,15 +248,13 @@ def probe(shot: int) -> float:
 
 
 rates = {}
-if device.type == "cpu" and torch.get_num_threads() > 1:
-    by_threads = {}
-    for n in (torch.get_num_threads(), 1):
-        torch.set_num_threads(n)
-        by_threads[n] = probe(settings["runs"][0])
-        print(f"{n} thread(s): {by_threads[n]:.2f} episodes/s")
-    torch.set_num_threads(max(by_threads, key=by_threads.get))
+by_threads = fastest_threads(lambda: probe(settings["runs"][0]), device)
+if by_threads:
     rates[settings["runs"][0]] = by_threads[torch.get_num_threads()]
-    print(f"training and testing with {torch.get_num_threads()} thread(s)")
+    print(
+        f"training and testing with {torch.get_num_threads()} thread(s): "
+        + ", ".join(f"{n}: {r:.2f} episodes/s" for n, r in by_threads.items())
+    )
 for shot in settings["runs"]:
     rates[shot] = rates.get(shot) or probe(shot)
     print(

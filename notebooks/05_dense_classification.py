@@ -83,7 +83,7 @@ from fewshot_utils.display import show_source
 from fewshot_utils.evaluation import ci95, embed
 from fewshot_utils.models import C128F, ResBlock, ResNet12
 from fewshot_utils.paper_numbers import by_id, existing, printed
-from fewshot_utils.profiles import start, time_estimate
+from fewshot_utils.profiles import fastest_threads, start, time_estimate
 from fewshot_utils.results import make_record, write_result
 
 session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
@@ -178,7 +178,7 @@ if profile == "cpu":
 # %% [markdown]
 # Before training we measure this machine's speed and predict the run time (validation,
 # testing and figures come on top; the total is printed at the end). On a busy CPU one
-# thread can beat several, so the faster of the two is kept (`stage1.fastest_threads`; the
+# thread can beat several, so the faster of the two is kept (`profiles.fastest_threads`; the
 # count also decides a CPU run's rounding, so each record names its `threads`).
 
 
@@ -188,7 +188,7 @@ def probe(net: str) -> float:
 
 
 rates = {}
-by_threads = stage1.fastest_threads(lambda: probe("resnet12"), device)
+by_threads = fastest_threads(lambda: probe("resnet12"), device)
 if by_threads:
     rates["resnet12"] = by_threads[torch.get_num_threads()]
     print(

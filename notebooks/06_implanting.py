@@ -80,7 +80,7 @@ from fewshot_utils.evaluation import embed, paired_difference
 from fewshot_utils.implanting import ImplantConfig, evaluate_implanting, prefix_features
 from fewshot_utils.models import ResNet12
 from fewshot_utils.paper_numbers import by_id, existing, printed
-from fewshot_utils.profiles import start, time_estimate
+from fewshot_utils.profiles import fastest_threads, start, time_estimate
 from fewshot_utils.results import make_record, write_result
 
 session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
@@ -121,7 +121,7 @@ NETS = {  # name -> (stage-1 pooling, widths, checkpoint stem)
 # %% tags=["hide-input"]
 cfg = dense.stage1_config(profile, "dc", SEED)
 rates = {}  # iterations/s of the networks this chapter trains, measured before training
-by_threads = stage1.fastest_threads(
+by_threads = fastest_threads(
     lambda: dense.measure_iterations_per_s(ResNet12(widths=wide), train_x, cfg, 2, device), device
 )
 if by_threads:

@@ -17,7 +17,13 @@ from fewshot_utils.evaluation import (
     paired_difference,
 )
 from fewshot_utils.models import Conv4, InputNorm, conv4_for
-from fewshot_utils.profiles import column, pick, resolve_device, resolve_profile
+from fewshot_utils.profiles import (
+    column,
+    fastest_threads,
+    pick,
+    resolve_device,
+    resolve_profile,
+)
 from fewshot_utils.results import REQUIRED, load_results, make_record, write_result
 
 
@@ -351,6 +357,20 @@ def test_resolve_device_falls_back_to_cpu():
     with pytest.warns(UserWarning, match="CUDA was requested"):
         assert resolve_device("cuda") == torch.device("cpu")
     assert resolve_device("auto") == torch.device("cpu")
+
+
+def test_fastest_threads_keeps_the_faster_setting():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        rates = fastest_threads(lambda: 10.0 / torch.get_num_threads(), "cpu")
+        assert rates == {2: 5.0, 1: 10.0} and torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        rates = fastest_threads(lambda: float(torch.get_num_threads()), "cpu")
+        assert rates == {2: 2.0, 1: 1.0} and torch.get_num_threads() == 2
+        assert fastest_threads(lambda: 1 / 0, "cuda") == {}
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_record_names_the_commit_loaded_at_import(monkeypatch):

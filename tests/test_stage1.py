@@ -102,17 +102,3 @@ def test_stage1_network_on_fc100_uses_fc100_config(tmp_path, monkeypatch):
 def test_load_fc100_without_cifar_says_why_and_returns_none(data_home, capsys):
     assert stage1.load_fc100("smoke") is None
     assert "FC100 skipped:" in capsys.readouterr().out
-
-
-def test_fastest_threads_keeps_the_faster_setting():
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        rates = stage1.fastest_threads(lambda: 10.0 / torch.get_num_threads(), "cpu")
-        assert rates == {2: 5.0, 1: 10.0} and torch.get_num_threads() == 1
-        torch.set_num_threads(2)
-        rates = stage1.fastest_threads(lambda: float(torch.get_num_threads()), "cpu")
-        assert rates == {2: 2.0, 1: 1.0} and torch.get_num_threads() == 2
-        assert stage1.fastest_threads(lambda: 1 / 0, "cuda") == {}
-    finally:
-        torch.set_num_threads(before)
