@@ -34,6 +34,7 @@ from . import checkpoints
 from .distances import cosine_similarity
 from .episodes import check_episode, sample_indices
 from .evaluation import EvalResult, _autocast, ci95, image_accuracy, wilson
+from .profiles import column
 from .training import place, steps_per_s, train_epochs
 
 __all__ = [
@@ -601,8 +602,6 @@ def stage1_protocol(profile: str) -> dict:
     for the base-class tests of Table 2. ``cpu``: a quarter of the width and a few hundred
     iterations of batch 64. ``smoke``: a few iterations on a handful of images.
     """
-    from .profiles import column
-
     return column(profile, _STAGE1)
 
 
@@ -634,8 +633,6 @@ def fc100_protocol(profile: str) -> dict:
     the paper's 12,500 iterations of batch 512 (Adam, tau from 100); ``cpu`` a few hundred
     iterations of batch 64; ``smoke`` a few images per class. ``per_class`` cuts the
     training and test classes (None: all 600 images)."""
-    from .profiles import column
-
     return column(profile, _FC100)
 
 

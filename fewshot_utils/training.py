@@ -31,7 +31,7 @@ from .checkpoints import cpu_copy
 from .distances import protonet_logits, protonet_loss
 from .episodes import check_episode, query_labels, sample_episode
 from .evaluation import _autocast, embed, evaluate_embeddings
-from .profiles import resolve_device
+from .profiles import column, resolve_device
 
 __all__ = [
     "TrainConfig",
@@ -555,8 +555,6 @@ def miniimagenet_protocol(profile: str) -> dict:
     chapters that train the same models (so that they share checkpoints): data cuts, training
     episode shapes per trained shot (``runs``: shot -> (way, shot, query)), length, validation,
     test episodes, training seeds, and the length of the long run (``long_episodes``)."""
-    from .profiles import column
-
     return column(profile, _MINIIMAGENET)
 
 
