@@ -33,7 +33,7 @@ from torch import nn
 from . import checkpoints
 from .distances import cosine_similarity
 from .episodes import check_episode, sample_indices
-from .evaluation import EvalResult, _autocast, ci95, image_accuracy, wilson
+from .evaluation import EvalResult, _autocast, ci95, equal_halves_ci95, image_accuracy
 from .profiles import column
 from .training import place, steps_per_s, train_epochs
 
@@ -518,25 +518,37 @@ def evaluate_poolings(
                 both_s = cos
             out["novel"][sp, qp].append((novel_s.argmax(-1) == labels).float().mean(1))
             truth = torch.cat([labels.expand(e, -1) + w.shape[0], b_labels], 1)
-            out["both"][sp, qp].append((both_s.argmax(-1) == truth).float().mean(1))
+            hit = (both_s.argmax(-1) == truth).float()  # novel queries, then as many base
+            out["both"][sp, qp].append(hit.view(e, 2, -1).mean(2))  # [e, (novel, base)]
     result: dict[str, dict[tuple[str, str], EvalResult]] = {}
     for kind, by_combo in out.items():
         result[kind] = {}
         for combo, accs in by_combo.items():
             acc = torch.cat(accs).cpu()
+            halves = acc if kind == "both" else None
+            acc = acc.mean(1) if kind == "both" else acc  # both: halves weighted equally
             result[kind][combo] = EvalResult(
                 acc.mean().item(), ci95(acc), float("nan"), episodes, acc, way, shot, query
             )
+            if halves is not None:
+                sizes = (n_cls * per_class, base.gap.shape[0] * base.gap.shape[1])
+                result[kind][combo] = _over_images(result[kind][combo], halves, sizes)
     if base is not None:
-        n_images = base.gap.shape[0] * base.gap.shape[1] + n_cls * per_class
         for combo in combos:
             result["base"][combo] = base_accuracy(base, base_weight, combo[1], tau)
-            both = result["both"][combo]
-            low, high = wilson(round(both.accuracy * n_images), n_images)
-            result["both"][combo] = replace(
-                both, ci95=(high - low) / 2, unit="images", ci_low=low, ci_high=high
-            )
     return result
+
+
+def _over_images(both: EvalResult, halves: torch.Tensor, sizes: tuple[int, int]) -> EvalResult:
+    """``both`` (a mean over tasks) with the interval its images support: each task weights
+    its novel and base queries equally, so the accuracy is the mean of two proportions over
+    two different image sets (``sizes``: novel, base), and its variance a quarter of the sum
+    of theirs (:func:`~fewshot_utils.evaluation.equal_halves_ci95`)."""
+    p_novel, p_base = halves.mean(0).tolist()
+    hw = equal_halves_ci95(p_novel, sizes[0], p_base, sizes[1])
+    low, high = max(0.0, both.accuracy - hw), min(1.0, both.accuracy + hw)
+    interval = f"over {sizes[0]:,} novel and {sizes[1]:,} base images, halves weighted equally"
+    return replace(both, ci95=hw, ci_low=low, ci_high=high, interval=interval)
 
 
 @torch.no_grad()

@@ -28,6 +28,7 @@ __all__ = [
     "evaluate_embeddings",
     "ci95",
     "wilson",
+    "equal_halves_ci95",
     "image_accuracy",
     "paired_difference",
 ]
@@ -53,6 +54,7 @@ class EvalResult:
     unit: str = "episodes"
     ci_low: float | None = None
     ci_high: float | None = None
+    interval: str = ""  # what the interval is over, when not the tasks' (nor unit's) spread
 
     def __str__(self) -> str:
         return f"{100 * self.accuracy:.2f} +- {100 * self.ci95:.2f} % ({self.episodes} episodes)"
@@ -69,6 +71,16 @@ def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def equal_halves_ci95(p_a: float, n_a: int, p_b: float, n_b: int, z: float = 1.96) -> float:
+    """95% half-width of ``(p_a + p_b) / 2``, the mean of two accuracies measured on two
+    different sets of ``n_a`` and ``n_b`` images and weighted equally whatever their sizes:
+    ``z / 2 * sqrt(p_a (1 - p_a) / n_a + p_b (1 - p_b) / n_b)``. Pooling the images into one
+    binomial of ``n_a + n_b`` would weight each image alike, not each half."""
+    if n_a < 1 or n_b < 1 or not (0 <= p_a <= 1 and 0 <= p_b <= 1):
+        raise ValueError(f"need accuracies in [0, 1] and sizes >= 1, got {p_a}/{n_a}, {p_b}/{n_b}")
+    return z / 2 * math.sqrt(p_a * (1 - p_a) / n_a + p_b * (1 - p_b) / n_b)
 
 
 def image_accuracy(correct: torch.Tensor) -> EvalResult:

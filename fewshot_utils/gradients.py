@@ -15,7 +15,6 @@ Adam steps), that records the gradients of chosen iterations.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 from typing import NamedTuple
@@ -29,7 +28,7 @@ from .distances import protonet_logits, protonet_loss, prototypes
 from .episodes import Episode, query_labels, sample_episode
 from .profiles import resolve_device
 from .saturation import classify_areas, sparsity
-from .training import TrainConfig
+from .training import TrainConfig, adam
 
 __all__ = [
     "GradientSnapshot",
@@ -139,7 +138,7 @@ def capture_training_gradients(
         model.to(memory_format=torch.channels_last)  # as train_protonet does
     model.train()
     data = train_data.to(device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimiser = adam(model, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     snapshots: dict[int, GradientSnapshot] = {}
     for it in range(max(iterations) + 1):
@@ -272,7 +271,7 @@ def _cache_key(model: nn.Module, data: torch.Tensor, cfg: TrainConfig, iteration
     with torch.no_grad():
         weights = sum(p.double().sum().item() for p in model.state_dict().values())
     return {
-        "config": dataclasses.asdict(cfg),
+        "config": cfg.signature(),
         "iterations": sorted(iterations),
         "data_shape": tuple(data.shape),
         "weights_sum": weights,

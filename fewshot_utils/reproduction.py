@@ -243,6 +243,8 @@ def _provenance(r: dict) -> str:
         tested = f"{r['episodes']:,} images, each once (Wilson interval)"
     else:
         tested = f"{r['episodes']:,} {r.get('split') or 'test'} episodes"
+    if r.get("interval"):
+        tested += f" (interval {r['interval']})"
     reduced = reductions(r)
     return (
         f"{r['device']}, {_wall(r['wall_time_s'])}, commit `{commit[:7]}"

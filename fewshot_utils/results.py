@@ -213,6 +213,8 @@ def _from_result(result: EvalResult, experiment: str, method: str, given: dict, 
         extra["query"] = result.query
     if result.unit != "episodes":
         extra.update(unit=result.unit, ci_low=result.ci_low, ci_high=result.ci_high)
+    if result.interval:  # e.g. chapter 5's both-classes tasks: an interval over images
+        extra.update(interval=result.interval, ci_low=result.ci_low, ci_high=result.ci_high)
     keys = ("way", "shot", "accuracy", "ci95", "episodes")
     return (*(measured[k] for k in keys), extra)
 

@@ -30,9 +30,9 @@ __all__ = ["LearnedScale", "last_batchnorm", "scale_last_batchnorm_", "equivalen
 
 class LearnedScale(nn.Module):
     """``backbone`` followed by a learned scalar scale ``sqrt(alpha)`` of the embedding: with
-    squared Euclidean distance, metric scaling with a learned ``alpha`` (TADAM's learned
-    temperature). ``alpha = exp(log_alpha)`` is learned in log space, as in chapter 7, so it
-    stays positive."""
+    squared Euclidean distance, TADAM's metric scaling with ``alpha`` learned rather than
+    fixed. ``alpha = exp(log_alpha)`` is learned in log space, as in chapter 7, so it stays
+    positive; ``TrainConfig.alpha_lr`` gives it its own rate."""
 
     def __init__(self, backbone: nn.Module, alpha: float = 1.0):
         super().__init__()

@@ -350,6 +350,9 @@ class TadamNet(nn.Module):
             "learn_alpha": self.learn_alpha,
             "alpha_space": "log" if self.learn_alpha else "fixed",
             "task_conditioning": self.ten is not None,
+            # gamma0, beta0 decayed by their own penalty only: a TEN checkpoint trained with
+            # weight decay on them too (before this key) is not loaded as this model
+            **({"film_decay": "own penalty only"} if self.ten is not None else {}),
             "aux_classes": None if self.aux_head is None else self.aux_head.out_features,
             "feature_dim": self.feature_dim,
             "parameters": sum(p.numel() for p in self.parameters()),
@@ -653,13 +656,15 @@ def _episode_indices(n_cls, per_class, way, shot, query, episodes, seed):
 def _optimisers(model: TadamNet, cfg: TadamConfig, device, amp) -> dict:
     """SGD for the episode loss (weight decay on conv/linear weights only) and, with an
     auxiliary head, a second SGD with its own momentum for the auxiliary loss (backbone +
-    head), both on the same learning-rate schedule."""
+    head), both on the same learning-rate schedule. The TEN's ``gamma0`` and ``beta0`` are
+    matrices but not weights of a layer: their own L2 penalty (:data:`FILM_PENALTY`) is
+    their only decay, as in the official code."""
     head = set() if model.aux_head is None else {id(p) for p in model.aux_head.parameters()}
     main = [(n, p) for n, p in model.named_parameters() if id(p) not in head]
 
     def groups(named):
-        decay = [p for n, p in named if p.dim() > 1]
-        rest = [p for n, p in named if p.dim() <= 1]
+        decay = [p for n, p in named if _decayed(n, p)]
+        rest = [p for n, p in named if not _decayed(n, p)]
         return [
             {"params": decay, "weight_decay": cfg.weight_decay},
             {"params": rest, "weight_decay": 0.0},
@@ -683,6 +688,12 @@ def _optimisers(model: TadamNet, cfg: TadamConfig, device, amp) -> dict:
             aux_scaler=torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda"),
         )
     return parts
+
+
+def _decayed(name: str, p: nn.Parameter) -> bool:
+    """Whether weight decay applies: convolution and linear weights (more than one dimension),
+    not the FiLM post-multipliers ``gamma0``, ``beta0``, which have their own penalty."""
+    return p.dim() > 1 and name.split(".")[-1] not in ("gamma0", "beta0")
 
 
 def _update(loss, opt, scaler, cfg, step) -> None:

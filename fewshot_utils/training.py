@@ -37,6 +37,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "train_protonet",
+    "adam",
     "prepare_episodic",
     "place",
     "train_episodes",
@@ -78,9 +79,34 @@ class TrainConfig:
     patience: int | None = None  # epochs without improvement before stopping
     seed: int = 0
     amp: bool | None = None  # None: on for CUDA
+    alpha_lr: float | None = None  # a learned metric scale's own Adam rate (None: lr)
 
     def __post_init__(self) -> None:
         check_episodic(self)
+        if self.alpha_lr is not None and not self.alpha_lr > 0:
+            raise ValueError(f"alpha_lr must be > 0 (or None for lr), got {self.alpha_lr}")
+
+    def signature(self) -> dict:
+        """The configuration a checkpoint is matched on: every field, less ``alpha_lr`` while
+        it is None (so that checkpoints written before the field existed still load)."""
+        out = dataclasses.asdict(self)
+        if out["alpha_lr"] is None:
+            del out["alpha_lr"]
+        return out
+
+
+def adam(model: nn.Module, cfg: TrainConfig) -> torch.optim.Adam:
+    """The Prototypical Networks optimiser: Adam at ``cfg.lr``. A learned metric scale (a
+    parameter named ``log_alpha``, e.g. :class:`~fewshot_utils.scale.LearnedScale`) gets its
+    own group at ``cfg.alpha_lr`` when set: Adam moves a parameter by about its rate per
+    step, so at 1e-3 a log-scale could move by only about 0.5 in 500 steps."""
+    named = list(model.named_parameters())
+    scale = [p for n, p in named if n.split(".")[-1] == "log_alpha"]
+    if cfg.alpha_lr is None or not scale:
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    rest = [p for n, p in named if n.split(".")[-1] != "log_alpha"]
+    groups = [{"params": rest}, {"params": scale, "lr": cfg.alpha_lr}]
+    return torch.optim.Adam(groups, lr=cfg.lr)
 
 
 def check_episodic(config) -> None:
@@ -157,17 +183,19 @@ def train_protonet(
     """
     cfg = config
     device, amp, train_data, val_shot = prepare_episodic(model, train_data, val_data, cfg, device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimiser = adam(model, cfg)
     scheduler = torch.optim.lr_scheduler.StepLR(optimiser, cfg.lr_halve_every, gamma=0.5)
     scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
     gen = torch.Generator().manual_seed(cfg.seed)
     ckpt = checkpoints.Checkpoint(
         checkpoint,
-        dataclasses.asdict(cfg),
+        cfg.signature(),
         {"model": model, "optimiser": optimiser, "scheduler": scheduler, "scaler": scaler},
         {"episodes": gen},
     )
     labels = query_labels(cfg.way, cfg.query, device)
+    learned = isinstance(getattr(model, "log_alpha", None), nn.Parameter)
+    keys = (*_HISTORY_KEYS, "alpha") if learned else _HISTORY_KEYS  # a learned scale's path
 
     def steps(state: dict, n: int, tick: Callable[[], object]) -> list[float]:
         # float64 sums on the device: the same additions as of Python floats, without a
@@ -202,11 +230,12 @@ def train_protonet(
             val_per_episode=val.per_episode.tolist(),
             lr=scheduler.get_last_lr()[0],
             train_seconds=seconds,
+            **({"alpha": model.log_alpha.exp().item()} if learned else {}),
         )
         return val, {"val_acc": f"{val.accuracy:.3f}"}
 
     return train_episodes(
-        model, _HISTORY_KEYS, ckpt, steps, end_epoch, cfg, retrain, on_epoch_end, progress, extends
+        model, keys, ckpt, steps, end_epoch, cfg, retrain, on_epoch_end, progress, extends
     )
 
 
@@ -433,7 +462,7 @@ def measure_episodes_per_s(
     probe = copy.deepcopy(model)
     device, amp = place(probe, cfg, device)
     data = train_data.to(device)
-    optimiser = torch.optim.Adam(probe.parameters(), lr=cfg.lr)
+    optimiser = adam(probe, cfg)
     scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
     gen = torch.Generator().manual_seed(cfg.seed)
     labels = query_labels(cfg.way, cfg.query, device)

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -149,7 +149,8 @@ table(["dataset", "form", "largest difference / largest logit", "same prediction
 #
 # On miniImageNet 5-way 1-shot, with chapter 4's protocol, episodes and seeds, we train:
 # squared Euclidean; LSED ($s = 4$, $r = 0.01$); squared Euclidean with a fixed $\alpha = 0.01$;
-# with a learned $\alpha$ (in log space, from 1, as in chapter 7: a learned embedding scale);
+# with a learned $\alpha$ (in log space, from 1, as in chapter 7, with its own Adam rate of
+# 0.1: at the network's 1e-3, 500 steps could move $\log\alpha$ by about 0.5 at most);
 # and with the last batch norm's $\gamma$ initialised to $\sqrt{0.01} = 0.1$ instead of 1 (the
 # same start as $\alpha = 0.01$, but a scale the optimiser can move freely). The first two are
 # chapter 4's models: they load its checkpoints instead of training again.
@@ -178,7 +179,7 @@ MODELS = {  # name -> (distance, fixed metric scale, checkpoint stem, record met
     ),
     "LSED": ("lsed", 1.0, "ch04_lsed_1shot", "lsed"),
     "α = 0.01": ("squared_euclidean", R, "ch04b_alpha0.01_1shot", "alpha_0.01"),
-    "α learned": ("squared_euclidean", 1.0, "ch04b_alphalearned_1shot", "alpha_learned"),
+    "α learned": ("squared_euclidean", 1.0, "ch04b_alphalearned_lr0.1_1shot", "alpha_learned"),
     "BN γ × 0.1": ("squared_euclidean", 1.0, "ch04b_bngamma0.1_1shot", "bn_gamma_0.1"),
 }
 
@@ -188,9 +189,14 @@ MODELS = {  # name -> (distance, fixed metric scale, checkpoint stem, record met
 
 
 # %%
+ALPHA_LR = 0.1  # the learned log α's own Adam rate
+
+
 def config(name: str, seed: int):
     distance, alpha = MODELS[name][:2]
     scaled = {"scale": alpha} if alpha != 1 else {}
+    if name == "α learned":
+        scaled["alpha_lr"] = ALPHA_LR
     return training.miniimagenet_config(P, 1, distance, seed, **scaled)
 
 
@@ -297,6 +303,24 @@ fig.suptitle(
     f"miniImageNet 5-way 1-shot, {P['max_episodes']} training episodes ({profile} profile)",
     fontsize=10,
 )
+plt.show()
+
+# %% [markdown]
+# ### Where the learned α goes
+#
+# The learned $\alpha$ after each epoch of training, for every seed, against the fixed
+# $\alpha = 0.01$ (dashed) and the start, 1 (dotted):
+
+# %% tags=["hide-input"]
+fig, ax = plt.subplots(figsize=(6, 3.4), constrained_layout=True)
+for s in P["seeds"]:
+    h = runs["α learned", s].history
+    ax.plot([0, *h["episode"]], [1.0, *h["alpha"]], marker="o", label=f"seed {s}")
+ax.axhline(R, ls="--", color="0.4", label=f"fixed α = {R}")
+ax.axhline(1.0, ls=":", color="0.4")
+ax.set(xlabel="training episodes", ylabel="learned α", yscale="log")
+ax.set_title(f"learned α (log α at Adam rate {ALPHA_LR})", fontsize=10)
+ax.legend(fontsize=8)
 plt.show()
 learned = [runs["α learned", s].model.alpha for s in P["seeds"]]
 print("learned α at the selected epoch: " + ", ".join(f"{a:.3g}" for a in learned))

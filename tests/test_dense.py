@@ -267,7 +267,7 @@ def test_base_and_both_classes_against_loops():
     ncls, nit = sample_indices(6, 8, way, shot + query, torch.Generator().manual_seed(0), 5)
     bcls, bit = sample_indices(c, 6, way, query, torch.Generator().manual_seed(1), 5)
     for qp in ("gap", "dc"):
-        both_acc = []
+        both_acc, halves = [], []
         for e in range(5):
             protos = torch.stack(
                 [novel_maps[k, nit[e, j, :shot]].mean((0, 2, 3)) for j, k in enumerate(ncls[e])]
@@ -278,9 +278,10 @@ def test_base_and_both_classes_against_loops():
                 (novel_maps[k, i], c + j) for j, k in enumerate(ncls[e]) for i in nit[e, j, shot:]
             ]
             queries += [(base_maps[k, i], int(k)) for j, k in enumerate(bcls[e]) for i in bit[e, j]]
-            for m, truth in queries:
-                j_right += int(_score(m, joint, qp, tau).argmax() == truth)
+            hits = [int(_score(m, joint, qp, tau).argmax() == t) for m, t in queries]
+            j_right = sum(hits)
             both_acc.append(j_right / (2 * way * query))
+            halves.append((sum(hits[: way * query]), sum(hits[way * query :])))
         torch.testing.assert_close(res["both"]["gap", qp].per_episode, torch.tensor(both_acc))
         # base: every held-out image once, among the base weights (no task involved)
         right = [
@@ -294,9 +295,15 @@ def test_base_and_both_classes_against_loops():
         assert b.accuracy == pytest.approx(sum(right) / len(right))
         assert b.ci_low <= b.accuracy <= b.ci_high and b.ci95 == (b.ci_high - b.ci_low) / 2
         both = res["both"]["gap", qp]
-        n_images = c * 6 + 6 * 8  # the distinct images that can be queries
-        low, high = _wilson_by_quadratic(round(both.accuracy * n_images), n_images)
-        assert (both.ci_low, both.ci_high) == (pytest.approx(low), pytest.approx(high))
+        # a mean over the 5 tasks (not images); its interval: the novel and the base half,
+        # each a proportion over its own images (6 x 8 novel, c x 6 base), weighted 1/2 each
+        assert (both.unit, both.episodes, both.per_episode.numel()) == ("episodes", 5, 5)
+        p_n = sum(h[0] for h in halves) / (5 * way * query)
+        p_b = sum(h[1] for h in halves) / (5 * way * query)
+        var = p_n * (1 - p_n) / (6 * 8) + p_b * (1 - p_b) / (c * 6)
+        assert both.ci95 == pytest.approx(0.5 * 1.96 * var**0.5)
+        assert both.ci_low == pytest.approx(max(0.0, both.accuracy - both.ci95))
+        assert "48 novel and 30 base images" in both.interval
     assert res["base"]["gap", "gap"].accuracy > 0.8  # the base maps sit near their weights
     assert res["novel"]["gap", "dc"].shot == shot and res["novel"]["gap", "dc"].query == query
 

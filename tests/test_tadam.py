@@ -385,3 +385,27 @@ def test_task_conditioned_evaluation():
     assert res.episodes == 6 and 0 <= res.accuracy <= 1 and net.training
     with pytest.raises(ValueError, match="per episode"):
         evaluate_tadam(net, _images(), 3, 2, 4, episodes=6, device="cpu", per_episode=False)
+
+
+def test_film_multipliers_get_their_own_penalty_not_weight_decay():
+    """gamma0 and beta0 are matrices, but their decay is FILM_PENALTY alone: weight decay
+    applies to convolution and linear weights only (every other parameter: none)."""
+    from fewshot_utils.tadam import _optimisers
+
+    net = _net(tc=True, aux=10)
+    parts = _optimisers(net, _config(), torch.device("cpu"), False)
+    names = {id(p): n for n, p in net.named_parameters()}
+    for opt in (parts["opt"], parts["aux_opt"]):
+        for group in opt.param_groups:
+            for p in group["params"]:
+                name = names[id(p)]
+                film = name.endswith(("gamma0", "beta0"))
+                head = name.startswith("aux_head")  # the auxiliary head: no decay either
+                want = 5e-4 if p.dim() > 1 and not (film or head) else 0.0
+                assert group["weight_decay"] == want, name
+    decayed = {
+        names[id(p)] for g in parts["opt"].param_groups if g["weight_decay"] for p in g["params"]
+    }
+    assert not {n for n in decayed if n.endswith(("gamma0", "beta0"))}
+    assert any(n.endswith("gamma0") for n in names.values())  # the TEN is there
+    assert net.describe()["film_decay"] == "own penalty only"

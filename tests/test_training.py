@@ -254,3 +254,29 @@ def test_retrain_on_trainval_errors():
     selected.best_epoch = 0
     with pytest.raises(ValueError, match="no best epoch"):
         retrain_on_trainval(_model(), data[:8], data[8:], selected, cfg, device="cpu")
+
+
+def test_a_learned_scale_gets_its_own_rate_and_its_path_is_recorded():
+    """With ``alpha_lr`` the log-scale of a LearnedScale is in its own Adam group: it moves
+    by about alpha_lr per step (Adam's step is about its rate), here far more than the
+    network's 1e-3 allows; its value after each epoch is in the history."""
+    from fewshot_utils.scale import LearnedScale
+
+    data = _toy_data()
+    runs = {}
+    for alpha_lr in (None, 0.1):
+        model = LearnedScale(_model(), alpha=1.0)
+        cfg = _config(alpha_lr=alpha_lr)
+        opt = training.adam(model, cfg)
+        assert [g["lr"] for g in opt.param_groups] == ([1e-3] if alpha_lr is None else [1e-3, 0.1])
+        runs[alpha_lr] = train_protonet(
+            model, data[:8], data[8:], cfg, device="cpu", progress=False
+        )
+    slow, fast = (abs(runs[k].history["alpha"][-1] - 1.0) for k in (None, 0.1))
+    assert slow < 12 * 1e-3 * 1.1  # 12 steps of about 1e-3 in log space
+    assert fast > 0.2  # 12 steps of 0.1 (halved after 6) in log space: a real move
+    assert len(runs[0.1].history["alpha"]) == 4
+    assert runs[0.1].history["alpha"][-1] == pytest.approx(runs[0.1].model.alpha, rel=0.5)
+    with pytest.raises(ValueError, match="alpha_lr"):
+        _config(alpha_lr=0.0)
+    assert "alpha_lr" not in _config().signature() and _config(alpha_lr=0.1).signature()["alpha_lr"]
