@@ -22,7 +22,17 @@ from . import display
 from .evaluation import ci95, paired_difference
 from .paper_numbers import by_id
 
-__all__ = ["Claim", "Effect", "CLAIMS", "measure", "verdict", "markdown_table"]
+__all__ = [
+    "Claim",
+    "Effect",
+    "CLAIMS",
+    "measure",
+    "verdict",
+    "resolved",
+    "summary",
+    "t975",
+    "markdown_table",
+]
 
 
 @dataclass(frozen=True)
@@ -106,21 +116,28 @@ def _dense(
     )
 
 
-def _tadam(row: str, paper_row: str | None) -> Claim:
+_TADAM_ROWS = {"baseline": "baseline", "α": "alpha", "α + AT": "alpha+at"}
+_TADAM_ROWS["α + AT + TC"] = "tadam-alpha+at+tc"  # the ids of Table 2's rows (α + TC: none)
+
+
+def _tadam(row: str, ref: str) -> Claim:
+    """Row ``row`` of TADAM's Table 2 against row ``ref``: each component against α is the
+    paper's increment, so that α's own gain is not counted again in every line."""
     cell = "oreshkin2018tadam/table-2/{}/miniimagenet/5w5s"
+    published = row in _TADAM_ROWS and ref in _TADAM_ROWS
     return Claim(
         "oreshkin2018tadam",
         "Table 2",
-        f"{row} − baseline",
+        f"{row} − {ref}",
         "ch07_tadam",
         "miniimagenet",
         5,
         5,
         {"ablation_rows": row},
-        {"ablation_rows": "baseline"},
-        cell.format(paper_row) if paper_row else None,
-        cell.format("baseline") if paper_row else None,
-        "" if paper_row else "no number in our sources",
+        {"ablation_rows": ref},
+        cell.format(_TADAM_ROWS[row]) if published else None,
+        cell.format(_TADAM_ROWS[ref]) if published else None,
+        "" if published else "no number in our sources",
     )
 
 
@@ -203,12 +220,14 @@ CLAIMS: list[Claim] = [
             ("last BN γ × 0.1 − squared Euclidean", "bn_gamma_0.1", "squared_euclidean"),
             ("learned α − squared Euclidean", "alpha_learned", "squared_euclidean"),
             ("LSED − fixed α = 0.01", "lsed", "alpha_0.01"),
+            ("LSED − last BN γ × 0.1", "lsed", "bn_gamma_0.1"),
         )
     ],
-    _tadam("α", "alpha"),
-    _tadam("α + AT", "alpha+at"),
-    _tadam("α + TC", None),
-    _tadam("α + AT + TC", "tadam-alpha+at+tc"),
+    _tadam("α", "baseline"),
+    _tadam("α + AT", "α"),
+    _tadam("α + TC", "α"),
+    _tadam("α + AT + TC", "α"),
+    _tadam("α + AT + TC", "baseline"),
 ]
 """One line per claim of the three papers that the book measures."""
 
@@ -227,6 +246,7 @@ class Effect:
     how: str = ""
     commit: str = ""
     reason: str = ""
+    departure: str = ""  # how the test is not the paper's experiment ("" when it is)
 
     @property
     def seed_sd(self) -> float | None:
@@ -234,7 +254,24 @@ class Effect:
         return statistics.stdev(self.per_seed) if len(self.per_seed) > 1 else None
 
 
-_T975 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571, 7: 2.447, 8: 2.365, 9: 2.306}
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
+_T975 += (2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086)
+_T975 += (2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def t975(df: int) -> float:
+    """The 97.5% quantile of Student's t with ``df`` degrees of freedom (a two-sided 95%
+    interval): the table for 1 to 30, then the Cornish-Fisher expansion around the normal
+    quantile (error under 1e-4 from 30 on), which tends to 1.96."""
+    if df < 1:
+        raise ValueError(f"Student's t needs df >= 1, got {df}")
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959964
+    g1 = (z**3 + z) / 4
+    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
+    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
+    return z + g1 / df + g2 / df**2 + g3 / df**3
 
 
 def _matches(record: dict, fields: dict) -> bool:
@@ -287,47 +324,98 @@ def measure(claim: Claim, records: Iterable[dict], profile: str) -> Effect:
     seeds = sorted(new if ref is None else set(new) & set(ref))
     if not seeds:
         return Effect(claim, profile, reason="only one of the two models has a record")
-    per_seed, per_task, hows = [], [], set()
+    per_seed, per_task, hws, hows = [], [], [], set()
     for s in seeds:
         d, hw, how, tasks = _one_seed(new[s], None if ref is None else ref[s])
         per_seed.append(d)
         per_task.append(tasks)
+        hws.append(hw)
         hows.add(how)
     if len(seeds) == 1:
-        task_hw = hw
+        task_hw = hws[0]
     elif all(t is not None for t in per_task):  # the seeds' mean model, task by task
         mean_tasks = torch.tensor([sum(col) / len(col) for col in zip(*per_task)])
         task_hw = 100 * ci95(mean_tasks)
-    else:
-        task_hw = hw / math.sqrt(len(seeds))
+    else:  # the seeds meet the same tasks: their task noise is shared, not averaged away
+        task_hw = statistics.mean(hws)
     mean = sum(per_seed) / len(per_seed)
     total = task_hw
     if len(seeds) > 1:
-        seed_hw = _T975.get(len(seeds), 1.96) * statistics.stdev(per_seed) / math.sqrt(len(seeds))
+        seed_hw = t975(len(seeds) - 1) * statistics.stdev(per_seed) / math.sqrt(len(seeds))
         total = math.hypot(task_hw, seed_hw)
     commits = {str(new[s].get("commit", ""))[:7] for s in seeds}
     how = " and ".join(sorted(hows)) + f", {len(seeds)} training seed{'s' * (len(seeds) > 1)}"
     train_shot = new[seeds[0]].get("train_shot")
+    departure = ""
     if train_shot is not None and train_shot != claim.shot:
-        how += f", models trained on {train_shot}-shot episodes"
+        departure = f"{claim.shot}-shot test of models trained on {train_shot}-shot episodes"
+    commits_s = ", ".join(sorted(commits))
     return Effect(
-        claim, profile, mean, total, task_hw, tuple(per_seed), how, ", ".join(sorted(commits))
+        claim, profile, mean, total, task_hw, tuple(per_seed), how, commits_s, "", departure
     )
 
 
 def verdict(effect: Effect) -> str:
-    """Same sign and resolved / same sign, not resolved / opposite sign (resolved or not),
-    against the paper's difference; "not measured" with the reason."""
+    """One rule for every effect: ours (the 95% interval ``difference ± ci95``) against the
+    paper's difference, by size as well as sign.
+
+    - **agrees**: the paper's difference lies inside our interval;
+    - **same sign, larger** / **same sign, smaller**: our interval excludes zero and the
+      paper's value, on the paper's side of zero, above or below it;
+    - **opposite sign**: our interval excludes zero, on the other side;
+    - **not resolved, smaller than the paper's**: our interval holds zero but not the
+      paper's value;
+    - without a published difference: **positive** / **negative** / **not resolved**.
+
+    Where the effect rests on one trained model, its interval covers only the test tasks,
+    and the verdict says so ("one training seed: seed spread not measured") instead of
+    claiming more; a test that is not the paper's experiment is marked as such. "Not
+    measured" comes with the reason."""
     if effect.difference is None:
         return f"not measured: {effect.reason}"
-    paper = effect.claim.paper_difference
-    resolved = abs(effect.difference) > effect.ci95
+    d, hw, paper = effect.difference, effect.ci95, effect.claim.paper_difference
+    excludes_zero = abs(d) > hw
     if paper is None:
-        sign = "positive" if effect.difference > 0 else "negative"
-        return f"{sign}, {'resolved' if resolved else 'not resolved'} (no published difference)"
-    if (effect.difference > 0) == (paper > 0):
-        return "same sign, resolved" if resolved else "same sign, not resolved"
-    return "opposite sign, resolved" if resolved else "opposite sign, not resolved"
+        words = ("positive" if d > 0 else "negative") if excludes_zero else "not resolved"
+        words += " (no published difference)"
+    elif abs(d - paper) <= hw:
+        words = "agrees"
+    elif not excludes_zero:
+        words = "not resolved, smaller than the paper's"
+    elif (d > 0) != (paper > 0):
+        words = "opposite sign"
+    else:
+        words = "same sign, larger" if abs(d) > abs(paper) else "same sign, smaller"
+    seeds = len(effect.per_seed)
+    words += (
+        "; one training seed: seed spread not measured"
+        if seeds == 1
+        else f"; over {seeds} training seeds"
+    )
+    if effect.departure:
+        words = f"not the paper's experiment ({effect.departure}): " + words
+    return words
+
+
+def resolved(effect: Effect) -> int:
+    """+1 / -1 when the 95% interval lies above / below zero, 0 when it holds zero or the
+    effect is not measured: the one test every chapter applies to every difference."""
+    if effect.difference is None or abs(effect.difference) <= effect.ci95:
+        return 0
+    return 1 if effect.difference > 0 else -1
+
+
+def summary(effect: Effect) -> str:
+    """The effect in one phrase: ``+4.87 ± 6.06 points (verdict); per seed +7.67 / +3.71 /
+    +3.22, positive for 3 of 3``, or "not measured (reason)"."""
+    if effect.difference is None:
+        return f"not measured ({effect.reason})"
+    out = f"{effect.difference:+.2f} ± {effect.ci95:.2f} points ({verdict(effect)})"
+    if len(effect.per_seed) > 1:
+        seeds = " / ".join(f"{d:+.2f}" for d in effect.per_seed)
+        pos = sum(d > 0 for d in effect.per_seed)
+        out += f"; per seed {seeds}, positive for {pos} of {len(effect.per_seed)}"
+    return out
 
 
 def markdown_table(effects: Sequence[Effect]) -> str:

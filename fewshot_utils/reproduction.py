@@ -154,19 +154,37 @@ def _wall(seconds: float) -> str:
 
 
 _RESNET12 = (64, 128, 256, 512)
+_PROTONET_MINI = dict(
+    tasks=600,
+    train_way={1: 30, 5: 20},
+    train_query=15,
+    train_length="early stopping on the validation loss",
+    test_per_class=600,
+)
 _PROTOCOL = {  # (experiment, dataset) -> the papers' protocol, in the fields records carry
-    ("ch03_protonet_omniglot", "omniglot"): dict(tasks=1000),
-    ("ch04_protonet_miniimagenet", "miniimagenet"): dict(tasks=600),
+    ("ch03_protonet_omniglot", "omniglot"): dict(
+        tasks=1000, train_way={1: 60, 5: 60}, train_query=5
+    ),
+    ("ch04_protonet_miniimagenet", "miniimagenet"): _PROTONET_MINI,
+    ("ch04_long_training", "miniimagenet"): _PROTONET_MINI,
     ("ch05_dense_classification", "miniimagenet"): dict(
         widths=_RESNET12, iterations=(8000, 200), tasks=10_000, test_per_class=600
     ),
     ("ch05_dense_classification", "fc100"): dict(
         widths=_RESNET12, iterations=(12_500, 512), tasks=10_000, test_per_class=600
     ),
-    ("ch06_implanting", "miniimagenet"): dict(widths=_RESNET12, tasks=10_000, test_per_class=600),
+    ("ch06_implanting", "miniimagenet"): dict(
+        widths=_RESNET12, iterations=(8000, 200), tasks=10_000, test_per_class=600
+    ),
     ("ch06_implanting", "fc100"): dict(widths=_RESNET12, tasks=10_000, test_per_class=600),
     ("ch07_tadam", "miniimagenet"): dict(
-        widths=_RESNET12, episodes=30_000, image_side=84, test_per_class=600
+        widths=_RESNET12,
+        episodes=30_000,
+        image_side=84,
+        test_per_class=600,
+        aux_batch=64,
+        distance="euclidean",  # the official code's: not squared
+        episodes_per_step=2,
     ),
 }
 """What ``protocols.md`` states of each chapter's protocol; :func:`reductions` sets a record
@@ -187,7 +205,8 @@ def _widths(r: dict) -> tuple[int, ...] | None:
 
 def reductions(r: dict) -> list[str]:
     """How record ``r`` departs from its paper's protocol (:data:`_PROTOCOL`): network width,
-    training iterations and batch or episodes, image size, number of test tasks and test
+    training episodes (way, shot, query, length), iterations and batch, image size, the
+    distance, auxiliary batch and episodes per step (TADAM), number of test tasks and test
     images per class; each as "ours (paper: theirs)". Empty when nothing differs or the
     protocol is not known."""
     paper = _PROTOCOL.get((r.get("experiment"), r.get("dataset")))
@@ -195,13 +214,26 @@ def reductions(r: dict) -> list[str]:
         return []
     cfg, out = r.get("config") or {}, []
     widths = _widths(r)
-    if "widths" in paper and widths is not None and widths != paper["widths"]:
-        out.append(f"widths {_dash(widths)} (paper: {_dash(paper['widths'])})")
+    want = paper.get("widths")
+    if want is not None and "-wide-" in str(r.get("method")):
+        want = (*want[:-1], want[-1] + 16)  # WIDE: the last block widened by 16 channels
+    if want is not None and widths is not None and widths != want:
+        out.append(f"widths {_dash(widths)} (paper: {_dash(want)})")
+    out += _episodic(r, cfg, paper)
     if "iterations" in paper and r.get("train_iterations") is not None:
         its, batch = r["train_iterations"], cfg.get("batch_size")
         if (its, batch) != paper["iterations"]:
             p_its, p_batch = paper["iterations"]
             out.append(f"{its:,} iterations of batch {batch} (paper: {p_its:,} of {p_batch})")
+    if cfg.get("aux_batch") is not None and cfg["aux_batch"] != paper.get(
+        "aux_batch", cfg["aux_batch"]
+    ):
+        out.append(f"auxiliary batch {cfg['aux_batch']} (paper: {paper['aux_batch']})")
+    distance = (cfg.get("model") or {}).get("distance")
+    if "distance" in paper and distance is not None and distance != paper["distance"]:
+        out.append(f"{distance.replace('_', ' ')} distance (paper: {paper['distance']})")
+    if "episodes_per_step" in paper:
+        out.append(f"1 episode per step (paper: {paper['episodes_per_step']})")
     if "episodes" in paper and r.get("train_episodes") is not None:
         if r["train_episodes"] != paper["episodes"]:
             out.append(f"{r['train_episodes']:,} training episodes (paper: {paper['episodes']:,})")
@@ -216,6 +248,27 @@ def reductions(r: dict) -> list[str]:
     per_class = cfg.get("test_per_class")
     if "test_per_class" in paper and per_class is not None and per_class < paper["test_per_class"]:
         out.append(f"{per_class} test images per class (paper: {paper['test_per_class']})")
+    return out
+
+
+def _episodic(r: dict, cfg: dict, paper: dict) -> list[str]:
+    """A Prototypical Network's training episodes against the protocol's: the way and
+    queries for the shot trained, the shot (the protocol trains at the test's shot), and
+    the length."""
+    if "train_way" not in paper or cfg.get("way") is None:
+        return []
+    out, shot = [], cfg.get("shot", r["shot"])
+    if shot != r["shot"]:
+        out.append(
+            f"tested at {r['shot']} shots, trained on {shot}-shot episodes (paper: the same shot)"
+        )
+    way = paper["train_way"].get(r["shot"])
+    if way is not None and cfg["way"] != way:
+        out.append(f"{cfg['way']}-way training episodes (paper: {way})")
+    if cfg.get("query") is not None and cfg["query"] != paper["train_query"]:
+        out.append(f"{cfg['query']} training queries per class (paper: {paper['train_query']})")
+    if "train_length" in paper and r.get("train_episodes") is not None:
+        out.append(f"{r['train_episodes']:,} training episodes (paper: {paper['train_length']})")
     return out
 
 

@@ -250,9 +250,22 @@ def write_result(record: dict, directory: str | os.PathLike | None = None) -> Pa
 
 
 def load_results(directory: str | os.PathLike | None = None) -> list[dict]:
-    """Every record under ``directory`` (default ``results/``), sorted by file name."""
+    """Every record under ``directory`` (default ``results/``), sorted by file name. A file
+    that is not a JSON object is an error naming the file, not a bare parser message."""
     directory = Path(directory) if directory is not None else results_dir()
-    return [json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))]
+    records = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(
+                f"results record {path} is not valid JSON ({err}); restore it from git "
+                "(git checkout -- <file>) or delete it and run its chapter again"
+            ) from None
+        if not isinstance(record, dict):
+            raise ValueError(f"results record {path} holds a {type(record).__name__}, not a record")
+        records.append(record)
+    return records
 
 
 run_commit()  # at import: the code that this process runs

@@ -45,6 +45,7 @@ _CH05 = {  # setting: (smoke, cpu, full); val_*: the validation tasks drawn duri
     "val_per_class": (10, 40, 100),
     "val_episodes": (10, 300, 600),
     "val_query": (3, 15, 15),
+    "seeds": ((0, 1), (0, 1, 2), (0,)),  # training seeds of ResNet-12 GAP and DC
 }
 _CH06 = {  # the same test images as chapter 5; implanting needs >= 2 shots
     "test_classes": _CH05["test_classes"],
@@ -61,7 +62,8 @@ _CH06 = {  # the same test images as chapter 5; implanting needs >= 2 shots
 def test_settings(profile: str, chapter: int) -> dict:
     """The test settings of chapter ``chapter`` (5 or 6) in ``profile``: test images
     (``test_classes``, ``test_per_class``; None: all), shots, queries per class, tasks; for
-    chapter 5 the validation tasks drawn during training, for chapter 6 the implanted tasks
+    chapter 5 the validation tasks drawn during training and the training seeds of ResNet-12
+    GAP and DC (their difference over seeds), for chapter 6 the implanted tasks
     (Table 4's and Table 3's) and the implants' epochs. ``full`` is the paper's protocol."""
     table = {5: _CH05, 6: _CH06}.get(chapter)
     if table is None:

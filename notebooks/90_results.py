@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -104,8 +104,20 @@ print(
 # is one claim: the paper's difference, ours as a **paired** difference on the same test tasks
 # with its 95% interval (over the test tasks, and, where a model was trained with several
 # seeds, over the seeds too: a test-task interval says nothing about how much another
-# initialisation or episode order would move a model), and a verdict in words: *same sign,
-# resolved* (the interval excludes 0), *same sign, not resolved*, or *opposite sign*.
+# initialisation or episode order would move a model), and a verdict in words, by one rule
+# for every claim that compares size as well as sign:
+#
+# - *agrees*: the paper's difference lies inside our interval;
+# - *same sign, larger* or *same sign, smaller*: our interval excludes zero and the paper's
+#   value;
+# - *opposite sign*: our interval excludes zero, on the other side of it;
+# - *not resolved, smaller than the paper's*: our interval holds zero but not the paper's
+#   value.
+#
+# Each verdict then says how many models stand behind it. With one trained model per side
+# it reads *one training seed: seed spread not measured*: the interval covers the test
+# tasks only, so it cannot say whether another training run would agree. A test that is not
+# the paper's experiment (for example 1-shot models tested at 5 shots) is marked as such.
 
 # %%
 show_source(effects.measure)
@@ -118,7 +130,7 @@ effect_lines = [
     if e.difference is not None or e.profile == "cpu"
 ]
 display(Markdown(effects.markdown_table(effect_lines)))
-verdicts = Counter(effects.verdict(e).split(":")[0].split(" (")[0] for e in effect_lines)
+verdicts = Counter(effects.verdict(e).split(";")[0].split(" (")[0] for e in effect_lines)
 print("; ".join(f"{n} {v}" for v, n in verdicts.most_common()))
 
 # %% [markdown]

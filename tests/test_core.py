@@ -405,3 +405,13 @@ def test_git_commit_marks_changed_and_untracked_code_dirty(tmp_path, monkeypatch
     (tmp_path / "fewshot_utils" / "new.py").unlink()
     (tmp_path / "fewshot_utils" / "a.py").write_text("x = 2\n")
     assert results.git_commit() == clean + "-dirty"
+
+
+def test_an_unreadable_record_is_named(tmp_path):
+    (tmp_path / "a_good.json").write_text('{"experiment": "x"}')
+    (tmp_path / "b_broken.json").write_text('{"experiment": ')
+    with pytest.raises(ValueError, match=r"b_broken\.json is not valid JSON"):
+        load_results(tmp_path)
+    (tmp_path / "b_broken.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"b_broken\.json holds a list"):
+        load_results(tmp_path)

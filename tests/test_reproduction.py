@@ -280,6 +280,43 @@ def test_provenance_names_training_length_and_reductions():
     assert rp.reductions(_record(experiment="elsewhere")) == []
 
 
+def test_reductions_name_every_departure_of_the_training_protocol():
+    """Chapter 4's episodes and shot, chapter 6's iterations and WIDE's widths, chapter 7's
+    distance, auxiliary batch and episodes per step: each against the paper's protocol."""
+    episodic = {"way": 5, "shot": 1, "query": 5, "test_per_class": 300}
+    ch04 = _record("miniimagenet", 5, 5, experiment="ch04_protonet_miniimagenet", config=episodic)
+    ch04["train_episodes"] = 500
+    text = rp._provenance(ch04)
+    assert "tested at 5 shots, trained on 1-shot episodes (paper: the same shot)" in text
+    assert "5-way training episodes (paper: 20)" in text
+    assert "5 training queries per class (paper: 15)" in text
+    assert "500 training episodes (paper: early stopping on the validation loss)" in text
+    assert "300 test images per class (paper: 600)" in text
+    one_shot = {**ch04, "shot": 1}
+    assert "5-way training episodes (paper: 30)" in rp._provenance(one_shot)
+    assert "tested at" not in rp._provenance(one_shot)
+    wide = _record(
+        "miniimagenet",
+        5,
+        5,
+        experiment="ch06_implanting",
+        method="resnet12-dc-wide-support-gap-query-dc",
+        train_iterations=240,
+        config={"network": "resnet12", "widths": [64, 128, 256, 528], "batch_size": 64},
+    )
+    text = rp._provenance(wide)
+    assert "widths" not in text  # the paper's WIDE: the last block plus 16 channels
+    assert "240 iterations of batch 64 (paper: 8,000 of 200)" in text
+    narrow = {**wide, "config": {**wide["config"], "widths": [64, 128, 256, 512]}}
+    assert "widths 64-128-256-512 (paper: 64-128-256-528)" in rp._provenance(narrow)
+    config = {"aux_batch": 32, "model": {"distance": "squared_euclidean"}}
+    tadam = _record("miniimagenet", 5, 5, experiment="ch07_tadam", method="b", config=config)
+    text = rp._provenance(tadam)
+    assert "auxiliary batch 32 (paper: 64)" in text
+    assert "squared euclidean distance (paper: euclidean)" in text
+    assert "1 episode per step (paper: 2)" in text
+
+
 def test_tadam_ablation_uses_one_fixed_alpha_chosen_on_validation():
     """TADAM's alpha is a fixed hyperparameter cross-validated on the validation classes
     (protocols.md): the ablation rows alpha, +AT, +TC and all three share one fixed alpha, the
