@@ -36,6 +36,7 @@ __all__ = [
     "format_duration",
     "time_estimate",
     "fastest_threads",
+    "exercises_on",
 ]
 
 PROFILES = ("smoke", "cpu", "full")
@@ -224,3 +225,18 @@ def fastest_threads(probe: Callable[[], float], device: str | torch.device) -> d
         rates[n] = probe()
     torch.set_num_threads(max(rates, key=rates.get))
     return rates
+
+
+def exercises_on(flag: bool | None, profile: str) -> bool:
+    """Whether a chapter runs its quick exercise cells: the notebook's ``EXERCISES`` parameter
+    when set, else ``FEWSHOT_EXERCISES`` (``1``/``0``), else only in ``smoke``, where the tests
+    execute them. A reader turns them on with ``EXERCISES = True``; a ``cpu`` or ``full``
+    build leaves them off, so they add nothing to the book's run time."""
+    if flag is not None:
+        return bool(flag)
+    env = os.environ.get("FEWSHOT_EXERCISES", "").strip()
+    if env in ("0", "1"):
+        return env == "1"
+    if env:
+        raise ValueError(f"FEWSHOT_EXERCISES must be 0 or 1, got {env!r}")
+    return profile == "smoke"

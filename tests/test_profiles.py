@@ -125,3 +125,17 @@ def test_time_estimate_says_at_least_when_parts_are_missing():
     assert "the whole chapter: at least 1.7 min (0 s so far; not estimated: validation)" in text
     with pytest.raises(ValueError, match="at least one"):
         time_estimate({}, "cpu")
+
+
+def test_exercises_run_in_smoke_or_when_asked(monkeypatch):
+    from fewshot_utils.profiles import exercises_on
+
+    monkeypatch.delenv("FEWSHOT_EXERCISES", raising=False)
+    assert exercises_on(None, "smoke") and not exercises_on(None, "cpu")
+    assert not exercises_on(None, "full") and exercises_on(True, "cpu")
+    assert not exercises_on(False, "smoke")
+    monkeypatch.setenv("FEWSHOT_EXERCISES", "1")
+    assert exercises_on(None, "cpu") and not exercises_on(False, "cpu")
+    monkeypatch.setenv("FEWSHOT_EXERCISES", "yes")
+    with pytest.raises(ValueError, match="FEWSHOT_EXERCISES must be 0 or 1"):
+        exercises_on(None, "cpu")
