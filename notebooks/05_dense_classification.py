@@ -394,8 +394,10 @@ display(
 # thousand tasks over the same few held-out images would only measure Monte-Carlo error and
 # print an interval that looks ten times tighter than what the images support. The *both*
 # accuracy does depend on the task (its novel prototypes compete with the base weights), so
-# it is averaged over the tasks, and its interval is the Wilson interval over the distinct
-# images the queries come from. Chance: 1/5 for novel, 1/64 for base, 1/69 for both.
+# it is averaged over the tasks. Its interval is over the images the queries come from: each
+# task weights its novel and base queries equally, so the accuracy is the mean of two
+# proportions over two sets of images, and its variance a quarter of the sum of theirs
+# (`evaluation.equal_halves_ci95`). Chance: 1/5 for novel, 1/64 for base, 1/69 for both.
 
 # %%
 t2, t2_seconds = {}, {}
@@ -446,15 +448,16 @@ display(
     Markdown(
         f"**{profile} profile**, ResNet-12, 5-way 5-shot. Novel: {ts['episodes']} tasks (the same "
         f"as Table 1's). Base: each of the {n_base:,} held-out images ({base_x.shape[1]} per base "
-        f"class) once, Wilson interval. Both: {ts['episodes']} tasks, Wilson interval over the "
-        f"{n_base + n_novel:,} distinct query images ({t2_seconds['gap'] + t2_seconds['dc']:.0f} s)"
+        f"class) once, Wilson interval. Both: {ts['episodes']} tasks, interval over the "
+        f"{n_novel:,} novel and {n_base:,} base images, halves weighted equally "
+        f"({t2_seconds['gap'] + t2_seconds['dc']:.0f} s)"
         "\n\n" + "\n".join(rows)
     )
 )
 
 # %% [markdown]
 # DC - GAP on the same tasks (novel), the same held-out images (base), and for *both*, where
-# the per-task spread is Monte-Carlo error, the two Wilson half-widths in quadrature:
+# the per-task spread is Monte-Carlo error, the two image half-widths in quadrature:
 
 # %%
 for combo in COMBOS:
@@ -462,7 +465,7 @@ for combo in COMBOS:
         a, b = t2["gap"][kind][combo], t2["dc"][kind][combo]
         if kind == "both":
             mean, hw = 100 * (b.accuracy - a.accuracy), 100 * math.hypot(a.ci95, b.ci95)
-            over = "Wilson half-widths in quadrature"
+            over = "image half-widths in quadrature"
         else:
             diff = 100 * (b.per_episode - a.per_episode)
             mean, hw = diff.mean().item(), ci95(diff)
