@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -64,7 +64,7 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from fewshot_utils import data, distances, episodes, paper_numbers, plots
+from fewshot_utils import data, diagrams, distances, episodes, paper_numbers, plots
 from fewshot_utils.checkpoints import checkpoint_dir
 from fewshot_utils.display import show_source
 from fewshot_utils.evaluation import embed, evaluate_embeddings
@@ -153,6 +153,13 @@ plt.show()
 # %% [markdown]
 # ## Prototypes
 #
+# The whole method in one picture, from an episode's images to a query's class probabilities:
+
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Flow chart of a Prototypical Network. An episode's support set (N classes of K images each) and its query images pass through the same embedding network. In the embedding space, the support embeddings of each class are averaged into that class's prototype, and a query's embedding is compared with every prototype by a distance d: the squared Euclidean distance, or LSED. Minus the distance times a temperature alpha gives the logits, and a softmax turns them into the query's class probabilities."}}
+diagrams.protonet_pipeline()
+plt.show()
+
+# %% [markdown]
 # A Prototypical Network embeds every image with a network $f_\phi$ and represents class $k$ by
 # the mean of its support embeddings, the prototype
 # $\mathbf{c}_k = \frac{1}{|S_k|}\sum_{\mathbf{x}_i \in S_k} f_\phi(\mathbf{x}_i)$. A query

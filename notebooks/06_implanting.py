@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -73,7 +73,7 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from fewshot_utils import dense, implanting, stage1
+from fewshot_utils import dense, diagrams, implanting, stage1
 from fewshot_utils.dense import FewShotMaps, evaluate_poolings
 from fewshot_utils.display import show_source
 from fewshot_utils.evaluation import embed, paired_difference
@@ -180,6 +180,14 @@ if profile == "cpu":
 # %% [markdown]
 # ## Implants
 #
+# The last residual block with its implants, as `Implants` computes it: the frozen base stream
+# above, the implant stream trained on the task below.
+
+# %% tags=["hide-input"] mystnb={"image": {"alt": "The last residual block of ResNet-12 drawn as two parallel streams. The top, base stream of three convolutions is frozen after stage 1. The bottom, implant stream of three 16-channel convolutions is trained in stage 2 on the new task's support images: its first convolution reads the block input, and each later one reads the channel-wise concatenation of the base and implant activations of the layer below, while the base stream never sees the implants. The block's output is the concatenation of the base map and the 16-channel implant map."}}
+diagrams.implant_block()
+plt.show()
+
+# %% [markdown]
 # For a block input $\mathbf{x}$ with base activations $\mathbf{a}_1, \mathbf{a}_2$ after
 # the block's first two convolutions, the implant stream computes
 # $\mathbf{a}'_1 = \mathrm{act}(\mathrm{BN}(\mathrm{conv}'_1(\mathbf{x})))$,
