@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -98,7 +98,7 @@ trained, spent_now = {}, {}  # training: time of the run that trained it, time s
 
 # %%
 t0 = time.perf_counter()
-TRAINVAL = profile == "full" if TRAINVAL is None else TRAINVAL  # protocols.md's last step
+TRAINVAL = profile == "full" if TRAINVAL is None else TRAINVAL  # book/protocols.md, last step
 omni = {split: data.load_omniglot(split) for split in ("train", "val", "test")}
 phases["loading Omniglot"] = time.perf_counter() - t0
 for split, x in omni.items():
@@ -174,7 +174,9 @@ display(Markdown("\n".join(rows)))
 # Adam with learning rate $10^{-3}$ halved every 2000 episodes, and after every 100 episodes
 # a validation pass on 100 fixed 5-way episodes of the validation classes; the weights with
 # the lowest validation loss are kept. Both distances start from the same initial weights and
-# see the same training episodes, so the distance is the only difference. Each profile runs:
+# see the same training episodes, so the distance is the only difference.
+# [The protocols page](../book/protocols.md) sets this protocol out in full, with what each
+# profile changes in it. Each profile runs:
 
 # %% tags=["hide-input"]
 runs_text = {
@@ -338,10 +340,11 @@ print(
 )
 
 # %% [markdown]
-# The protocol's last step (`protocols.md`, on in the `full` profile, `TRAINVAL`): each model
-# is trained again from the same start on the training and validation classes together
-# (4,112 + 688 = 4,800), for the number of episodes that was best on validation, and its
-# final weights are tested, since no classes are left to choose an epoch with:
+# The protocol's last step ([the protocols page](../book/protocols.md); on in the `full`
+# profile, `TRAINVAL`): each model is trained again from the same start on the training and
+# validation classes together (4,112 + 688 = 4,800), for the number of episodes that was best
+# on validation, and its final weights are tested, since no classes are left to choose an
+# epoch with:
 
 # %%
 show_source(retrain_on_trainval)

@@ -134,9 +134,10 @@ plt.show()
 # Conv-4 (1600-d embeddings), Adam with learning rate $10^{-3}$ halved every 2000 episodes,
 # validation on 5-way episodes of the 16 validation classes after every epoch, and the epoch
 # with the lowest validation loss kept; in `full`, training stops after 200 epochs without a
-# better validation loss, the patience of the Prototypical Networks code (`protocols.md`), as in
-# chapter 3. LSED uses the paper's $s = 4$, $r = 0.01$ on
-# miniImageNet. What each profile trains:
+# better validation loss, the patience of the Prototypical Networks code, as in chapter 3
+# ([the protocols page](../book/protocols.md) sets out the whole protocol and what the `cpu`
+# profile changes). LSED uses the paper's $s = 4$, $r = 0.01$ on miniImageNet. What each
+# profile trains:
 
 # %%
 settings = training.miniimagenet_protocol(profile)

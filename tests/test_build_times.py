@@ -1,9 +1,11 @@
 """tools/build_times.py: chapter times read from a real jupyter-cache, which build executed
-what, and the README table filled only from a full build followed by a cached one."""
+what, the README table filled only from a full build followed by a cached one, and the book's
+protocols page showing that table from the README itself."""
 
 import importlib.util
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -176,3 +178,39 @@ def test_results_page_not_reexecuted_for_records_it_already_shows(results_book):
     os.utime(newer, (later, later))
     assert rp.settle(build, root=book) is False
     assert rp.refresh(build, root=book) is True
+
+
+def _includes(page: Path) -> list[tuple[str, dict]]:
+    """The ``{include}`` directives of a MyST page: (path, options), quotes around a value
+    removed as MyST removes them."""
+    found = []
+    for m in re.finditer(r"^```\{include\} (\S+)\n((?::[\w-]+:.*\n)*)```$", page.read_text(), re.M):
+        options = {}
+        for line in m.group(2).splitlines():
+            name, value = re.match(r":([\w-]+):\s*(.*)", line).groups()
+            if len(value) > 1 and value[0] == value[-1] and value[0] in "\"'":
+                value = value[1:-1]
+            options[name] = value
+        found.append((m.group(1), options))
+    return found
+
+
+def test_protocols_page_shows_the_readme_tables_between_their_marks():
+    """book/protocols.md includes the README's build-times table (between the marks that
+    ``readme`` fills) and the estimated `full` costs, instead of a copy that could drift."""
+    page = ROOT / "book" / "protocols.md"
+    readme = (ROOT / "README.md").read_text()
+    includes = _includes(page)
+    assert includes and all(
+        (page.parent / path).resolve() == ROOT / "README.md" for path, _ in includes
+    )
+    mark_line = next(line for line in readme.splitlines() if line.startswith(bt.START))
+    marks = [o for _, o in includes if o.get("end-before") == bt.END]
+    assert [o["start-after"] for o in marks] == [mark_line], "include the whole build-times block"
+    for _, options in includes:  # as MyST cuts it: after the first start, before the next end
+        start = readme.find(options["start-after"])
+        assert start >= 0, f"README.md lacks {options['start-after']!r}: the page would not build"
+        rest = readme[start + len(options["start-after"]) :]
+        assert options["end-before"] in rest, f"README.md lacks {options['end-before']!r}"
+        block = rest[: rest.find(options["end-before"])]
+        assert "| chapter |" in block and "\n#" not in block  # one table, no README heading

@@ -13,6 +13,10 @@ that executed none (the second build with nothing changed, served by the cache):
     FEWSHOT_PROFILE=cpu bash tools/book.sh   # executes every chapter
     FEWSHOT_PROFILE=cpu bash tools/book.sh   # nothing changed: from the cache
     python tools/build_times.py readme       # fills README.md between its build-times marks
+
+The site shows the same table: ``book/protocols.md`` includes README.md between those marks
+(a MyST ``{include}`` with ``:start-after:`` the whole start-mark line and ``:end-before:`` the
+end mark), so keep both marks on lines of their own (``tests/test_build_times.py`` checks it).
 """
 
 from __future__ import annotations
