@@ -1,12 +1,25 @@
-"""fewshot_utils: the shared code of the fewshot-book.
+"""fewshot_utils: the shared code of the fewshot-book, one small module per concept.
 
-One module per concept: ``data`` (real datasets), ``episodes`` (sampling),
-``models`` (backbones), ``distances`` (metrics, prototypes, ProtoNet loss),
-``training`` (episodic training), ``checkpoints`` (exact resume), ``evaluation`` (test
-episodes over cached embeddings), ``results`` (provenance records),
-``profiles`` (smoke / cpu / full), ``plots`` (figures), ``saturation``
-(softmax saturation and metric scaling, chapter 1), ``gradients`` (dl/dd of
-training episodes, chapter 2), ``verdicts`` (a paper's claim against named checks).
+**The methods** (what the chapters teach; read these to learn the techniques):
+
+- ``data`` (the real datasets: download, mirror, decode), ``episodes`` (sampling N-way
+  K-shot tasks), ``models`` (Conv-4, ResNet-12), ``distances`` (squared Euclidean, LSED,
+  cosine; prototypes and the ProtoNet loss), ``training`` (episodic training with exact
+  resume), ``evaluation`` (test episodes over cached embeddings, intervals);
+- the three papers' methods: ``saturation`` (softmax saturation and metric scaling,
+  chapter 1), ``gradients`` (dL/dd of real training episodes, chapter 2), ``scale``
+  (temperature and embedding scale, chapter 4b), ``dense`` and ``stage1`` (dense
+  classification, chapter 5), ``implanting`` (chapter 6), ``tadam`` (chapter 7).
+
+**The book's machinery** (how the book runs, records and checks itself; not needed to
+learn the methods):
+
+- ``profiles`` (smoke / cpu / full, devices, seeds, time estimates), ``checkpoints``
+  (atomic saves and exact resume), ``results`` (provenance records), ``paper_numbers``
+  (the published tables), ``reproduction`` (records beside the published numbers),
+  ``effects`` and ``verdicts`` (the papers' claims as paired differences, and one verdict
+  rule for them), ``plots``, ``diagrams`` and ``display`` (figures, pictures of the ideas,
+  tables and shown source), ``colab`` (Google Drive on Colab).
 """
 
 __version__ = "0.1.0"
