@@ -17,24 +17,6 @@
 # # 5. Dense classification
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fewshot-book/fewshot-book/blob/main/notebooks/05_dense_classification.ipynb)
-#
-# Prototypical Networks learn their embedding on episodes. Lifchitz et al.
-# {cite}`lifchitz2019dense` take a plainer road for *stage 1*: train an ordinary classifier
-# on all 64 base classes of miniImageNet, on ordinary mini-batches, then throw the classifier
-# away and use the embedding for prototypes of new classes. Their question is what to do
-# with the *spatial* dimensions of the last feature map (5x5 for a ResNet-12 on 84x84
-# images). The usual answer pools them away (global average pooling, GAP). Theirs,
-# **dense classification** (DC), classifies every location on its own and sums the losses:
-# every region of the image has to say which class it belongs to.
-#
-# This chapter implements both on the real miniImageNet, with the paper's ResNet-12 and the
-# small C128F, and reproduces Table 1 (networks x pooling), Table 2 (pooling of supports and
-# queries at test time, on novel, base and both classes) and Figure 3 (class activation maps).
-# Chapter 6 builds stage 2, *implanting*, on the network trained here.
-#
-# The `full` profile follows the paper (8000 iterations of batch 200, 10,000 test tasks) and
-# needs a GPU. The `cpu` profile trains a narrower ResNet-12 for a few hundred iterations:
-# it shows the method working on real data, not the paper's accuracies, and says so.
 
 # %%
 # Set-up, the same cell in every chapter. Where fewshot_utils is missing (a fresh Colab
@@ -62,12 +44,47 @@ if DRIVE:
 
     use_drive()
 
+# %% [markdown]
+# **What you will learn.**
+#
+# - how Lifchitz et al. learn a few-shot embedding without episodes: an ordinary *cosine
+#   classifier* trained on the base classes, then thrown away;
+# - what *global average pooling* (GAP) and *dense classification* (DC) do with the spatial
+#   locations of the last feature map, and how to compare the two on the same test tasks;
+# - how to test one network with different poolings of supports and queries, on novel
+#   classes, on base classes and on both at once (the paper's Tables 1, 2 and 4);
+# - why the classifier's scale $\tau$ is the temperature of the earlier chapters.
+#
+# **The question.** Does a network trained to classify *every location* of its feature map
+# (DC) give better prototypes of new classes than one trained on the map's average (GAP)?
+#
+# Lifchitz et al. {cite}`lifchitz2019dense` split few-shot learning into two stages. *Stage 1*
+# learns a representation on the *base classes*, the classes with many labelled images (here
+# the 64 training classes of miniImageNet). *Stage 2* learns from the few labelled images of
+# a new task, over *novel classes* that stage 1 never saw (here the 20 test classes). Their
+# stage 1 uses no episodes: it trains an ordinary classifier over the 64 base classes on
+# ordinary mini-batches, then throws the classifier away and uses the network's features to
+# build prototypes of the novel classes, as in [chapter 0](00_episodes_and_prototypes.ipynb).
+#
+# The paper's question is what to do with the spatial dimensions of the last feature map
+# (5x5 for a ResNet-12 on 84x84 images). The usual answer averages them away (GAP). Theirs,
+# DC, classifies every location on its own: every region of the image has to say which class
+# it belongs to. This chapter trains both, with the paper's ResNet-12 and the small C128F,
+# and reproduces Table 1 (networks x pooling), Table 2 (pooling of supports and queries, on
+# novel, base and both classes), the GAP and DC rows of Tables 4 and 5 (miniImageNet and
+# FC100) and Figure 3 (class activation maps).
+# [Chapter 6](06_implanting.ipynb) builds stage 2 on the networks trained here.
+#
+# The `full` profile follows the paper (8000 iterations of batch 200, 10,000 test tasks) and
+# needs a GPU. The `cpu` profile trains a narrower ResNet-12 for a few hundred iterations.
+
 # %% tags=["parameters"]
 # Runtime: on Colab, pick Runtime > Change runtime type > GPU for the `full` profile (the
 # papers' protocol); a CPU runtime runs the shorter `cpu` profile.
 PROFILE = None  # "smoke", "cpu", "full" or "auto"; None reads FEWSHOT_PROFILE
 SEED = 0
 RETRAIN = False  # True trains again even when a finished checkpoint exists
+EXERCISES = None  # True runs the quick exercises at the end
 
 # %%
 import math
@@ -77,54 +94,70 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from fewshot_utils import dense, stage1
+from fewshot_utils import dense, diagrams, stage1
 from fewshot_utils.dense import FewShotMaps, activation_maps, evaluate_poolings
-from fewshot_utils.display import show_source, table
+from fewshot_utils.display import markdown_table, show_source, table
 from fewshot_utils.evaluation import ci95, embed, paired_difference
 from fewshot_utils.models import C128F, ResBlock, ResNet12
 from fewshot_utils.paper_numbers import by_id, existing, printed
-from fewshot_utils.profiles import fastest_threads, start, time_estimate
+from fewshot_utils.profiles import exercises_on, start
 from fewshot_utils.results import make_record, write_result
+from fewshot_utils.stage1 import cell_id
 
-session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
+session = start(PROFILE, SEED)  # profile, device, seed, provenance
 profile, device = session.profile, session.device
-RUN = dict(experiment="ch05_dense_classification", profile=profile, device=device)  # records
 
 # %% [markdown]
 # ## Data: base classes, held-out base images, novel classes
 #
-# Stage 1 trains on the 64 training ("base") classes of the Ravi split. Table 2 also tests
-# on *base* classes, following Gidaris & Komodakis {cite}`gidaris2018dynamic`, which needs
-# base-class images the network never trained on. The paper sampled extra images of the base
-# classes for that; we do not have them, so every profile trains on the first 500 of the 600
-# images of each base class and holds out images from the 501st on: all 100 in the `full`
-# profile, 30 in `cpu` (printed below). Novel classes are the 20 test classes (chapter 4 says
-# how to get miniImageNet).
+# Stage 1 trains on the 64 base classes of the Ravi split. Table 2 also tests on *base*
+# classes, following Gidaris & Komodakis {cite}`gidaris2018dynamic`, which needs base-class
+# images the network never trained on. The paper sampled extra images of the base classes
+# for that; we do not have them, so every profile trains on the first 500 of the 600 images
+# of each base class and holds out images from the 501st on: all 100 in the `full` profile,
+# 30 in `cpu` (printed below). The novel classes are the 20 test classes
+# ([chapter 4](04_protonet_miniimagenet.ipynb) says how to get miniImageNet).
 
 # %%
-ts = stage1.test_settings(profile, 5)  # test and validation tasks; chapter 6 shares the images
+ts = stage1.test_settings(profile, 5)  # test and validation tasks, shots, seeds
 t0 = time.perf_counter()
-d = stage1.load_stage1_data(profile, ts, val=True)
-proto, train_x, base_x, val_x, test_x = d.protocol, d.train, d.heldout, d.val, d.test
+d = stage1.load_stage1_data(profile, ts, val=True)  # chapter 6 cuts the same
+proto, train_x, base_x = d.protocol, d.train, d.heldout
+val_x, test_x = d.val, d.test
 print(f"loaded in {time.perf_counter() - t0:.1f} s\n{d.summary()}")
 
 # %% [markdown]
 # ## Stage 1: a cosine classifier, pooled or dense
 #
-# The embedding network $\phi_\theta$ maps an image to a feature map in $\mathbb{R}^{r\times d}$
-# ($r = 5\times 5$ locations, $d$ channels). The classifier has one weight vector
-# $\mathbf{w}_j\in\mathbb{R}^d$ per base class and scores with the *scaled cosine similarity*
-# $s_\tau(\mathbf{x},\mathbf{w}) = \tau\langle\hat{\mathbf{x}},\hat{\mathbf{w}}\rangle$ (eq. 7),
-# $\tau$ learnt, initialised at 10.
+# The embedding network $\phi_\theta$ maps an image $\mathbf{x}$ to a feature map of
+# $r = 5\times 5$ locations; $\phi^{(k)}(\mathbf{x})\in\mathbb{R}^d$ is the $d$-channel vector
+# at location $k$. A *cosine classifier* keeps one weight vector $\mathbf{w}_j\in\mathbb{R}^d$
+# per base class and scores a feature vector with the *scaled cosine similarity*
+# $s_\tau(\mathbf{x},\mathbf{w}) = \tau\langle\hat{\mathbf{x}},\hat{\mathbf{w}}\rangle$
+# (eq. 7, $\hat{\mathbf{x}} = \mathbf{x}/\lVert\mathbf{x}\rVert$), followed by a softmax over
+# the classes. The *scale* $\tau$ is learnt, starting at 10.
 #
-# - **GAP**: pool the map into $\mathbf{a}=\frac1r\sum_k\phi^{(k)}(\mathbf{x})$ and minimise
-#   $\ell(\sigma([s_\tau(\mathbf{a},\mathbf{w}_j)]_j), y)$.
-# - **DC** (eq. 9-10): apply the same classifier at every location $k$ and minimise
-#   $\sum_k\ell(\sigma([s_\tau(\phi^{(k)}(\mathbf{x}),\mathbf{w}_j)]_j), y)$, a 1x1 convolution
-#   followed by a softmax over classes at each location. We average over locations instead
-#   of summing, so that the learning rate does not depend on $r$. That is not quite the
-#   paper's objective: with weight decay (on the network and on $\tau$), dividing the data
-#   term by $r = 25$ makes the decay 25 times stronger relative to it.
+# $\tau$ sets how peaked the softmax is. It is the same knob as TADAM's metric scale $\alpha$
+# and LSED's $r$, which [chapter 4b](04b_lsed_scale.ipynb) showed to be one temperature;
+# but a cosine cannot grow with the features, so the logits stay in $[-\tau, \tau]$ and
+# $\tau$ alone decides how far the softmax can saturate.
+#
+# The two ways of using the map, side by side:
+
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Two flow charts side by side. Left, global average pooling: the H by W by C feature map is averaged over its positions into one C-dimensional vector, which a cosine classifier (one weight vector per class, scale tau) scores; one softmax and one loss follow. Right, dense classification: each of the H times W local feature vectors is scored by the same cosine classifier, giving H times W softmaxes whose losses are averaged over the positions."}}
+diagrams.gap_vs_dense()
+plt.show()
+
+# %% [markdown]
+# - **GAP** (*global average pooling*): average the map over its locations,
+#   $\mathbf{a}=\frac1r\sum_k\phi^{(k)}(\mathbf{x})$, and minimise the cross-entropy
+#   $\ell(\sigma([s_\tau(\mathbf{a},\mathbf{w}_j)]_j), y)$ of that one vector.
+# - **DC** (*dense classification*, eq. 9-10): apply the same classifier at every location
+#   $k$ and minimise $\sum_k\ell(\sigma([s_\tau(\phi^{(k)}(\mathbf{x}),\mathbf{w}_j)]_j), y)$:
+#   a 1x1 convolution followed by a softmax over classes at each location. We average over
+#   locations instead of summing, so that the learning rate does not depend on $r$. That is
+#   not quite the paper's objective: with weight decay (on the network and on $\tau$),
+#   dividing the data term by $r = 25$ makes the decay 25 times stronger relative to it.
 #
 # The code, from `fewshot_utils.dense`:
 
@@ -140,49 +173,45 @@ show_source(dense.stage1_loss)
 
 # %%
 show_source(ResBlock.forward)
-
-NETWORKS = {
-    "resnet12": lambda: ResNet12(widths=proto["widths"]),
-    "c128f": lambda: C128F(),
-}
-RUNS = [("c128f", "gap"), ("c128f", "dc"), ("resnet12", "gap"), ("resnet12", "dc")]
+NETWORKS = {"resnet12": lambda: ResNet12(proto["widths"]), "c128f": C128F}
+RUNS = [(n, p) for n in ("c128f", "resnet12") for p in ("gap", "dc")]
 for net in NETWORKS:
     m = NETWORKS[net]()
-    n_params = sum(p.numel() for p in m.parameters())
     with torch.no_grad():
         shape = tuple(m(train_x[0, :1]).shape)
+    n_params = sum(p.numel() for p in m.parameters())
     print(f"{net:9s} {n_params / 1e6:.2f} M parameters, feature map {shape}")
 cfg = dense.stage1_config(profile, "dc", SEED)
 print(
-    f"\n{cfg.iterations} iterations of batch {cfg.batch_size}, SGD Nesterov lr {cfg.lr} "
-    f"(x0.1 at {cfg.milestones}), weight decay {cfg.weight_decay}, tau from {cfg.tau}"
+    f"\n{cfg.iterations} iterations of batch {cfg.batch_size}, "
+    f"SGD Nesterov lr {cfg.lr} (x0.1 at {cfg.milestones}), "
+    f"weight decay {cfg.weight_decay}, tau from {cfg.tau}"
 )
 
 # %% [markdown]
-# What the `cpu` profile changes, against the paper:
+# What the `cpu` profile changes, against the paper, and the training time this machine
+# predicts (measured below; on a busy CPU one thread can beat two, so the faster is kept and
+# each record names its `threads`):
 
 # %% tags=["hide-input"]
+EARLY = "" if profile == "full" else " (early training, not the paper's protocol)"
 if profile == "cpu":
     display(
         Markdown(
-            f"**`cpu` profile:** ResNet-12 of widths {'-'.join(map(str, proto['widths']))} (the paper: "
-            f"64-128-256-512), {cfg.iterations} iterations of batch {cfg.batch_size} (the paper: 8000 "
-            f"of 200, about {8000 * 200 / (cfg.iterations * cfg.batch_size):.0f}x more images), "
-            f"{ts['test_per_class']} test images per novel class, {ts['episodes']} test tasks (the "
-            f"paper: 10,000), {base_x.shape[1]} held-out images per base class (the paper does not "
-            "say how many). The networks see each training image well under once: these numbers "
-            "show the start of training, not Table 1."
+            f"**`cpu` profile:** ResNet-12 of widths {'-'.join(map(str, proto['widths']))} "
+            f"(the paper: 64-128-256-512), {cfg.iterations} iterations of batch "
+            f"{cfg.batch_size} (the paper: 8000 of 200, about "
+            f"{8000 * 200 / (cfg.iterations * cfg.batch_size):.0f}x more images), "
+            f"{ts['test_per_class']} test images per novel class, {ts['episodes']} test tasks "
+            f"(the paper: 10,000), {base_x.shape[1]} held-out images per base class (the paper "
+            "does not say how many). The networks see each training image well under once: "
+            "these numbers show the start of training, not Table 1."
         )
     )
 
-# %% [markdown]
-# Before training we measure this machine's speed and predict the run time (validation,
-# testing and figures come on top; the total is printed at the end). On a busy CPU one
-# thread can beat several, so the faster of the two is kept (`profiles.fastest_threads`; the
-# count also decides a CPU run's rounding, so each record names its `threads`).
+from fewshot_utils.profiles import fastest_threads, time_estimate
 
 
-# %% tags=["hide-input"]
 def probe(net: str) -> float:
     return dense.measure_iterations_per_s(NETWORKS[net](), train_x, cfg, 2, device)
 
@@ -191,16 +220,11 @@ rates = {}
 by_threads = fastest_threads(lambda: probe("resnet12"), device)
 if by_threads:
     rates["resnet12"] = by_threads[torch.get_num_threads()]
-    print(
-        f"training and testing with {torch.get_num_threads()} thread(s): "
-        + ", ".join(f"{n}: {r * cfg.batch_size:.0f} images/s" for n, r in by_threads.items())
-    )
-planned = 0.0
+    speeds = ", ".join(f"{n}: {r * cfg.batch_size:.0f}" for n, r in by_threads.items())
+    print(f"images/s by threads: {speeds}; using {torch.get_num_threads()}")
 for net in NETWORKS:
     rates[net] = rates.get(net) or probe(net)
-    planned += 2 * cfg.iterations / rates[net]
-    print(f"{net:9s} {rates[net]:.2f} iterations/s = {rates[net] * cfg.batch_size:.0f} images/s")
-print(f"expected training time for {len(RUNS)} networks: about {planned / 60:.1f} min")
+planned = sum(2 * cfg.iterations / rates[net] for net in NETWORKS)
 print(
     time_estimate(
         {f"training {len(RUNS)} networks": planned},
@@ -222,30 +246,24 @@ print(
 # %%
 def validate(model, classifier):
     maps = FewShotMaps.from_maps(embed(model, val_x, device=device))
-    res = evaluate_poolings(
-        maps, 5, 5, ts["val_query"], ts["val_episodes"], seed=SEED + 1, combos=[("gap", "gap")]
-    )
-    return res["novel"]["gap", "gap"].accuracy
+    query, tasks, combo = ts["val_query"], ts["val_episodes"], ("gap", "gap")
+    res = evaluate_poolings(maps, 5, 5, query, tasks, SEED + 1, [combo])
+    return res["novel"][combo].accuracy
 
 
 runs = {}
-for net, pooling in RUNS:  # checkpoints ch05_{net}_{pooling}_...: chapter 6 loads them
+for net, pooling in RUNS:  # chapter 6 loads their checkpoints
+    model_fn, stem = NETWORKS[net], f"ch05_{net}_{pooling}"
     run = stage1.stage1_network(
-        NETWORKS[net],
-        pooling,
-        f"ch05_{net}_{pooling}",
-        train_x,
-        profile,
-        SEED,
-        RETRAIN,
-        device,
-        validate,
+        model_fn, pooling, stem, train_x, profile, SEED, RETRAIN, device, validate
     )
     runs[net, pooling] = run
+    h = run.history
     print(
         f"{net:9s} {pooling.upper():3s}: {run.iterations_done} iterations, "
-        f"{run.images_per_s:.0f} images/s, {run.wall_time_s / 60:.1f} min, final tau "
-        f"{run.history['tau'][-1]:.2f}, val 5-shot {100 * run.history['val_acc'][-1]:.2f}%"
+        f"{run.images_per_s:.0f} images/s, {run.wall_time_s / 60:.1f} min, "
+        f"final tau {h['tau'][-1]:.2f}, "
+        f"val 5-shot {100 * h['val_acc'][-1]:.2f}%"
         f"{' (loaded)' if run.loaded else ''}"
     )
 
@@ -255,17 +273,14 @@ for net, pooling in RUNS:  # checkpoints ch05_{net}_{pooling}_...: chapter 6 loa
 
 # %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+titles = ["training loss", "training accuracy (%)", "val 5-way 5-shot accuracy (%)"]
 for (net, pooling), run in runs.items():
     h = run.history
-    label = f"{net} {pooling.upper()}"
-    axes[0].plot(h["iteration"], h["train_loss"], marker="o", label=label)
-    axes[1].plot(h["iteration"], [100 * a for a in h["train_acc"]], marker="o", label=label)
-    axes[2].plot(h["iteration"], [100 * a for a in h["val_acc"]], marker="o", label=label)
-for ax, title in zip(
-    axes, ["training loss", "training accuracy (%)", "val 5-way 5-shot accuracy (%)"]
-):
-    ax.set_title(title, fontsize=10)
-    ax.set_xlabel("iteration")
+    curves = [h["train_loss"], [100 * a for a in h["train_acc"]], [100 * a for a in h["val_acc"]]]
+    for ax, y in zip(axes, curves):
+        ax.plot(h["iteration"], y, marker="o", label=f"{net} {pooling.upper()}")
+for ax, title in zip(axes, titles):
+    ax.set(title=title, xlabel="iteration")
 axes[0].legend(fontsize=8)
 fig.suptitle(f"stage 1 on the 64 base classes ({profile} profile)", fontsize=10)
 fig.tight_layout()
@@ -279,16 +294,20 @@ plt.show()
 # ## Testing on novel classes (eq. 13-14)
 #
 # At test time the classifier is discarded. Each image is embedded once; a task's prototypes
-# are the means of its pooled supports (GAP or global max-pooling, GMP). A query is either
-# pooled the same way and assigned to the prototype of highest cosine similarity (eq. 13), or
-# *densely classified*: every location is soft-assigned, $\sigma([s_\tau(\phi^{(k)}(\mathbf{x}),
+# are the means of its pooled supports, by GAP or by *global max-pooling* (GMP: the largest
+# value of each channel over the locations). A query is either pooled the same way and
+# assigned to the prototype of highest cosine similarity (eq. 13), or *densely classified*:
+# every location is soft-assigned, $\sigma([s_\tau(\phi^{(k)}(\mathbf{x}),
 # \mathbf{p}_j)]_j)$, and the probabilities are averaged over locations (eq. 14), with the
-# $\tau$ learnt in stage 1. All support/query combinations are scored on the *same* tasks.
+# $\tau$ learnt in stage 1. For each network and each shot, every support/query combination
+# is scored on the *same* tasks (seed `SEED`), so their differences are paired: the
+# task-to-task noise cancels.
 
 # %%
 show_source(dense.dense_scores)
 COMBOS = [("gmp", "gmp"), ("gmp", "dc"), ("gap", "gap"), ("gap", "dc")]
-features, embed_seconds = {}, {}
+QUERY, TASKS = ts["query"], ts["episodes"]  # queries per class, tasks per shot
+features, embed_seconds, tests, test_seconds = {}, {}, {}, {}
 for key, run in runs.items():
     t0 = time.perf_counter()
     features[key] = {
@@ -296,89 +315,44 @@ for key, run in runs.items():
         "base": FewShotMaps.from_maps(embed(run.model, base_x, device=device)),
     }
     embed_seconds[key] = time.perf_counter() - t0
-    print(
-        f"{key[0]:9s} {key[1].upper():3s}: embedded {test_x.shape[0] * test_x.shape[1]} test "
-        f"and {base_x.shape[0] * base_x.shape[1]} held-out base images in "
-        f"{embed_seconds[key]:.1f} s"
-    )
-
-# %% [markdown]
-# Then, for each network and each shot, every support/query combination is scored on the
-# same tasks (seed `SEED`), with the network's own $\tau$:
-
-# %%
-tests, test_seconds = {}, {}
-for key, run in runs.items():
     tau = float(run.classifier.tau.detach())
     for shot in ts["shots"]:
         t0 = time.perf_counter()
-        res = evaluate_poolings(
-            features[key]["novel"],
-            5,
-            shot,
-            ts["query"],
-            ts["episodes"],
-            seed=SEED,
-            combos=COMBOS,
-            tau=tau,
-        )
+        novel = features[key]["novel"]
+        res = evaluate_poolings(novel, 5, shot, QUERY, TASKS, SEED, COMBOS, tau)
         test_seconds[key, shot] = time.perf_counter() - t0
         for combo in COMBOS:
             tests[key, shot, combo] = res["novel"][combo]
-    print(
-        f"{key[0]:9s} {key[1].upper():3s}: {len(ts['shots'])} shots x {len(COMBOS)} poolings "
-        f"x {ts['episodes']} tasks in "
-        f"{sum(test_seconds[key, s] for s in ts['shots']):.1f} s"
-    )
+    spent = embed_seconds[key] + sum(test_seconds[key, s] for s in ts["shots"])
+    print(f"{key[0]:9s} {key[1].upper():3s}: tested in {spent:.0f} s")
 
 # %% [markdown]
 # ### Table 1: networks x stage-1 pooling
 #
 # As in the paper's Table 1, DC-trained networks are tested with GMP on supports and
-# queries, GAP-trained ones with GAP (5-way, 95% intervals over the tasks).
+# queries, GAP-trained ones with GAP (5-way, 95% intervals over the tasks). Below it, every
+# combination for every network, the table the paper does not print.
 
 # %% tags=["hide-input"]
-LIFCHITZ = "lifchitz2019dense"  # the published numbers: fewshot_utils.paper_numbers
-NET_ROW = {"c128f": "c128f", "resnet12": "resnet-12"}  # the network as Table 1 names its rows
-T1_COMBO = {"gap": ("gap", "gap"), "dc": ("gmp", "gmp")}
-rows = [
-    "| network | stage 1 | "
-    + " | ".join(f"{s}-shot (ours)" for s in ts["shots"])
-    + " | paper 1 / 5 / 10-shot |",
-    "|---|---|" + "---:|" * len(ts["shots"]) + "---:|",
-]
+T1 = stage1.TABLE1_TEST
+rows = []
 for net, pooling in RUNS:
-    cells = [str(tests[(net, pooling), s, T1_COMBO[pooling]]).split(" (")[0] for s in ts["shots"]]
-    paper = printed(
-        f"{LIFCHITZ}/table-1/{NET_ROW[net]}-{pooling}/miniimagenet/5w{s}s" for s in (1, 5, 10)
-    )
-    rows.append(f"| {net} | {pooling.upper()} | " + " | ".join(cells) + f" | {paper} |")
-display(
-    Markdown(
-        f"**{profile} profile**, {ts['episodes']} tasks, {ts['query']} queries per "
-        "class\n\n" + "\n".join(rows)
-    )
-)
-
-# %% [markdown]
-# Every combination, for every network (the table the paper does not print):
-
-# %% tags=["hide-input"]
+    ours = [str(tests[(net, pooling), s, T1[pooling]]).split(" (")[0] for s in ts["shots"]]
+    cell = f"table-1/{stage1.NET_ROW[net]}-{pooling}"
+    paper = printed(cell_id(cell, s) for s in (1, 5, 10))
+    rows.append([net, pooling.upper(), *ours, paper])
+shots = [f"{s}-shot (ours)" for s in ts["shots"]]
+caption = f"**{profile} profile**{EARLY}, {ts['episodes']} tasks, {ts['query']} queries per class"
+header = ["network", "stage 1", *shots, "paper 1 / 5 / 10-shot"]
+display(Markdown(caption + "\n\n" + markdown_table(header, rows)))
 rows = [
-    "| network | stage 1 | shot | "
-    + " | ".join(f"{s.upper()} / {q.upper()}" for s, q in COMBOS)
-    + " |",
-    "|---|---|---:|" + "---:|" * len(COMBOS),
+    [net, p.upper(), str(s), *(f"{100 * tests[(net, p), s, c].accuracy:.2f}" for c in COMBOS)]
+    for net, p in RUNS
+    for s in ts["shots"]
 ]
-for net, pooling in RUNS:
-    for shot in ts["shots"]:
-        cells = [f"{100 * tests[(net, pooling), shot, c].accuracy:.2f}" for c in COMBOS]
-        rows.append(f"| {net} | {pooling.upper()} | {shot} | " + " | ".join(cells) + " |")
-display(
-    Markdown(
-        "support / query pooling, accuracy in % (intervals as in Table 1)\n\n" + "\n".join(rows)
-    )
-)
+combos = [f"{s.upper()} / {q.upper()}" for s, q in COMBOS]
+display(Markdown("support / query pooling, accuracy in %, every combination"))
+table(["network", "stage 1", "shot", *combos], rows)
 
 # %% [markdown]
 # ### Table 2: supports x queries, on novel, base and both classes
@@ -402,19 +376,12 @@ display(
 # %%
 t2, t2_seconds = {}, {}
 for pooling in ("gap", "dc"):
-    run = runs["resnet12", pooling]
+    run, maps = runs["resnet12", pooling], features["resnet12", pooling]
+    tau = float(run.classifier.tau.detach())
+    w = run.classifier.weight.detach()  # the base classes' weights w_j
     t0 = time.perf_counter()
     t2[pooling] = evaluate_poolings(
-        features["resnet12", pooling]["novel"],
-        5,
-        5,
-        ts["query"],
-        ts["episodes"],
-        seed=SEED,
-        combos=COMBOS,
-        tau=float(run.classifier.tau.detach()),
-        base=features["resnet12", pooling]["base"],
-        base_weight=run.classifier.weight.detach(),
+        maps["novel"], 5, 5, QUERY, TASKS, SEED, COMBOS, tau, maps["base"], w
     )
     t2_seconds[pooling] = time.perf_counter() - t0
 
@@ -423,40 +390,27 @@ for pooling in ("gap", "dc"):
 # described above):
 
 # %% tags=["hide-input"]
-CHANCE = {"novel": 1 / 5, "base": 1 / base_x.shape[0], "both": 1 / (base_x.shape[0] + 5)}
-rows = [
-    "| stage 1 | classes (chance) | "
-    + " | ".join(f"{s.upper()} / {q.upper()}" for s, q in COMBOS)
-    + " | paper |",
-    "|---|---|" + "---:|" * len(COMBOS) + "---|",
-]
-for pooling in ("gap", "dc"):
-    for kind in ("base", "novel", "both"):
-        cells = [str(t2[pooling][kind][c]).split(" (")[0] for c in COMBOS]
-        paper = printed(
-            f"{LIFCHITZ}/table-2/{pooling}-{kind}-classes/test-{sp}-{qp}/miniimagenet/5w5s"
-            for sp, qp in COMBOS
-        )
-        rows.append(
-            f"| {pooling.upper()} | {kind} ({100 * CHANCE[kind]:.1f}%) | "
-            + " | ".join(cells)
-            + f" | {paper} |"
-        )
-n_base = base_x.shape[0] * base_x.shape[1]
-n_novel = test_x.shape[0] * test_x.shape[1]
-display(
-    Markdown(
-        f"**{profile} profile**, ResNet-12, 5-way 5-shot. Novel: {ts['episodes']} tasks (the same "
-        f"as Table 1's). Base: each of the {n_base:,} held-out images ({base_x.shape[1]} per base "
-        f"class) once, Wilson interval. Both: {ts['episodes']} tasks, interval over the "
-        f"{n_novel:,} novel and {n_base:,} base images, halves weighted equally "
-        f"({t2_seconds['gap'] + t2_seconds['dc']:.0f} s)"
-        "\n\n" + "\n".join(rows)
-    )
+n_cls = base_x.shape[0]
+CHANCE = {"novel": 1 / 5, "base": 1 / n_cls, "both": 1 / (n_cls + 5)}
+rows = []
+for pooling, kind in ((p, k) for p in ("gap", "dc") for k in ("base", "novel", "both")):
+    ours = [str(t2[pooling][kind][c]).split(" (")[0] for c in COMBOS]
+    cells = (f"table-2/{pooling}-{kind}-classes/test-{sp}-{qp}" for sp, qp in COMBOS)
+    paper = printed(cell_id(c, 5) for c in cells)
+    rows.append([pooling.upper(), f"{kind} ({100 * CHANCE[kind]:.1f}%)", *ours, paper])
+n_base, n_novel = n_cls * base_x.shape[1], test_x.shape[0] * test_x.shape[1]
+caption = (
+    f"**{profile} profile**{EARLY}, ResNet-12, 5-way 5-shot. Novel: {ts['episodes']} tasks "
+    f"(Table 1's). Base: each of the {n_base:,} held-out images ({base_x.shape[1]} per base "
+    f"class) once, Wilson interval. Both: {ts['episodes']} tasks, interval over the "
+    f"{n_novel:,} novel and {n_base:,} base images, halves weighted equally "
+    f"({t2_seconds['gap'] + t2_seconds['dc']:.0f} s)"
 )
+header = ["stage 1", "classes (chance)", *combos, "paper"]
+display(Markdown(caption + "\n\n" + markdown_table(header, rows)))
 
 # %% [markdown]
-# DC - GAP on the same tasks (novel), the same held-out images (base), and for *both*, where
+# DC − GAP on the same tasks (novel), the same held-out images (base), and for *both*, where
 # the per-task spread is Monte-Carlo error, the two image half-widths in quadrature:
 
 # %%
@@ -464,99 +418,61 @@ for combo in COMBOS:
     for kind in ("novel", "base", "both"):
         a, b = t2["gap"][kind][combo], t2["dc"][kind][combo]
         if kind == "both":
-            mean, hw = 100 * (b.accuracy - a.accuracy), 100 * math.hypot(a.ci95, b.ci95)
+            mean = 100 * (b.accuracy - a.accuracy)
+            hw = 100 * math.hypot(a.ci95, b.ci95)
             over = "image half-widths in quadrature"
         else:
             diff = 100 * (b.per_episode - a.per_episode)
             mean, hw = diff.mean().item(), ci95(diff)
-            over = f"paired over {diff.numel()} {'images' if kind == 'base' else 'tasks'}"
+            unit = "images" if kind == "base" else "tasks"
+            over = f"paired over {diff.numel()} {unit}"
         print(
-            f"{combo[0].upper()}/{combo[1].upper():3s} {kind:5s}: DC - GAP = {mean:+6.2f} "
-            f"+- {hw:.2f} points ({over})"
+            f"{combo[0].upper()}/{combo[1].upper():3s} {kind:5s}: "
+            f"DC - GAP = {mean:+6.2f} +- {hw:.2f} points ({over})"
         )
 
 # %% [markdown]
-# ## Results records
-#
-# Every number above is written to `results/` as a record (the result, the configuration, the
-# published cells it reproduces, the wall time); chapter 90 collects them. The code only files
-# them, so it is folded away.
+# Every number above is filed in `results/` as a record (the result, the configuration, the
+# published cells it reproduces, the wall time), which [the Results page](90_results.ipynb)
+# collects:
 
 
 # %% tags=["hide-input"]
-def paper_cells(net, pooling, shot, combo, kind="novel"):
-    """Ids of the published cells (fewshot_utils.paper_numbers) this number reproduces."""
-    sp, qp = combo
-    ids = []
-    if kind == "novel" and combo == T1_COMBO[pooling]:
-        ids.append(f"table-1/{'resnet-12' if net == 'resnet12' else net}-{pooling}")
-    if net == "resnet12":
-        ids.append(f"table-2/{pooling}-{kind}-classes/test-{sp}-{qp}")
-        if kind == "novel" and combo == {"gap": ("gap", "gap"), "dc": ("gap", "dc")}[pooling]:
-            ids.append(f"table-4/{pooling}")
-    return existing(f"{LIFCHITZ}/{i}/miniimagenet/5w{shot}s" for i in ids)
+RUN = dict(experiment="ch05_dense_classification", profile=profile, device=device)
 
 
-def config_of(net, pooling, seed=SEED):
-    return {
-        **dense.stage1_config(profile, pooling, seed).__dict__,
-        "network": net,
-        "widths": list(proto["widths"]) if net == "resnet12" else [64, 64, 128, 128],
-        "train_per_class": train_x.shape[1],
-        "test_per_class": test_x.shape[1],
-        "heldout_base_per_class": base_x.shape[1],
-    }
-
-
-def write(run, net, pooling, res, method, cells, wall_time_s, seed=SEED, **setting):
-    """One record; the tasks' way, shot and query come from ``res`` itself."""
+def write(run, net, pooling, res, combo, shot, wall_time_s, kind="novel", seed=SEED):
+    """One record; the tasks' way, shot and query come from ``res`` itself (a base-classes
+    result counts images, not tasks: the record names Table 2's setting, 5-way 5-shot)."""
+    cells = stage1.paper_cells(net, pooling, shot, combo, kind)
     record = make_record(
         **RUN,
         dataset="miniimagenet",
-        method=method,
+        method=stage1.method_name(net, pooling, combo, kind),
         result=res,
         wall_time_s=wall_time_s,
-        config=config_of(net, pooling, seed),
+        config=stage1.record_config(d, profile, net, pooling, seed),
         train_seed=seed,
         train_iterations=run.iterations_done,
         tau=float(run.classifier.tau.detach()),
         paper_rows=cells,
         paper_accuracy=by_id(cells[0]).accuracy / 100 if cells else None,
-        **setting,
+        **(dict(way=5, shot=5) if kind == "base" else {}),
     )
     return write_result(record) is not None
 
 
 written = 0
 for (net, pooling), run in runs.items():
-    for shot in ts["shots"]:
-        for combo in COMBOS:
-            written += write(
-                run,
-                net,
-                pooling,
-                tests[(net, pooling), shot, combo],
-                f"{net}-{pooling}-support-{combo[0]}-query-{combo[1]}",
-                paper_cells(net, pooling, shot, combo),
-                run.wall_time_s + embed_seconds[net, pooling] + test_seconds[(net, pooling), shot],
-            )
-    if net != "resnet12":
-        continue
-    for kind in ("base", "both"):  # Table 2's base- and both-classes rows (5-way 5-shot)
-        for combo in COMBOS:
-            res = t2[pooling][kind][combo]
-            # base: every held-out image once, no task: the record names Table 2's setting
-            setting = dict(way=5, shot=5) if kind == "base" else {}
-            written += write(
-                run,
-                net,
-                pooling,
-                res,
-                f"{net}-{pooling}-support-{combo[0]}-query-{combo[1]}-{kind}-classes",
-                paper_cells(net, pooling, 5, combo, kind),
-                run.wall_time_s + embed_seconds[net, pooling] + t2_seconds[pooling],
-                **setting,
-            )
+    spent = run.wall_time_s + embed_seconds[net, pooling]
+    for shot, combo in ((s, c) for s in ts["shots"] for c in COMBOS):
+        res = tests[(net, pooling), shot, combo]
+        wall = spent + test_seconds[(net, pooling), shot]
+        written += write(run, net, pooling, res, combo, shot, wall)
+    if net == "resnet12":  # Table 2's base- and both-classes rows (5-way 5-shot)
+        for kind, combo in ((k, c) for k in ("base", "both") for c in COMBOS):
+            res, wall = t2[pooling][kind][combo], spent + t2_seconds[pooling]
+            written += write(run, net, pooling, res, combo, 5, wall, kind)
 print(f"{written} records written" if written else f"{profile} profile: no records written")
 
 # %% [markdown]
@@ -578,14 +494,11 @@ for seed, pooling in ((s, p) for s in OTHERS for p in ("gap", "dc")):
     maps = FewShotMaps.from_maps(embed(run.model, test_x, device=device))
     tau = float(run.classifier.tau.detach())
     for shot in ts["shots"]:
-        seed_tests[seed, pooling, shot] = evaluate_poolings(
-            maps, 5, shot, ts["query"], ts["episodes"], SEED, COMBOS, tau
-        )["novel"]
-        for combo in COMBOS:
-            method = f"resnet12-{pooling}-support-{combo[0]}-query-{combo[1]}"
-            cells = paper_cells("resnet12", pooling, shot, combo)
-            res = seed_tests[seed, pooling, shot][combo]
-            write(run, "resnet12", pooling, res, method, cells, run.wall_time_s, seed)
+        res = evaluate_poolings(maps, 5, shot, QUERY, TASKS, SEED, COMBOS, tau)
+        seed_tests[seed, pooling, shot] = res["novel"]
+        for combo in COMBOS:  # one record each, as above
+            res, wall = seed_tests[seed, pooling, shot][combo], run.wall_time_s
+            write(run, "resnet12", pooling, res, combo, shot, wall, seed=seed)
 
 # %% [markdown]
 # DC − GAP per seed, as Table 1 tests them (DC with GMP, GAP with GAP) and as Table 4 does
@@ -624,7 +537,7 @@ n_show = 4
 base_cls = torch.randperm(base_x.shape[0], generator=gen)[:n_show]
 base_imgs = base_x[base_cls, 0]
 novel_cls = torch.randperm(test_x.shape[0], generator=gen)[:5]
-novel_imgs = test_x[novel_cls[:n_show], -1]  # the last image of each class: not a support
+novel_imgs = test_x[novel_cls[:n_show], -1]  # last image: never a support
 cams = {}
 for pooling in ("gap", "dc"):
     run = runs["resnet12", pooling]
@@ -646,28 +559,25 @@ for pooling in ("gap", "dc"):
 fig, axes = plt.subplots(3, 2 * n_show, figsize=(2 * n_show * 1.4, 3 * 1.5))
 for half, (kind, imgs) in enumerate([("base", base_imgs), ("novel", novel_imgs)]):
     for i in range(n_show):
-        col = half * n_show + i
-        img = imgs[i].permute(1, 2, 0).numpy()
+        col, img = half * n_show + i, imgs[i].permute(1, 2, 0).numpy()
         axes[0, col].imshow(img)
+        axes[0, col].set_title(kind, fontsize=8)
         for row, pooling in ((1, "gap"), (2, "dc")):
             axes[row, col].imshow(img)
             axes[row, col].imshow(cams[kind, pooling][i], cmap="jet", alpha=0.5, vmin=0, vmax=1)
-        axes[0, col].set_title(kind, fontsize=8)
 for ax in axes.flat:
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax.set(xticks=[], yticks=[])
 for row, label in enumerate(["image", "GAP-trained", "DC-trained"]):
     axes[row, 0].set_ylabel(label, fontsize=8)
 fig.suptitle(f"probability of the true class at each location ({profile} profile)", fontsize=10)
 fig.tight_layout()
 plt.show()
-for kind in ("base", "novel"):
-    for pooling in ("gap", "dc"):
-        c = cams[kind, pooling]
-        print(
-            f"{kind:5s} {pooling.upper()}: mean true-class probability {c.mean():.3f}, "
-            f"fraction of pixels above 0.5: {(c > 0.5).float().mean():.2f}"
-        )
+for kind, pooling in ((k, p) for k in ("base", "novel") for p in ("gap", "dc")):
+    c = cams[kind, pooling]
+    print(
+        f"{kind:5s} {pooling.upper()}: mean true-class probability {c.mean():.3f}, "
+        f"fraction of pixels above 0.5: {(c > 0.5).float().mean():.2f}"
+    )
 
 # %% [markdown]
 # ## FC100 (Table 5)
@@ -683,66 +593,38 @@ for kind in ("base", "novel"):
 # %% tags=["hide-input"]
 fc = stage1.load_fc100(profile)  # (train, test), or None without CIFAR-100
 if fc is not None:
-    fc_train, fc_test = fc
-    rows = [
-        "| stage 1 | " + " | ".join(f"{s}-shot" for s in ts["shots"]) + " | paper |",
-        "|---|" + "---:|" * len(ts["shots"]) + "---|",
-    ]
+    (fc_train, fc_test), resnet, rows = fc, NETWORKS["resnet12"], []
     for pooling in ("gap", "dc"):
         fc_cfg = dense.fc100_config(profile, pooling, SEED)
         stem = f"ch05_fc100_resnet12_{pooling}"  # chapter 6 loads the DC one
         fc_run = stage1.stage1_network(
-            NETWORKS["resnet12"],
-            pooling,
-            stem,
-            fc_train,
-            profile,
-            SEED,
-            RETRAIN,
-            device,
-            dataset="fc100",
+            resnet, pooling, stem, fc_train, profile, SEED, RETRAIN, device, dataset="fc100"
         )
         maps = FewShotMaps.from_maps(embed(fc_run.model, fc_test, device=device))
-        combo = ("gap", "dc") if pooling == "dc" else ("gap", "gap")
-        cells = []
+        combo, tau = stage1.TABLE4_TEST[pooling], float(fc_run.classifier.tau.detach())
+        ours = []
         for shot in ts["shots"]:
-            res = evaluate_poolings(
-                maps,
-                5,
-                shot,
-                ts["query"],
-                ts["episodes"],
-                SEED,
-                [combo],
-                float(fc_run.classifier.tau.detach()),
-            )["novel"][combo]
-            cells.append(str(res).split(" (")[0])
-            ids = existing([f"{LIFCHITZ}/table-5/{pooling}/fc100/5w{shot}s"])
-            write_result(
-                make_record(
-                    **RUN,
-                    dataset="fc100",
-                    method=f"resnet12-{pooling}-support-{combo[0]}-query-{combo[1]}",
-                    result=res,
-                    wall_time_s=fc_run.wall_time_s,
-                    config={
-                        **fc_cfg.__dict__,
-                        "network": "resnet12",
-                        "widths": list(proto["widths"]),
-                        "test_per_class": fc_test.shape[1],
-                    },
-                    train_iterations=fc_run.iterations_done,
-                    paper_rows=ids,
-                )
+            res = evaluate_poolings(maps, 5, shot, ts["query"], ts["episodes"], SEED, [combo], tau)
+            ours.append(str(res["novel"][combo]).split(" (")[0])
+            record = make_record(
+                **RUN,
+                dataset="fc100",
+                method=stage1.method_name("resnet12", pooling, combo),
+                result=res["novel"][combo],
+                wall_time_s=fc_run.wall_time_s,
+                config={
+                    **fc_cfg.__dict__,
+                    "network": "resnet12",
+                    "widths": list(proto["widths"]),
+                    "test_per_class": fc_test.shape[1],
+                },
+                train_iterations=fc_run.iterations_done,
+                paper_rows=existing([cell_id(f"table-5/{pooling}", shot, "fc100")]),
             )
-        rows.append(
-            f"| {pooling.upper()} | "
-            + " | ".join(cells)
-            + " | "
-            + printed(f"{LIFCHITZ}/table-5/{pooling}/fc100/5w{s}s" for s in (1, 5, 10))
-            + " |"
-        )
-    display(Markdown("\n".join(rows)))
+            write_result(record)
+        paper = printed(cell_id(f"table-5/{pooling}", s, "fc100") for s in (1, 5, 10))
+        rows.append([pooling.upper(), *ours, paper])
+    table(["stage 1", *(f"{s}-shot" for s in ts["shots"]), "paper 1 / 5 / 10-shot"], rows)
 
 # %% [markdown]
 # ## What we found
@@ -750,50 +632,154 @@ if fc is not None:
 # Computed from this run (the code only formats the numbers above):
 
 # %% tags=["hide-input"]
-total_s = session.elapsed()
 s5 = 5 if 5 in ts["shots"] else ts["shots"][-1]
 a = tests[("resnet12", "gap"), s5, ("gap", "gap")]
 b = tests[("resnet12", "dc"), s5, ("gap", "dc")]
-diff = 100 * (b.per_episode - a.per_episode)
 c_gap = tests[("c128f", "gap"), s5, ("gap", "gap")]
 c_dc = tests[("c128f", "dc"), s5, ("gmp", "gmp")]
+diff = 100 * (b.per_episode - a.per_episode)
 nets_diff = 100 * (a.per_episode - c_gap.per_episode)  # ResNet-12 - C128F, both GAP, same tasks
 
 
-def paper(cell: str, shot: int = s5) -> float:
-    """Lifchitz et al.'s published accuracy of ``cell`` at ``shot`` shots (paper_numbers)."""
-    return by_id(f"{LIFCHITZ}/{cell}/miniimagenet/5w{shot}s").accuracy
+def paper(cell: str) -> float:
+    return by_id(cell_id(cell, s5)).accuracy  # Lifchitz et al.'s published accuracy, in %
 
 
+behind = (
+    f". Here the deeper network is *behind*: with {runs['resnet12', 'gap'].iterations_done} "
+    "iterations it has seen each training image well under once, and a 12-layer network with "
+    "a quarter of the paper's width starts slower than a 4-layer one; the paper's ordering is "
+    "a statement about trained networks."
+)
 display(
     Markdown(
-        f"- In this **{profile}** run, ResNet-12 5-way {s5}-shot: GAP-trained (GAP/GAP) "
-        f"{100 * a.accuracy:.2f}%, DC-trained (GAP supports, DC queries) {100 * b.accuracy:.2f}%, a "
-        f"paired difference of {diff.mean():+.2f} ± {ci95(diff):.2f} points on the same tasks (the "
-        f"paper: {paper('table-4/dc') - paper('table-4/gap'):+.2f}).\n"
+        f"- In this **{profile}** run{EARLY}, ResNet-12 5-way {s5}-shot: GAP-trained (GAP/GAP) "
+        f"{100 * a.accuracy:.2f}%, DC-trained (GAP supports, DC queries) {100 * b.accuracy:.2f}%"
+        f", a paired difference of {diff.mean():+.2f} ± {ci95(diff):.2f} points on the same "
+        f"tasks (the paper: {paper('table-4/dc') - paper('table-4/gap'):+.2f}).\n"
         f"- C128F: GAP {100 * c_gap.accuracy:.2f}%, DC (GMP/GMP) {100 * c_dc.accuracy:.2f}% (the "
-        f"paper: {paper('table-1/c128f-gap'):.2f} vs {paper('table-1/c128f-dc'):.2f}, DC hurts the "
-        f"shallow network). ResNet-12 - C128F (both GAP): {nets_diff.mean():+.2f} ± "
+        f"paper: {paper('table-1/c128f-gap'):.2f} vs {paper('table-1/c128f-dc'):.2f}, DC hurts "
+        f"the shallow network). ResNet-12 - C128F (both GAP): {nets_diff.mean():+.2f} ± "
         f"{ci95(nets_diff):.2f} points (the paper: "
         f"{paper('table-1/resnet-12-gap') - paper('table-1/c128f-gap'):+.2f})"
-        + (
-            ". Here the deeper network is *behind*: with "
-            f"{runs['resnet12', 'gap'].iterations_done} iterations it has seen "
-            "each training image well under once, "
-            "and a 12-layer network with a quarter of the paper's width starts slower than a "
-            "4-layer one; the paper's ordering is a statement about trained networks."
-            if nets_diff.mean() < 0
-            else "."
-        )
-        + "\n"
-        f"- Stage-1 training took {sum(r.wall_time_s for r in runs.values()) / 60:.1f} min for the "
-        f"four networks; the whole notebook {total_s / 60:.1f} min on {device}.\n"
-        + (
-            "- These networks are narrower and trained on a small fraction of the paper's "
-            "iterations: they show how GAP and DC behave early on real data, not Table 1. The `full` "
-            "profile on a GPU is the comparison with the paper."
-            if profile != "full"
-            else "- These are `full`-protocol numbers, comparable with Tables 1 and 2."
-        )
+        + (behind if nets_diff.mean() < 0 else ".")
+        + f"\n- Stage-1 training took {sum(r.wall_time_s for r in runs.values()) / 60:.1f} min "
+        f"for the four networks; the whole notebook {session.elapsed() / 60:.1f} min on {device}."
     )
 )
+
+# %% [markdown]
+# ## Summary
+#
+# - Stage 1 of Lifchitz et al. needs no episodes: a cosine classifier over the 64 base
+#   classes, trained on ordinary mini-batches, then thrown away; the network's features give
+#   the prototypes of novel classes.
+# - GAP averages the 5x5 feature map before classifying it; DC classifies every location
+#   with the same class weights and averages their losses, so every region of the image has
+#   to carry the class.
+# - One network can be tested with GAP or GMP on its supports and pooled or densely
+#   classified queries (eq. 14). Scoring every combination on the same tasks makes their
+#   differences paired, and a held-out base image is scored once, exactly, not over tasks.
+# - Training each pooling from several seeds and pairing DC with GAP seed by seed on the
+#   same tasks ([the Results page](90_results.ipynb)) separates the method's effect from
+#   the seed's.
+# - The cosine classifier's $\tau$ is the temperature again: its logits lie in
+#   $[-\tau, \tau]$, so $\tau$ alone sets how peaked the softmax can be.
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 1 (about 45 s on 2 CPU cores).** Dense classification of a query averages one
+# softmax per location, with the $\tau$ learnt in stage 1 (eq. 14). Re-score the chapter's
+# 5-shot test tasks with the DC-trained ResNet-12's features (GAP supports, DC queries) at
+# $\tau = 1$, at the learnt $\tau$ and at $\tau = 100$, and compare with the same network's
+# pooled queries (GAP/GAP). Set `EXERCISES = True` in the parameters cell and run the cell
+# below. (The time is measured: three re-scorings of the `cpu` profile's 2000 tasks, on
+# features of its shape, on a busy 2-core machine.)
+#
+# :::{admonition} What you should see
+# :class: dropdown
+# The learnt $\tau$ reproduces the chapter's GAP/DC number exactly: the same features, the
+# same tasks. At $\tau = 1$ every location's softmax is nearly flat, and the average is
+# ranked like the mean cosine over the locations: a pooled query (of the normalised local
+# features), so the accuracy moves towards the GAP/GAP row. At $\tau = 100$ every softmax is
+# nearly one-hot and the query is classified by a vote of its 25 locations. Nothing makes the
+# $\tau$ learnt for 64 base classes the best one for 5 novel prototypes; the three rows say
+# whether it is on these tasks, and by how much the temperature moves the accuracy.
+# :::
+#
+# **Exercise 2.** A cosine classifier over $c = 64$ classes. Its logits lie in
+# $[-\tau, \tau]$, so the probability of the true class has a ceiling. Compute it for
+# $\tau = 1$ and $\tau = 10$, (a) when every wrong class has cosine $-1$ and (b) when every
+# wrong class has cosine 0, and the smallest loss each allows. What does that say about
+# saturation with a small and a large $\tau$?
+#
+# :::{admonition} What you should see
+# :class: dropdown
+# (a) $p \le 1/(1 + 63e^{-2\tau})$: 0.105 at $\tau = 1$ (loss at least 2.25), and
+# $1 - 1.3\times10^{-7}$ at $\tau = 10$. (b) $p \le 1/(1 + 63e^{-\tau})$: 0.041 at
+# $\tau = 1$ (loss at least 3.2), 0.997 at $\tau = 10$. With $\tau = 1$ no image is ever
+# classified confidently, so the loss keeps pulling on every image: the softmax cannot
+# saturate, but it cannot fit either. With $\tau = 10$ the softmax can saturate, as the
+# squared distances of [chapter 1](01_softmax_saturation.ipynb) did. Learning $\tau$ lets
+# the network choose between the two.
+# :::
+#
+# **Exercise 3.** Take the limits of eq. 14 for one query: $\tau \to 0$ and
+# $\tau \to \infty$. What does dense classification become in each?
+#
+# :::{admonition} What you should see
+# :class: dropdown
+# For small $\tau$ and $K$ prototypes,
+# $\sigma(\tau\mathbf{c})_j \approx (1 + \tau(c_j - \bar c))/K$, so the location average is
+# ranked by $\frac1r\sum_k \cos(\phi^{(k)}(\mathbf{x}), \mathbf{p}_j)$: the inner product of
+# $\hat{\mathbf{p}}_j$ with the mean of the *normalised* local features, a pooled query. For
+# large $\tau$, each location's softmax puts all its weight on its nearest
+# prototype, and the class with the most locations wins: a majority vote. Exercise 1
+# measures the accuracy between the two.
+# :::
+#
+# **Exercise 4 (about 3 min on 2 CPU cores).** The paper trained stage 1 with GMP too and
+# found it "similar" to GAP. Train the ResNet-12 with `pooling = "gmp"` and test it on the
+# chapter's tasks:
+#
+# ```python
+# run = stage1.stage1_network(NETWORKS["resnet12"], "gmp", "ex05_resnet12_gmp",
+#                             train_x, profile, SEED, device=device)
+# maps = FewShotMaps.from_maps(embed(run.model, test_x, device=device))
+# tau = float(run.classifier.tau.detach())
+# print(evaluate_poolings(maps, 5, 5, ts["query"], ts["episodes"], SEED, COMBOS,
+#                         tau)["novel"])
+# ```
+#
+# Compare each combination with the GAP- and DC-trained rows of the "every combination"
+# table, which scored the same tasks.
+#
+# :::{admonition} What you should see
+# :class: dropdown
+# The paper's claim is that GMP in stage 1 is close to GAP and below DC, for the trained
+# network of the `full` profile. In the `cpu` profile all three are early in training, and
+# differences of a point or two are within what one training seed moves (the seeds section
+# above): check the sign against the seed spread before reading anything into it.
+# :::
+
+# %% tags=["exercise"]
+# Exercise 1 (about 45 s on 2 CPU cores): set EXERCISES = True above to run it
+if exercises_on(EXERCISES, profile):
+    run, maps = runs["resnet12", "dc"], features["resnet12", "dc"]["novel"]
+    pooled, combo = tests[("resnet12", "dc"), 5, ("gap", "gap")], ("gap", "dc")
+    print(f"GAP/GAP:             {pooled}")
+    for tau in (1.0, float(run.classifier.tau.detach()), 100.0):
+        res = evaluate_poolings(maps, 5, 5, QUERY, TASKS, SEED, [combo], tau)
+        print(f"GAP/DC, tau = {tau:5.1f}: {res['novel'][combo]}")
+
+# %% [markdown]
+# ## What comes next
+#
+# A fresh Prototypical Network's softmax saturates early in training, and a small enough
+# temperature (LSED, TADAM's metric scaling $\alpha$, the cosine classifier's $\tau$) gets it
+# out of the plateau; chapters 5 to 7 are the other papers' answers, and their $\tau$ or
+# $\alpha$ is the same knob. This chapter's networks were trained once, on the base classes.
+# [Chapter 6](06_implanting.ipynb) is Lifchitz et al.'s stage 2: it freezes the DC-trained
+# ResNet-12 and trains *implants*, new convolution channels beside its last block, on the
+# support images of each new task, with $\tau$ fixed at 10.
