@@ -426,8 +426,10 @@ if not measured:
     cause = "**Not measured in this profile** (no records: the smoke profile writes none)."
 elif sign[ALPHA] > 0 and sign[KINK] == 0 and sign[BN_KINK] == 0:
     cause = (
-        "**The temperature accounts for LSED's gain, as far as these seeds resolve.** A fixed "
-        f"α = 0.01 gains {said[ALPHA]} over squared Euclidean; LSED adds {said[KINK]} to it."
+        "**A temperature accounts for most of LSED's gain.** A fixed α = 0.01 gains "
+        f"{said[ALPHA]} over squared Euclidean. What LSED adds on top of it is not resolved "
+        f"at {len(P['seeds'])} seeds: {said[KINK]}; against the last BN γ × 0.1, "
+        f"{said[BN_KINK]}. The kink's share is neither established nor ruled out."
     )
 elif sign[KINK] > 0 or sign[BN_KINK] > 0:
     cause = (
@@ -456,9 +458,9 @@ if measured:
         f"- A learned α, started at 1 with its own Adam rate of {ALPHA_LR}, ends at {ends} "
         f"(lowest on the way: {lows}) and gains {said[LEARNED]}. "
         + (
-            "The network finds a small temperature by itself."
+            "The network finds a small α (a soft softmax) by itself."
             if small
-            else "It does not settle at a small temperature in this run."
+            else "It does not settle at a small α in this run."
         )
     )
 lines.append(
