@@ -48,6 +48,7 @@ __all__ = [
     "existing",
     "printed",
     "table_rows",
+    "protonet_accuracy",
 ]
 
 
@@ -335,3 +336,27 @@ def printed(row_ids: Iterable[str]) -> str:
 def table_rows(paper: str, table: str) -> list[PaperNumber]:
     """The cells of one table, in the order of :data:`PAPER_NUMBERS`."""
     return [p for p in PAPER_NUMBERS if (p.paper, p.table) == (paper, table)]
+
+
+def protonet_accuracy(paper: str, method: str, dataset: str, way: int, shot: int) -> float | None:
+    """The accuracy ``paper`` publishes for a Prototypical Network with distance ``method``
+    (``squared_euclidean`` or ``lsed``) on ``dataset`` (``omniglot`` or ``miniimagenet``) in
+    a ``way``-way ``shot``-shot test, as a fraction, the unit of a record's ``paper_accuracy``.
+    ``paper`` is ``shen2018lsed`` (Table 1, both distances) or ``snell2017prototypical``
+    (squared Euclidean: Table 1 on Omniglot, Table 2 on miniImageNet). None where that paper
+    prints no such number: the LSED paper has no Omniglot 5-way column, Snell et al. no LSED.
+    Chapters 3 and 4 set their models beside both."""
+    known = paper in (LSED, SNELL) and method in ("squared_euclidean", "lsed")
+    if not known or dataset not in ("omniglot", "miniimagenet"):
+        raise ValueError(
+            f"protonet_accuracy: paper {LSED!r} or {SNELL!r}, method squared_euclidean or lsed, "
+            f"dataset omniglot or miniimagenet; got {paper!r}, {method!r}, {dataset!r}"
+        )
+    if paper == LSED:
+        row = "table-1/protonet" + ("-lsed" if method == "lsed" else "")
+    elif method == "squared_euclidean":
+        row = ("table-1" if dataset == "omniglot" else "table-2") + "/prototypical-networks"
+    else:
+        return None
+    cell = _BY_ID.get(f"{paper}/{row}/{dataset}/{way}w{shot}s")
+    return None if cell is None else cell.accuracy / 100

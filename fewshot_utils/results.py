@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -28,6 +29,7 @@ __all__ = [
     "cpu_model",
     "machine",
     "make_record",
+    "protonet_record",
     "write_result",
     "load_results",
     "results_dir",
@@ -181,6 +183,48 @@ def make_record(
         "config": config if config is not None else {},
         **extra,
     }
+
+
+def protonet_record(
+    experiment: str,
+    dataset: str,
+    method: str,
+    result: EvalResult,
+    run,
+    config: dict,
+    profile: str,
+    device: str | torch.device,
+    test_seconds: Sequence[float] = (),
+    **extra: object,
+) -> dict:
+    """:func:`make_record` for a network trained by ``training.train_protonet`` and then tested.
+
+    ``run`` is its ``TrainResult``, ``config`` the training configuration as the record keeps
+    it, ``test_seconds`` what testing took (embedding, then episodes). The record adds the
+    run's facts: wall time (the run's plus ``test_seconds``), length, best epoch, training
+    speed, history (without the per-episode validation accuracies, which stay in the
+    checkpoint for paired gaps) and ``training_stage``: ``protocol`` in ``full``, ``early
+    training`` in the shorter profiles, whose comparisons are early in training. ``extra``
+    adds fields such as ``train_shot`` or ``paper_accuracy``."""
+    wall_time_s = run.wall_time_s
+    for seconds in test_seconds:  # in order: the same sum as writing it out
+        wall_time_s += seconds
+    return make_record(
+        experiment=experiment,
+        dataset=dataset,
+        method=method,
+        result=result,
+        profile=profile,
+        device=device,
+        wall_time_s=wall_time_s,
+        config=config,
+        train_episodes=run.episodes_done,
+        best_epoch=run.best_epoch,
+        train_episodes_per_s=run.episodes_per_s,
+        training_stage="protocol" if profile == "full" else "early training",
+        history={k: v for k, v in run.history.items() if k != "val_per_episode"},
+        **extra,
+    )
 
 
 def _from_result(result: EvalResult, experiment: str, method: str, given: dict, extra: dict):

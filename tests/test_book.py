@@ -62,7 +62,10 @@ def test_records_keep_the_training_configuration(path):
 
     tree = ast.parse(_code(path))
     for call in ast.walk(tree):
-        if not (isinstance(call, ast.Call) and getattr(call.func, "id", "") == "make_record"):
+        if not (
+            isinstance(call, ast.Call)
+            and getattr(call.func, "id", "") in ("make_record", "protonet_record")
+        ):
             continue
         for kw in call.keywords:
             if kw.arg == "config" and isinstance(kw.value, ast.Dict):
