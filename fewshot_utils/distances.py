@@ -18,6 +18,7 @@ __all__ = [
     "squared_euclidean",
     "euclidean",
     "lsed",
+    "lsed_inverse",
     "cosine_similarity",
     "prototypes",
     "protonet_logits",
@@ -89,6 +90,21 @@ def lsed(x: torch.Tensor, y: torch.Tensor, s: float = 0.0, r: float = 0.01) -> t
         raise ValueError(f"lsed: r must be > 0 (the slope above s), got {r}")
     d = squared_euclidean(x, y)
     return torch.where(d <= s, d, s + (d - s) * r)
+
+
+def lsed_inverse(d_lsed: torch.Tensor, s: float = 0.0, r: float = 0.01) -> torch.Tensor:
+    """The squared Euclidean distances behind LSED values (eq. 6 solved for ``d``).
+
+    LSED is the identity up to ``s`` and ``s + (d - s) * r`` beyond, so ``d_LSED <= s``
+    exactly when ``d <= s`` and the inverse is ``s + (d_LSED - s) / r`` above ``s``. Useful
+    to compare an LSED network's distances with a squared Euclidean one's without LSED's
+    constant ``(1 - r) s``, which the softmax ignores.
+    """
+    if s < 0:
+        raise ValueError(f"lsed_inverse: s must be >= 0 (a distance threshold), got {s}")
+    if r <= 0:
+        raise ValueError(f"lsed_inverse: r must be > 0 (the slope above s), got {r}")
+    return torch.where(d_lsed <= s, d_lsed, s + (d_lsed - s) / r)
 
 
 @float32

@@ -10,7 +10,8 @@ what training really back-propagates.
 
 ``capture_training_gradients`` is a short training run, step for step the first iterations of
 ``training.train_protonet`` with the same configuration (same episodes from the same seed, same
-Adam steps), that records the gradients of chosen iterations.
+Adam steps), that records the gradients of chosen iterations. ``initial_snapshots`` is what a
+first training step would see, for several distances on the same embeddings.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 
 from .checkpoints import save_atomic
+from .display import markdown_table
 from .distances import protonet_logits, protonet_loss, prototypes
 from .episodes import Episode, query_labels, sample_episode
 from .profiles import resolve_device
@@ -37,10 +39,15 @@ __all__ = [
     "episode_gradients",
     "capture_training_gradients",
     "pool",
+    "initial_snapshots",
     "log_abs_gradient",
+    "snapshot_summary",
+    "spread",
+    "summary_markdown",
     "gradient_histogram",
     "distance_histogram",
     "histogram_figure",
+    "histogram_row",
 ]
 
 BIAS = 1e-5
@@ -180,12 +187,50 @@ def log_abs_gradient(grads: torch.Tensor, bias: float = BIAS) -> torch.Tensor:
     return torch.log(grads.abs() + bias)
 
 
-def snapshot_summary(snap: GradientSnapshot, eps: float = 1e-2) -> dict[str, float]:
+def initial_snapshots(
+    model: nn.Module,
+    data: torch.Tensor,
+    way: int,
+    shot: int,
+    query: int,
+    episodes: int,
+    seed: int,
+    methods: dict[str, tuple[str, dict[str, float]]],
+) -> dict[str, GradientSnapshot]:
+    """What a first training step would see, for several distances on the same embeddings.
+
+    ``episodes`` episodes are drawn from ``data`` by a generator seeded ``seed`` and embedded
+    once each by ``model`` (on the model's device, without a graph, in whatever mode the
+    caller set: training mode is a first step's, batch normalisation on the episode's own
+    statistics). Every method of ``methods`` (name -> (distance, keyword arguments)) is then
+    applied to the same embeddings, so that only the distance differs. Returns one pooled
+    snapshot per method name.
+    """
+    if episodes < 1:
+        raise ValueError(f"initial_snapshots needs at least one episode, got {episodes}")
+    device = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    snaps: dict[str, list[GradientSnapshot]] = {name: [] for name in methods}
+    for _ in range(episodes):
+        ep = sample_episode(data, way, shot, query, gen)
+        ep = ep._replace(support=ep.support.to(device), query=ep.query.to(device))
+        with torch.no_grad():
+            emb = embed_episode(model, ep)
+        for name, (distance, kwargs) in methods.items():
+            snaps[name].append(episode_gradients(*emb, distance, **kwargs)[1])
+    return {name: pool(s) for name, s in snaps.items()}
+
+
+def snapshot_summary(
+    snap: GradientSnapshot, eps: float = 1e-2, s: float | None = None
+) -> dict[str, float]:
     """The numbers the LSED chapter quotes about one snapshot: the share of gradients that are
     zero in practice (``sparse``, below ``BIAS``), the shares in chapter 1's areas ``I``, ``II``
-    and ``III`` (tolerance ``eps``), the ``median`` and ``max`` distance, ``loss`` and ``acc``."""
+    and ``III`` (tolerance ``eps``), the ``median`` and ``max`` distance, ``loss`` and ``acc``.
+    With an LSED threshold ``s``, also ``s`` and ``below_s``, the share of distances at most
+    ``s`` (those LSED leaves unscaled: ``d_LSED <= s`` exactly when ``d <= s``)."""
     areas = classify_areas(snap.grads, eps)
-    return {
+    out = {
         "sparse": sparsity(snap.grads, BIAS),
         "I": (areas == 1).double().mean().item(),
         "II": (areas == 2).double().mean().item(),
@@ -195,6 +240,45 @@ def snapshot_summary(snap: GradientSnapshot, eps: float = 1e-2) -> dict[str, flo
         "loss": snap.loss,
         "acc": snap.accuracy,
     }
+    if s is not None:
+        out.update(s=s, below_s=(snap.distances <= s).double().mean().item())
+    return out
+
+
+def spread(snap: GradientSnapshot) -> tuple[float, float]:
+    """How diverse a snapshot is: the standard deviation of ``ln(|dl/dd| + BIAS)`` and that of
+    ``d / median(d)`` (divided by the median, so that a network whose distances all shrink
+    together does not count as less diverse)."""
+    log_grad = log_abs_gradient(snap.grads)
+    d = snap.distances
+    return log_grad.std().item(), (d / d.median()).std().item()
+
+
+def summary_markdown(summaries: dict[str, dict[str, float]], label: str = "") -> str:
+    """``snapshot_summary`` dicts as one Markdown table, a row per name (the first column,
+    headed ``label``): median and largest distance, the share of distances at most ``s`` when
+    every summary has one, the share of near-zero gradients, the three areas, loss and
+    accuracy."""
+    if not summaries:
+        raise ValueError("summary_markdown needs at least one summary")
+    with_s = all("below_s" in v for v in summaries.values())
+    s_values = {v["s"] for v in summaries.values()} if with_s else set()
+    if len(s_values) > 1:
+        raise ValueError(f"one table, one threshold s: got {sorted(s_values)}")
+
+    def pct(x: float) -> str:
+        return f"{100 * x:.1f}%"
+
+    header = [label, "median d", "largest d"]
+    header += [f"d ≤ {next(iter(s_values)):g}"] if with_s else []
+    header += ["|∂ℓ/∂d| < 1e-5", "area III", "area II", "area I", "loss", "accuracy"]
+    rows = []
+    for name, v in summaries.items():
+        row = [name, f"{v['median']:.3g}", f"{v['max']:.3g}"]
+        row += [pct(v["below_s"])] if with_s else []
+        row += [pct(v[k]) for k in ("sparse", "III", "II", "I")]
+        rows.append(row + [f"{v['loss']:.3f}", pct(v["acc"])])
+    return markdown_table(header, rows)
 
 
 # ------------------------------------------------------------------------------ figures
@@ -263,6 +347,23 @@ def histogram_figure(snapshots: dict[int, GradientSnapshot], name: str, bias: fl
         gradient_histogram(axes[row, 0], snap, label, bias)
         distance_histogram(axes[row, 1], snap, label)
     axes[0, 1].legend(fontsize=8)
+    return fig
+
+
+def histogram_row(snapshots: dict[str, GradientSnapshot], bias: float = BIAS):
+    """The layout of the paper's Figure 3: one log-gradient histogram per named snapshot, side
+    by side with a shared y axis; returns the figure."""
+    fig, axes = plt.subplots(
+        1,
+        len(snapshots),
+        figsize=(4.4 * len(snapshots), 3.6),
+        sharey=True,
+        squeeze=False,
+        constrained_layout=True,
+    )
+    for ax, (name, snap) in zip(axes[0], snapshots.items()):
+        gradient_histogram(ax, snap, name, bias)
+    axes[0, 0].legend(fontsize=8, loc="upper center")
     return fig
 
 

@@ -1,11 +1,25 @@
-"""Figures shared by the chapters: image grids, episodes, learning curves."""
+"""Figures shared by the chapters: image grids, episodes, learning curves, the LSED curve and
+accuracy against a swept hyper-parameter."""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import torch
 
-__all__ = ["to_display", "image_grid", "show_episode", "learning_curves"]
+from .distances import lsed
+
+__all__ = [
+    "to_display",
+    "image_grid",
+    "show_episode",
+    "learning_curves",
+    "with_start",
+    "lsed_curves",
+    "accuracy_sweeps",
+]
 
 
 def to_display(img: torch.Tensor):
@@ -100,4 +114,75 @@ def learning_curves(
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    return fig
+
+
+def with_start(history: dict[str, list[float]], start) -> dict[str, list[float]]:
+    """A training ``history`` for :func:`learning_curves` with the untrained network as its
+    first point, at episode 0: ``start`` is that network's validation result (anything with
+    ``loss``, ``accuracy`` and ``ci95``, e.g. an ``EvalResult``). Nothing was trained yet, so
+    its training loss and accuracy are NaN (not drawn)."""
+    return {
+        "episode": [0, *history["episode"]],
+        "train_loss": [math.nan, *history["train_loss"]],
+        "train_acc": [math.nan, *history["train_acc"]],
+        "val_loss": [start.loss, *history["val_loss"]],
+        "val_acc": [start.accuracy, *history["val_acc"]],
+        "val_ci95": [start.ci95, *history["val_ci95"]],
+    }
+
+
+def lsed_curves(curves: dict[str, tuple[float, float]], s: float = 4.0):
+    """The LSED paper's Figure 2(b) and its log-log twin: ``d_LSED`` of each named ``(s, r)``
+    of ``curves`` against the distance ``||z - c||`` (left, where it looks like a Huber loss)
+    and against the squared distance ``d`` (right, log axes: the identity up to ``s``, then a
+    line ``r`` times lower). Computed by :func:`~fewshot_utils.distances.lsed` on
+    one-dimensional points; a dotted line marks the threshold ``s``. Returns the figure."""
+    origin = torch.zeros(1, 1)
+    t = torch.linspace(0, 8, 801)[:, None]  # ||z - c|| of a query to a prototype at 0
+    t_log = torch.logspace(-1, 4, 500).sqrt()[:, None]  # squared distances 0.1 ... 10^4
+    fig, (ax_d, ax_sq) = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
+    for i, (name, (s_i, r_i)) in enumerate(curves.items()):
+        color = "k" if i == 0 else f"C{i - 1}"
+        ax_d.plot(t[:, 0], lsed(t, origin, s_i, r_i)[:, 0], color=color, label=name)
+        ax_sq.loglog(t_log[:, 0] ** 2, lsed(t_log, origin, s_i, r_i)[:, 0], color=color, label=name)
+    ax_d.set(xlabel=r"$\|z - c\|$", ylim=(0, 30), title="against the distance (Figure 2(b))")
+    ax_sq.set(xlabel=r"squared distance $d$", title="against the squared distance")
+    for ax, x in ((ax_d, math.sqrt(s)), (ax_sq, s)):
+        ax.axvline(x, color="grey", ls=":", lw=0.8)
+        ax.set_ylabel(r"$d_{\mathrm{LSED}}$")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    return fig
+
+
+def accuracy_sweeps(
+    sweeps: dict[str, dict[float, tuple[float, float]]],
+    log_x: Sequence[str] = (),
+    ylabel: str = "test accuracy (%)",
+):
+    """Accuracy against a swept hyper-parameter, one panel per sweep (shared y axis).
+
+    ``sweeps`` maps a sweep's name (its x label) to ``{value: (accuracy, ci95)}``, fractions,
+    drawn in percent with the 95% half-width as error bars, in the order given; the sweeps
+    named in ``log_x`` get a logarithmic x axis. Returns the figure."""
+    unknown = set(log_x) - set(sweeps)
+    if unknown:
+        raise ValueError(f"log_x names sweeps that are not given: {sorted(unknown)}")
+    fig, axes = plt.subplots(
+        1,
+        len(sweeps),
+        figsize=(5.5 * len(sweeps), 3.8),
+        sharey=True,
+        squeeze=False,
+        constrained_layout=True,
+    )
+    for ax, (name, points) in zip(axes[0], sweeps.items()):
+        xs = list(points)
+        acc = [100 * points[x][0] for x in xs]
+        err = [100 * points[x][1] for x in xs]
+        ax.errorbar(xs, acc, yerr=err, marker="o", capsize=3)
+        ax.set(xlabel=name, xscale="log" if name in log_x else "linear")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel(ylabel)
     return fig

@@ -31,7 +31,7 @@ from .checkpoints import cpu_copy
 from .distances import protonet_logits, protonet_loss
 from .episodes import check_episode, query_labels, sample_episode
 from .evaluation import _autocast, embed, evaluate_embeddings
-from .profiles import column, resolve_device
+from .profiles import column, resolve_device, time_estimate
 
 __all__ = [
     "TrainConfig",
@@ -46,6 +46,7 @@ __all__ = [
     "trainval_config",
     "retrain_on_trainval",
     "measure_episodes_per_s",
+    "training_time_estimate",
     "clip_per_tensor_",
     "steps_per_s",
     "sync",
@@ -472,6 +473,30 @@ def measure_episodes_per_s(
         _train_step(probe, ep, labels, cfg, optimiser, scaler, device, amp)
 
     return steps_per_s(step, episodes, device)
+
+
+def training_time_estimate(
+    model: nn.Module,
+    train_data: torch.Tensor,
+    config: TrainConfig,
+    runs: int,
+    device: str | torch.device | None = "auto",
+    elapsed_s: float = 0.0,
+    not_estimated: str = "",
+    episodes: int = 3,
+) -> tuple[float, str]:
+    """What a chapter prints before it trains ``runs`` models of ``config``: the training
+    speed measured on a copy of ``model`` (:func:`measure_episodes_per_s`, ``episodes``
+    after a warm-up), and :func:`~fewshot_utils.profiles.time_estimate`'s text for ``runs``
+    times ``config.max_episodes`` episodes at that speed, an upper bound (early stopping may
+    end a run sooner). Returns the rate (episodes per second) and the text."""
+    if runs < 1:
+        raise ValueError(f"runs must be at least 1, got {runs}")
+    rate = measure_episodes_per_s(model, train_data, config, episodes, device)
+    shape = f"{config.way}-way {config.shot}-shot {config.query}-query"
+    part = {f"training {runs} models (at most)": runs * config.max_episodes / rate}
+    text = time_estimate(part, resolve_device(device), elapsed_s, not_estimated)
+    return rate, f"{shape} episodes: {rate:.2f} training episodes/s\n{text}"
 
 
 def steps_per_s(step: Callable[[], object], steps: int, device: torch.device) -> float:

@@ -7,6 +7,7 @@ from fewshot_utils.distances import (
     cosine_similarity,
     euclidean,
     lsed,
+    lsed_inverse,
     protonet_logits,
     protonet_loss,
     prototypes,
@@ -165,3 +166,19 @@ def test_float64_inputs_stay_float64():
     x, y = torch.randn(3, 4, dtype=torch.float64), torch.randn(2, 4, dtype=torch.float64)
     assert squared_euclidean(x, y).dtype == torch.float64
     assert cosine_similarity(x, y).dtype == torch.float64
+
+
+def test_lsed_inverse_gives_back_the_squared_distance():
+    g = torch.Generator().manual_seed(3)
+    x, y = 3 * torch.randn(9, 5, generator=g), torch.randn(4, 5, generator=g)
+    d = squared_euclidean(x, y)
+    for s, r in [(0.0, 0.01), (4.0, 0.01), (30.0, 0.1), (4.0, 1.0)]:
+        back = lsed_inverse(lsed(x, y, s=s, r=r), s=s, r=r)
+        torch.testing.assert_close(back, d, rtol=1e-4, atol=1e-3)
+    # below s LSED is the identity, above it the inverse divides the excess by r
+    vals = torch.tensor([1.0, 4.0, 4.5])
+    torch.testing.assert_close(lsed_inverse(vals, s=4.0, r=0.1), torch.tensor([1.0, 4.0, 9.0]))
+    with pytest.raises(ValueError, match="r must be > 0"):
+        lsed_inverse(vals, s=4.0, r=0.0)
+    with pytest.raises(ValueError, match="s must be >= 0"):
+        lsed_inverse(vals, s=-1.0)

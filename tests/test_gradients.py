@@ -170,3 +170,82 @@ def test_snapshot_summary_counts_areas_and_sparsity_by_hand():
     assert (s["I"], s["II"], s["III"]) == pytest.approx((1 / 6, 3 / 6, 2 / 6))
     assert (s["median"], s["max"]) == (3.0, 100.0)  # torch's median: the lower of the middle two
     assert (s["loss"], s["acc"]) == (0.7, 0.5)
+
+
+def test_initial_snapshots_apply_every_method_to_the_same_embeddings():
+    from fewshot_utils.gradients import initial_snapshots
+
+    data, net = _data(4), _net().train()
+    methods = {
+        "sed": ("squared_euclidean", {}),
+        "lsed": ("lsed", {"s": 0.0, "r": 0.1}),
+        "kinked": ("lsed", {"s": 1e9, "r": 0.1}),  # every distance below s: the identity
+    }
+    snaps = initial_snapshots(net, data, 4, 2, 3, 3, 7, methods)
+    assert snaps["sed"].distances.shape == (3 * 4 * 3, 4)  # 3 episodes of 4-way, 3 queries
+    torch.testing.assert_close(snaps["lsed"].distances, 0.1 * snaps["sed"].distances)
+    torch.testing.assert_close(snaps["kinked"].grads, snaps["sed"].grads)
+    assert not torch.allclose(snaps["lsed"].grads, snaps["sed"].grads)
+    # the same as a loop over the episodes of a generator seeded 7
+    gen = torch.Generator().manual_seed(7)
+    manual = []
+    for _ in range(3):
+        with torch.no_grad():
+            emb = embed_episode(net, sample_episode(data, 4, 2, 3, gen))
+        manual.append(episode_gradients(*emb)[1])
+    torch.testing.assert_close(snaps["sed"].grads, pool(manual).grads)
+    other = initial_snapshots(net, data, 4, 2, 3, 3, 8, {"sed": methods["sed"]})
+    assert not torch.equal(other["sed"].distances, snaps["sed"].distances)
+    with pytest.raises(ValueError, match="at least one episode"):
+        initial_snapshots(net, data, 4, 2, 3, 0, 7, methods)
+
+
+def _snap(distances, grads, labels=None):
+    labels = torch.zeros(len(distances), dtype=torch.long) if labels is None else labels
+    return GradientSnapshot(0, torch.tensor(distances), torch.tensor(grads), labels, 0.5, 0.25)
+
+
+def test_snapshot_summary_counts_the_distances_below_s():
+    from fewshot_utils.gradients import snapshot_summary
+
+    snap = _snap([[1.0, 4.0, 5.0], [3.0, 100.0, 4.5]], [[0.1, 0.2, -0.3], [0.1, 0.0, -0.1]])
+    s = snapshot_summary(snap, s=4.0)
+    assert s["below_s"] == pytest.approx(3 / 6) and s["s"] == 4.0  # 1, 4, 3
+    assert "below_s" not in snapshot_summary(snap)
+
+
+def test_spread_is_scale_free_in_the_distances():
+    from fewshot_utils.gradients import spread
+
+    snap = _snap([[1.0, 2.0, 3.0]], [[0.5, 0.5, 0.5]])
+    g_std, d_std = spread(snap)
+    assert g_std == pytest.approx(0.0, abs=1e-7)  # equal gradients: no spread
+    assert d_std == pytest.approx(0.5)  # d / median = 0.5, 1, 1.5
+    scaled = _snap([[100.0, 200.0, 300.0]], [[0.5, 1e-3, 0.0]])
+    assert spread(scaled)[1] == pytest.approx(0.5)
+    assert spread(scaled)[0] > 1.0
+
+
+def test_summary_markdown_rows_and_threshold_column():
+    from fewshot_utils.gradients import snapshot_summary, summary_markdown
+
+    a = _snap([[1.0, 10.0]], [[0.0, 0.5]])
+    text = summary_markdown({"a": snapshot_summary(a), "b": snapshot_summary(a)}, "model")
+    lines = text.splitlines()
+    assert len(lines) == 4 and lines[0].startswith("| model | median d")
+    assert "d ≤" not in lines[0] and "| 50.0% |" in lines[2]  # half the gradients near zero
+    with_s = summary_markdown({"a": snapshot_summary(a, s=4.0)})
+    assert "d ≤ 4" in with_s.splitlines()[0]
+    with pytest.raises(ValueError, match="one threshold"):
+        summary_markdown({"a": snapshot_summary(a, s=4.0), "b": snapshot_summary(a, s=2.0)})
+
+
+def test_histogram_row_layout():
+    from fewshot_utils.gradients import histogram_row
+
+    d = 100 * torch.rand(6, 3, generator=torch.Generator().manual_seed(0))
+    labels = torch.arange(3).repeat(2)
+    snap = GradientSnapshot(0, d, distance_gradient(d, labels), labels, 1.0, 0.5)
+    fig = histogram_row({"one": snap, "two": snap})
+    assert len(fig.axes) == 2 and fig.axes[1].get_title().startswith("two")
+    matplotlib.pyplot.close(fig)

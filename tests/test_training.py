@@ -280,3 +280,15 @@ def test_a_learned_scale_gets_its_own_rate_and_its_path_is_recorded():
     with pytest.raises(ValueError, match="alpha_lr"):
         _config(alpha_lr=0.0)
     assert "alpha_lr" not in _config().signature() and _config(alpha_lr=0.1).signature()["alpha_lr"]
+
+
+def test_training_time_estimate_is_runs_times_episodes_over_the_measured_rate(monkeypatch):
+    monkeypatch.setattr(training, "measure_episodes_per_s", lambda *a, **k: 2.0)
+    cfg = TrainConfig(way=5, shot=1, query=15, max_episodes=100)
+    rate, text = training.training_time_estimate(None, None, cfg, 3, "cpu", 30.0, "testing")
+    assert rate == 2.0
+    assert text.splitlines()[0] == "5-way 1-shot 15-query episodes: 2.00 training episodes/s"
+    assert "training 3 models (at most): 2.5 min" in text  # 3 x 100 episodes at 2 per second
+    assert "at least 3.0 min" in text and "not estimated: testing" in text  # 30 s spent before
+    with pytest.raises(ValueError, match="runs"):
+        training.training_time_estimate(None, None, cfg, 0, "cpu")
