@@ -27,7 +27,12 @@ KEY_TERMS = {
 }
 NAMES = sorted(KEY_TERMS)
 # Where the chapters show a diagram: notebook stem -> diagram name.
-PLACED = {"00_episodes_and_prototypes": "protonet_pipeline", "06_implanting": "implant_block"}
+PLACED = {
+    "00_episodes_and_prototypes": "protonet_pipeline",
+    "05_dense_classification": "gap_vs_dense",
+    "06_implanting": "implant_block",
+    "07_tadam": "tadam_ten_film",
+}
 
 
 @pytest.fixture(params=NAMES)
