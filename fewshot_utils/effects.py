@@ -359,7 +359,8 @@ def verdict(effect: Effect) -> str:
     """One rule for every effect: ours (the 95% interval ``difference ± ci95``) against the
     paper's difference, by size as well as sign.
 
-    - **agrees**: the paper's difference lies inside our interval;
+    - **agrees**: the paper's difference lies inside our interval, and zero does not;
+    - **not resolved: holds the paper's and zero**: the interval is too wide to tell;
     - **same sign, larger** / **same sign, smaller**: our interval excludes zero and the
       paper's value, on the paper's side of zero, above or below it;
     - **opposite sign**: our interval excludes zero, on the other side;
@@ -379,7 +380,8 @@ def verdict(effect: Effect) -> str:
         words = ("positive" if d > 0 else "negative") if excludes_zero else "not resolved"
         words += " (no published difference)"
     elif abs(d - paper) <= hw:
-        words = "agrees"
+        # an interval that holds the paper's value and zero supports neither
+        words = "agrees" if excludes_zero else "not resolved: holds the paper's and zero"
     elif not excludes_zero:
         words = "not resolved, smaller than the paper's"
     elif (d > 0) != (paper > 0):

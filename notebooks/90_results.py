@@ -107,7 +107,8 @@ print(
 # initialisation or episode order would move a model), and a verdict in words, by one rule
 # for every claim that compares size as well as sign:
 #
-# - *agrees*: the paper's difference lies inside our interval;
+# - *agrees*: the paper's difference lies inside our interval, and zero does not;
+# - *not resolved: holds the paper's and zero*: the interval is too wide to tell;
 # - *same sign, larger* or *same sign, smaller*: our interval excludes zero and the paper's
 #   value;
 # - *opposite sign*: our interval excludes zero, on the other side of it;

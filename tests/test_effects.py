@@ -80,7 +80,9 @@ def test_verdicts_compare_size_as_well_as_sign():
         return effects.verdict(e)
 
     three = "; over 3 training seeds"
-    assert says(3.0, 1.0) == "agrees" + three  # +3.40 lies in [2.0, 4.0]
+    assert says(3.0, 1.0) == "agrees" + three  # +3.40 lies in [2.0, 4.0], 0 does not
+    # an interval wide enough to hold both the paper's value and zero supports neither
+    assert says(0.5, 5.0) == "not resolved: holds the paper's and zero" + three
     assert says(6.0, 1.0) == "same sign, larger" + three
     assert says(1.5, 1.0) == "same sign, smaller" + three
     assert says(-2.0, 1.0) == "opposite sign" + three
