@@ -645,6 +645,11 @@ def paper(cell: str) -> float:
     return by_id(cell_id(cell, s5)).accuracy  # Lifchitz et al.'s published accuracy, in %
 
 
+seed_gaps = [
+    100
+    * float((per_task(k, "dc", s5, ("gap", "dc")) - per_task(k, "gap", s5, ("gap", "gap"))).mean())
+    for k in [SEED, *OTHERS]
+]
 behind = (
     f". Here the deeper network is *behind*: with {runs['resnet12', 'gap'].iterations_done} "
     "iterations it has seen each training image well under once, and a 12-layer network with "
@@ -663,6 +668,16 @@ display(
         f"{ci95(nets_diff):.2f} points (the paper: "
         f"{paper('table-1/resnet-12-gap') - paper('table-1/c128f-gap'):+.2f})"
         + (behind if nets_diff.mean() < 0 else ".")
+        + f"\n- Over training seeds {', '.join(map(str, [SEED, *OTHERS]))}, DC − GAP at {s5} "
+        "shots (DC queries) is "
+        + " / ".join(f"{g:+.2f}" for g in seed_gaps)
+        + " points: "
+        + (
+            "the same sign on every seed."
+            if len({g > 0 for g in seed_gaps}) == 1
+            else "its sign changes with the seed, so one network per pooling cannot show "
+            "which pooling is better here (the Results page's verdict adds the seeds' spread)."
+        )
         + f"\n- Stage-1 training took {sum(r.wall_time_s for r in runs.values()) / 60:.1f} min "
         f"for the four networks; the whole notebook {session.elapsed() / 60:.1f} min on {device}."
     )
