@@ -18,11 +18,10 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fewshot-book/fewshot-book/blob/main/notebooks/00_episodes_and_prototypes.ipynb)
 
-# %%
-# Set-up, the same cell in every chapter. Where fewshot_utils is missing (a fresh Colab
-# runtime) it installs the book's package from REPOSITORY. DRIVE = True (on Colab) keeps the
-# data, the mirror and the checkpoints on Google Drive: a disconnected run then resumes, and
-# chapter 6 finds the networks chapter 5 trained. The VM's own disk is wiped with the runtime.
+# %% tags=["hide-input"]
+# Set-up, the same in every chapter: on a fresh Colab runtime it installs the
+# book's package. DRIVE = True keeps data and checkpoints on Google Drive, so a
+# disconnected run resumes and chapter 6 finds the networks chapter 5 trained.
 REPOSITORY = "https://github.com/fewshot-book/fewshot-book"  # from _config.yml
 DRIVE = False
 
@@ -31,13 +30,8 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("fewshot_utils") is None:
-    pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}"],
-        capture_output=True,
-        text=True,
-    )
-    if pip.returncode:
-        raise RuntimeError(f"pip install git+{REPOSITORY} failed:\n{pip.stdout}{pip.stderr}")
+    pip = [sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}"]
+    subprocess.run(pip, check=True)  # a failure shows pip's own error above
     importlib.invalidate_caches()
 if DRIVE:
     from fewshot_utils.colab import use_drive
@@ -79,9 +73,14 @@ from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import torch
-from IPython.display import Markdown, display
-
-from fewshot_utils import data, diagrams, distances, episodes, paper_numbers, plots
+from fewshot_utils import (
+    data,
+    diagrams,
+    distances,
+    episodes,
+    paper_numbers,
+    plots,
+)
 from fewshot_utils.checkpoints import checkpoint_dir
 from fewshot_utils.display import show_source
 from fewshot_utils.episodes import sample_episode
@@ -90,6 +89,7 @@ from fewshot_utils.models import conv4_for
 from fewshot_utils.profiles import column, exercises_on, pick, start
 from fewshot_utils.results import make_record, write_result
 from fewshot_utils.training import TrainConfig, train_protonet
+from IPython.display import Markdown, display
 
 session = start(PROFILE, SEED)  # profile, device, seed, provenance line
 profile, device = session.profile, session.device
@@ -115,11 +115,14 @@ for split, x in omni.items():
 
 # %% tags=["hide-input"]
 alphabets = {
-    split: {name.split("/")[0] for name in data.split_names("omniglot", split)} for split in omni
+    split: {name.split("/")[0] for name in data.split_names("omniglot", split)}
+    for split in omni
 }
 shared = sorted(alphabets["train"] & alphabets["test"])
 gurmukhi = {
-    split: sum(n.startswith("Gurmukhi/") for n in data.split_names("omniglot", split))
+    split: sum(
+        n.startswith("Gurmukhi/") for n in data.split_names("omniglot", split)
+    )
     for split in omni
 }
 print(
@@ -220,7 +223,9 @@ show_source(distances.protonet_logits)
 
 
 # %% tags=["hide-input"]
-def pca_plot(net: torch.nn.Module, ep: episodes.Episode, title: str, ax) -> None:
+def pca_plot(
+    net: torch.nn.Module, ep: episodes.Episode, title: str, ax
+) -> None:
     """Support, query and prototype embeddings of one episode on two principal axes."""
     with torch.no_grad():
         sup = net(ep.support.flatten(0, 1)).view(*ep.support.shape[:2], -1)
@@ -232,8 +237,16 @@ def pca_plot(net: torch.nn.Module, ep: episodes.Episode, title: str, ax) -> None
     protos = distances.prototypes(sup)
     for k in range(sup.shape[0]):
         ax.scatter(*proj(qry[k]).T, s=12, color=f"C{k}", alpha=0.5)
-        ax.scatter(*proj(sup[k]).T, s=25, color=f"C{k}", marker="o", edgecolor="k")
-        ax.scatter(*proj(protos[k : k + 1]).T, s=250, color=f"C{k}", marker="*", edgecolor="k")
+        ax.scatter(
+            *proj(sup[k]).T, s=25, color=f"C{k}", marker="o", edgecolor="k"
+        )
+        ax.scatter(
+            *proj(protos[k : k + 1]).T,
+            s=250,
+            color=f"C{k}",
+            marker="*",
+            edgecolor="k",
+        )
     ax.set(title=title, xticks=[], yticks=[])
 
 
@@ -332,7 +345,9 @@ for way in (5, 20):
 
 # %% tags=["hide-input"]
 SNELL = "snell2017prototypical/table-1/prototypical-networks/omniglot"
-published = {way: paper_numbers.by_id(f"{SNELL}/{way}w1s").accuracy for way in tests}
+published = {
+    way: paper_numbers.by_id(f"{SNELL}/{way}w1s").accuracy for way in tests
+}
 display(
     Markdown(
         "A short run does not reach Prototypical Networks' "
@@ -341,7 +356,9 @@ display(
     )
 )
 for way, (res, seconds) in tests.items():
-    print(f"{way}-way test: {seconds:.1f} s, after {embed_time:.1f} s embedding")
+    print(
+        f"{way}-way test: {seconds:.1f} s, after {embed_time:.1f} s embedding"
+    )
     record = make_record(
         experiment="ch00_first_protonet",
         dataset="omniglot",
@@ -350,7 +367,10 @@ for way, (res, seconds) in tests.items():
         profile=profile,
         device=device,
         wall_time_s=train_time + embed_time + seconds,
-        config={**config.__dict__, "backbone": "conv4-64"},  # training: config.query queries
+        config={
+            **config.__dict__,
+            "backbone": "conv4-64",
+        },  # training: config.query queries
         train_query=config.query,
         train_episodes=run.episodes_done,
         best_epoch=run.best_epoch,

@@ -18,11 +18,10 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fewshot-book/fewshot-book/blob/main/notebooks/02_lsed.ipynb)
 
-# %%
-# Set-up, the same cell in every chapter. Where fewshot_utils is missing (a fresh Colab
-# runtime) it installs the book's package from REPOSITORY. DRIVE = True (on Colab) keeps the
-# data, the mirror and the checkpoints on Google Drive: a disconnected run then resumes, and
-# chapter 6 finds the networks chapter 5 trained. The VM's own disk is wiped with the runtime.
+# %% tags=["hide-input"]
+# Set-up, the same in every chapter: on a fresh Colab runtime it installs the
+# book's package. DRIVE = True keeps data and checkpoints on Google Drive, so a
+# disconnected run resumes and chapter 6 finds the networks chapter 5 trained.
 REPOSITORY = "https://github.com/fewshot-book/fewshot-book"  # from _config.yml
 DRIVE = False
 
@@ -31,13 +30,8 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("fewshot_utils") is None:
-    pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}"],
-        capture_output=True,
-        text=True,
-    )
-    if pip.returncode:
-        raise RuntimeError(f"pip install git+{REPOSITORY} failed:\n{pip.stdout}{pip.stderr}")
+    pip = [sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}"]
+    subprocess.run(pip, check=True)  # a failure shows pip's own error above
     importlib.invalidate_caches()
 if DRIVE:
     from fewshot_utils.colab import use_drive
@@ -92,12 +86,14 @@ import time
 
 import matplotlib.pyplot as plt
 import torch
-from IPython.display import Markdown, display
-
 from fewshot_utils import data, distances, gradients, plots, verdicts
 from fewshot_utils.checkpoints import checkpoint_dir
 from fewshot_utils.display import show_source, table
-from fewshot_utils.evaluation import embed, evaluate_embeddings, paired_difference
+from fewshot_utils.evaluation import (
+    embed,
+    evaluate_embeddings,
+    paired_difference,
+)
 from fewshot_utils.models import conv4_for
 from fewshot_utils.profiles import column, exercises_on, start
 from fewshot_utils.results import make_record, write_result
@@ -108,8 +104,11 @@ from fewshot_utils.training import (
     train_protonet,
     training_time_estimate,
 )
+from IPython.display import Markdown, display
 
-session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
+session = start(
+    PROFILE, SEED
+)  # profile, device, torch.manual_seed(SEED), provenance line
 profile, device = session.profile, session.device
 
 
@@ -136,8 +135,16 @@ SETTINGS = {  # name: (smoke, cpu, full)
     "mini_way": (5, 5, 30),
     "mini_iters": ([0, 2, 4], [0, 50, 100], [0, 50, 100]),
     "fig3_episodes": (2, 20, 100),
-    "s_grid": ([0.0, 4.0], [0.0, 4.0, 16.0], [0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0]),
-    "r_grid": ([0.01, 1.0], [0.01, 0.1, 1.0], [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0]),
+    "s_grid": (
+        [0.0, 4.0],
+        [0.0, 4.0, 16.0],
+        [0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0],
+    ),
+    "r_grid": (
+        [0.01, 1.0],
+        [0.01, 0.1, 1.0],
+        [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0],
+    ),
     "max_episodes": (4, 100, 60_000),
     "episodes_per_epoch": (2, 20, 100),
     "val_per_class": (30, 50, None),
@@ -182,7 +189,9 @@ fig = plots.lsed_curves(
         "LSED s = 0, r = 0.01": (0.0, 0.01),
     }
 )
-fig.suptitle("Figure 2(b): the leaky squared Euclidean distance (dotted: d = s = 4)")
+fig.suptitle(
+    "Figure 2(b): the leaky squared Euclidean distance (dotted: d = s = 4)"
+)
 plt.show()
 
 # %% [markdown]
@@ -263,7 +272,9 @@ FIG3 = {
     "ProtoNet(LSED), s = 0, r = 0.01": ("lsed", {"s": 0.0, "r": 0.01}),
 }
 n_ep = settings["fig3_episodes"]
-fig3 = gradients.initial_snapshots(fresh, mini_train, 5, 1, 15, n_ep, SEED, FIG3)
+fig3 = gradients.initial_snapshots(
+    fresh, mini_train, 5, 1, 15, n_ep, SEED, FIG3
+)
 
 # %% [markdown]
 # In each histogram the pile on the left, at $\ln 10^{-5}$, is the near-zero gradients; the
@@ -280,7 +291,9 @@ fig3 = gradients.initial_snapshots(fresh, mini_train, 5, 1, 15, n_ep, SEED, FIG3
 
 # %% tags=["hide-input"]
 fig = gradients.histogram_row(fig3)
-fig.suptitle(f"Figure 3: fresh Conv-4, miniImageNet 5-way 1-shot, {n_ep} episodes")
+fig.suptitle(
+    f"Figure 3: fresh Conv-4, miniImageNet 5-way 1-shot, {n_ep} episodes"
+)
 plt.show()
 fig3_sum = {name: gradients.snapshot_summary(s) for name, s in fig3.items()}
 display(Markdown(gradients.summary_markdown(fig3_sum, "distance")))
@@ -308,13 +321,21 @@ show_source(gradients.capture_training_gradients)
 
 
 # %%
-def capture(dataset: str, train_x, cfg: TrainConfig, iters: list[int], tag: str):
+def capture(
+    dataset: str, train_x, cfg: TrainConfig, iters: list[int], tag: str
+):
     """Gradient snapshots of a fresh network (seed SEED) trained with cfg, cached."""
     torch.manual_seed(SEED)
     model = conv4_for(dataset, last_pool=dataset != "omniglot")
     name = f"ch02_grads_{dataset}_{tag}_{profile}_seed{SEED}.pt"
     return gradients.capture_training_gradients(
-        model, train_x, cfg, iters, device, checkpoint_dir() / name, recompute=RETRAIN
+        model,
+        train_x,
+        cfg,
+        iters,
+        device,
+        checkpoint_dir() / name,
+        recompute=RETRAIN,
     )
 
 
@@ -344,16 +365,28 @@ def evolution(caps: dict, titles: list[str], s: float | None = None) -> dict:
         fig.suptitle(f"{title}: {name}, 1-shot training episodes")
         plt.show()
     out = {
-        name: {it: gradients.snapshot_summary(snap, s=s) for it, snap in sorted(snaps.items())}
+        name: {
+            it: gradients.snapshot_summary(snap, s=s)
+            for it, snap in sorted(snaps.items())
+        }
         for name, snaps in caps.items()
     }
-    rows = {f"{n}, {it} iterations": v for n, by_it in out.items() for it, v in by_it.items()}
+    rows = {
+        f"{n}, {it} iterations": v
+        for n, by_it in out.items()
+        for it, v in by_it.items()
+    }
     display(Markdown(gradients.summary_markdown(rows, "model")))
     return out
 
 
-omni_ev = evolution(omni_caps, [f"Figure {n}, Omniglot {cfg.way}-way" for n in (4, 5)])
-div = {it: gradients.spread(snap) for it, snap in omni_caps["ProtoNet(LSED)"].items()}
+omni_ev = evolution(
+    omni_caps, [f"Figure {n}, Omniglot {cfg.way}-way" for n in (4, 5)]
+)
+div = {
+    it: gradients.spread(snap)
+    for it, snap in omni_caps["ProtoNet(LSED)"].items()
+}
 judge(
     verdicts.lsed_figure4(omni_ev["ProtoNet"]),
     verdicts.lsed_figure5(omni_ev["ProtoNet(LSED)"], div),
@@ -404,7 +437,9 @@ for name, (distance, kw) in MINI.items():
 # verdict compares the squared distances behind them (eq. 6 inverted, `lsed_inverse`).
 
 # %% tags=["hide-input"]
-mini_ev = evolution(mini_caps, [f"Figure {n}, miniImageNet {cfg.way}-way" for n in (6, 7)], 4.0)
+mini_ev = evolution(
+    mini_caps, [f"Figure {n}, miniImageNet {cfg.way}-way" for n in (6, 7)], 4.0
+)
 behind = {  # the median squared distance behind LSED's, at each iteration
     it: distances.lsed_inverse(snap.distances, 4.0, 0.01).median().item()
     for it, snap in mini_caps["ProtoNet(LSED)"].items()
@@ -447,20 +482,36 @@ print(f"{len(set(tags.values()))} models: {sorted(set(tags.values()))}")
 # same configuration, data and seed): they share its checkpoints instead of training twice.
 
 # %% tags=["hide-input"]
-n_models, sed_cfg = len(set(tags.values())), mini_config("squared_euclidean", {})
+n_models, sed_cfg = (
+    len(set(tags.values())),
+    mini_config("squared_euclidean", {}),
+)
 later = "validation, testing and the sections below"  # not in the estimate
 rate, estimate = training_time_estimate(
-    conv4_for("miniimagenet"), mini_train, sed_cfg, n_models, device, session.elapsed(), later
+    conv4_for("miniimagenet"),
+    mini_train,
+    sed_cfg,
+    n_models,
+    device,
+    session.elapsed(),
+    later,
 )
 print(estimate)
-SHARED = {"squared_euclidean": "ch04_squared_euclidean_1shot", "lsed_s4_r0.01": "ch04_lsed_1shot"}
+SHARED = {
+    "squared_euclidean": "ch04_squared_euclidean_1shot",
+    "lsed_s4_r0.01": "ch04_lsed_1shot",
+}
 
 
 def checkpoint(tag: str, distance: str, kw: dict):
     if profile == "full" and tag in SHARED:
-        same = miniimagenet_config(miniimagenet_protocol(profile), 1, distance, SEED)
+        same = miniimagenet_config(
+            miniimagenet_protocol(profile), 1, distance, SEED
+        )
         if mini_config(distance, kw) != same:
-            raise RuntimeError(f"{tag} is no longer chapter 4's model: do not share its checkpoint")
+            raise RuntimeError(
+                f"{tag} is no longer chapter 4's model: do not share its checkpoint"
+            )
         return checkpoint_dir() / f"{SHARED[tag]}_{profile}_seed{SEED}.pt"
     return checkpoint_dir() / f"ch02_{tag}_{profile}_seed{SEED}.pt"
 
@@ -480,12 +531,20 @@ for s, r in points:
     torch.manual_seed(SEED)  # the same initial weights for every model
     ckpt, cfg = checkpoint(tag, distance, kw), mini_config(distance, kw)
     run = train_protonet(
-        conv4_for("miniimagenet"), mini_train, mini_val, cfg, ckpt, RETRAIN, device
+        conv4_for("miniimagenet"),
+        mini_train,
+        mini_val,
+        cfg,
+        ckpt,
+        RETRAIN,
+        device,
     )
     runs[tag] = run
     t1 = time.perf_counter()
     emb = embed(run.model, mini_test, device=device)
-    tests[tag] = evaluate_embeddings(emb, 5, 1, 15, settings["test_episodes"], SEED, distance, **kw)
+    tests[tag] = evaluate_embeddings(
+        emb, 5, 1, 15, settings["test_episodes"], SEED, distance, **kw
+    )
     test_time[tag] = time.perf_counter() - t1
     loaded = " (loaded)" if run.loaded else ""
     print(f"{tag}: {run.episodes_done} episodes{loaded}, test {tests[tag]}")
@@ -506,13 +565,18 @@ def paired(tag: str, ref: str = REF) -> tuple[float, float]:
 # %% tags=["hide-input"]
 def sweep(grid: list[float], point) -> dict[float, tuple[float, float]]:
     """Test accuracy and its 95% half-width of each model of a sweep, by swept value."""
-    return {x: (tests[tags[point(x)]].accuracy, tests[tags[point(x)]].ci95) for x in grid}
+    return {
+        x: (tests[tags[point(x)]].accuracy, tests[tags[point(x)]].ci95)
+        for x in grid
+    }
 
 
 R_AXIS = "slope r (s = 4; r = 1 is squared Euclidean)"
 fig = plots.accuracy_sweeps(
     {
-        "threshold s (r = 0.01)": sweep(settings["s_grid"], lambda s: (s, 0.01)),
+        "threshold s (r = 0.01)": sweep(
+            settings["s_grid"], lambda s: (s, 0.01)
+        ),
         R_AXIS: sweep(settings["r_grid"], lambda r: (4.0, r)),
     },
     log_x=[R_AXIS],
@@ -529,14 +593,23 @@ for s, r in points:
     acc = f"{100 * res.accuracy:.2f} ± {100 * res.ci95:.2f}"
     diff = "—" if tags[s, r] == REF else f"{m:+.2f} ± {h:.2f}"
     rows.append([f"{s:g}", f"{r:g}", tags[s, r], acc, diff])
-table(["s", "r", "model", "test accuracy (%)", f"minus {REF}, paired (points)"], rows)
+table(
+    ["s", "r", "model", "test accuracy (%)", f"minus {REF}, paired (points)"],
+    rows,
+)
 j2 = max(settings["mini_iters"])  # the last captured iteration of section 2.5
-d_late = distances.lsed_inverse(mini_caps["ProtoNet(LSED)"][j2].distances, 4.0, 0.01)
+d_late = distances.lsed_inverse(
+    mini_caps["ProtoNet(LSED)"][j2].distances, 4.0, 0.01
+)
 s_max = max(settings["s_grid"])
 judge(
     *verdicts.lsed_figure8(
         {s: 100 * tests[tags[s, 0.01]].accuracy for s in settings["s_grid"]},
-        {r: tuple(100 * v for v in paired(tags[4.0, r])) for r in settings["r_grid"] if r != 0.01},
+        {
+            r: tuple(100 * v for v in paired(tags[4.0, r]))
+            for r in settings["r_grid"]
+            if r != 0.01
+        },
         (d_late <= s_max).double().mean().item(),
         s_max,
         j2,
@@ -603,13 +676,22 @@ sed_tag, lsed_tag = tags[4.0, 1.0], REF
 torch.manual_seed(SEED)
 init_emb = embed(conv4_for("miniimagenet"), mini_val, device=device)
 curves = {}
-for name, tag, r in [("ProtoNet", sed_tag, 1.0), ("ProtoNet(LSED)", lsed_tag, 0.01)]:
+for name, tag, r in [
+    ("ProtoNet", sed_tag, 1.0),
+    ("ProtoNet(LSED)", lsed_tag, 0.01),
+]:
     cfg = mini_config(*method_of(4.0, r))
-    val = (cfg.val_episodes, cfg.seed + 1, cfg.distance)  # the validation episodes
+    val = (
+        cfg.val_episodes,
+        cfg.seed + 1,
+        cfg.distance,
+    )  # the validation episodes
     init = evaluate_embeddings(init_emb, 5, 1, 15, *val, **cfg.distance_kwargs)
     curves[name] = plots.with_start(runs[tag].history, init)
 fig = plots.learning_curves(curves)
-fig.suptitle(f"Figure 9 ({profile} profile): epochs of {settings['episodes_per_epoch']} episodes")
+fig.suptitle(
+    f"Figure 9 ({profile} profile): epochs of {settings['episodes_per_epoch']} episodes"
+)
 plt.show()
 
 # %% [markdown]
@@ -630,7 +712,9 @@ def epoch_gap(i: int) -> dict[str, float]:
             "these checkpoints predate per-episode validation accuracies (needed "
             "for the paired gap): rerun with RETRAIN = True"
         )
-    gap, gap_ci = paired_difference(hl["val_per_episode"][i], hs["val_per_episode"][i])
+    gap, gap_ci = paired_difference(
+        hl["val_per_episode"][i], hs["val_per_episode"][i]
+    )
     return {
         "episodes": hs["episode"][i],
         "train": (hs["train_acc"][i], hl["train_acc"][i]),
@@ -640,9 +724,14 @@ def epoch_gap(i: int) -> dict[str, float]:
     }
 
 
-PAPER_EPOCH = 100  # episodes per epoch in the paper's (Prototypical Networks') training
+PAPER_EPOCH = (
+    100  # episodes per epoch in the paper's (Prototypical Networks') training
+)
 ours = epoch_gap(0)
-paper_i = next((i for i, e in enumerate(hs["episode"]) if e >= PAPER_EPOCH), len(hs["episode"]) - 1)
+paper_i = next(
+    (i for i, e in enumerate(hs["episode"]) if e >= PAPER_EPOCH),
+    len(hs["episode"]) - 1,
+)
 at_paper = epoch_gap(paper_i)
 ahead = sum(a > b for a, b in zip(hl["val_acc"], hs["val_acc"]))
 judge(*verdicts.lsed_figure9(ours, at_paper, ahead, len(hs["episode"])))
@@ -667,7 +756,11 @@ for tag, point in [(sed_tag, (4.0, 1.0)), (lsed_tag, (4.0, 0.01))]:
         profile=profile,
         device=device,
         wall_time_s=sum(h["train_seconds"][: paper_i + 1]),
-        config={**mini_config(distance, kw).__dict__, "backbone": "conv4-1600", "seed": SEED},
+        config={
+            **mini_config(distance, kw).__dict__,
+            "backbone": "conv4-1600",
+            "seed": SEED,
+        },
         split="val",
         query=15,
         after_episodes=h["episode"][paper_i],
@@ -701,10 +794,16 @@ for name, x, way, query in [
     ("miniImageNet", mini_train, settings["mini_way"], 15),
 ]:
     torch.manual_seed(SEED)
-    net = conv4_for(name.lower(), last_pool=name != "Omniglot").to(device).train()
+    net = (
+        conv4_for(name.lower(), last_pool=name != "Omniglot").to(device).train()
+    )
     for shot in (1, 5):
-        snap = gradients.initial_snapshots(net, x, way, shot, query, n_ep, SEED, SED)
-        shots[name, shot] = gradients.snapshot_summary(snap["squared Euclidean"])
+        snap = gradients.initial_snapshots(
+            net, x, way, shot, query, n_ep, SEED, SED
+        )
+        shots[name, shot] = gradients.snapshot_summary(
+            snap["squared Euclidean"]
+        )
 
 # %% tags=["hide-input"]
 judge(verdicts.lsed_five_shots(shots))
@@ -794,8 +893,12 @@ if exercises_on(EXERCISES, profile):
         for s in (0.0, median)
         for r in (1.0, 0.1, 0.01, 0.001)
     }
-    snaps = gradients.initial_snapshots(fresh, mini_train, 5, 1, 15, n_ep, SEED, grid)
-    summaries = {name: gradients.snapshot_summary(v) for name, v in snaps.items()}
+    snaps = gradients.initial_snapshots(
+        fresh, mini_train, 5, 1, 15, n_ep, SEED, grid
+    )
+    summaries = {
+        name: gradients.snapshot_summary(v) for name, v in snaps.items()
+    }
     display(Markdown(gradients.summary_markdown(summaries, "LSED")))
 
 # %% [markdown]

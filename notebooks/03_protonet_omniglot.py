@@ -18,11 +18,10 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fewshot-book/fewshot-book/blob/main/notebooks/03_protonet_omniglot.ipynb)
 
-# %%
-# Set-up, the same cell in every chapter. Where fewshot_utils is missing (a fresh Colab
-# runtime) it installs the book's package from REPOSITORY. DRIVE = True (on Colab) keeps the
-# data, the mirror and the checkpoints on Google Drive: a disconnected run then resumes, and
-# chapter 6 finds the networks chapter 5 trained. The VM's own disk is wiped with the runtime.
+# %% tags=["hide-input"]
+# Set-up, the same in every chapter: on a fresh Colab runtime it installs the
+# book's package. DRIVE = True keeps data and checkpoints on Google Drive, so a
+# disconnected run resumes and chapter 6 finds the networks chapter 5 trained.
 REPOSITORY = "https://github.com/fewshot-book/fewshot-book"  # from _config.yml
 DRIVE = False
 
@@ -31,13 +30,8 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("fewshot_utils") is None:
-    pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}"],
-        capture_output=True,
-        text=True,
-    )
-    if pip.returncode:
-        raise RuntimeError(f"pip install git+{REPOSITORY} failed:\n{pip.stdout}{pip.stderr}")
+    pip = [sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}"]
+    subprocess.run(pip, check=True)  # a failure shows pip's own error above
     importlib.invalidate_caches()
 if DRIVE:
     from fewshot_utils.colab import use_drive
@@ -74,13 +68,15 @@ import time
 
 import matplotlib.pyplot as plt
 import torch
-from IPython.display import Markdown, display
-
 from fewshot_utils import data, distances, plots
 from fewshot_utils.checkpoints import checkpoint_dir
 from fewshot_utils.display import table
 from fewshot_utils.episodes import sample_episode
-from fewshot_utils.evaluation import embed, evaluate_embeddings, paired_difference
+from fewshot_utils.evaluation import (
+    embed,
+    evaluate_embeddings,
+    paired_difference,
+)
 from fewshot_utils.models import conv4_for
 from fewshot_utils.paper_numbers import protonet_accuracy
 from fewshot_utils.profiles import (
@@ -100,6 +96,7 @@ from fewshot_utils.training import (
     train_protonet,
     trainval_config,
 )
+from IPython.display import Markdown, display
 
 session = start(PROFILE, SEED)  # profile, device, seed, provenance line
 profile, device = session.profile, session.device
@@ -228,22 +225,39 @@ def probe(shot: int) -> float:
 
 
 first = settings["runs"][0]
-by_threads = fastest_threads(lambda: probe(first), device)  # {}: GPU or 1 thread
+by_threads = fastest_threads(
+    lambda: probe(first), device
+)  # {}: GPU or 1 thread
 rates = {
-    s: by_threads[torch.get_num_threads()] if s == first and by_threads else probe(s)
+    s: by_threads[torch.get_num_threads()]
+    if s == first and by_threads
+    else probe(s)
     for s in settings["runs"]
 }
 print(
     f"{torch.get_num_threads()} thread(s)"
-    + (" (by threads: %s)" % {n: round(r, 2) for n, r in by_threads.items()} if by_threads else "")
+    + (
+        " (by threads: %s)" % {n: round(r, 2) for n, r in by_threads.items()}
+        if by_threads
+        else ""
+    )
     + "; "
-    + ", ".join(f"{settings['way']}-way {s}-shot: {r:.2f} episodes/s" for s, r in rates.items())
+    + ", ".join(
+        f"{settings['way']}-way {s}-shot: {r:.2f} episodes/s"
+        for s, r in rates.items()
+    )
 )
-planned = sum(len(METHODS) * settings["max_episodes"] / rates[s] for s in settings["runs"])
+planned = sum(
+    len(METHODS) * settings["max_episodes"] / rates[s] for s in settings["runs"]
+)
 estimate = {"training (at most)": planned}
 if TRAINVAL:  # each model again on train + val, for at most as many episodes
     estimate["retraining on train + val (at most)"] = planned
-print(time_estimate(estimate, device, session.elapsed(), "validation, testing and figures"))
+print(
+    time_estimate(
+        estimate, device, session.elapsed(), "validation, testing and figures"
+    )
+)
 
 # %% [markdown]
 # ## Training both distances
@@ -293,7 +307,9 @@ for shot in settings["runs"]:
 for shot in settings["runs"]:
     curves = {NAMES[d]: runs[d, shot].history for d in METHODS}
     fig = plots.learning_curves(curves)
-    fig.suptitle(f"Omniglot, {settings['way']}-way {shot}-shot training, {profile}")
+    fig.suptitle(
+        f"Omniglot, {settings['way']}-way {shot}-shot training, {profile}"
+    )
     plt.show()
 h_sed, h_lsed = (runs[d, min(settings["runs"])].history for d in METHODS)
 ahead = sum(b > a for a, b in zip(h_sed["val_acc"], h_lsed["val_acc"]))
@@ -368,7 +384,11 @@ for distance in METHODS:
             )
             seconds = time.perf_counter() - t0
             tests[distance, way, test_shot] = res
-            test_time[distance, way, test_shot] = train_shot, seconds_embed, seconds
+            test_time[distance, way, test_shot] = (
+                train_shot,
+                seconds_embed,
+                seconds,
+            )
             print(f"{NAMES[distance]:15s} {way:2d}-way {test_shot}-shot: {res}")
 
 # %% [markdown]
@@ -378,7 +398,9 @@ for distance in METHODS:
 
 
 # %% tags=["hide-input"]
-def paper(distance: str, way: int, shot: int, source="shen2018lsed") -> float | None:
+def paper(
+    distance: str, way: int, shot: int, source="shen2018lsed"
+) -> float | None:
     """A published accuracy as a fraction, None where ``source`` prints none."""
     return protonet_accuracy(source, distance, "omniglot", way, shot)
 
@@ -403,9 +425,13 @@ for (distance, way, test_shot), res in tests.items():
         test_seconds=(seconds_embed, seconds),
         train_shot=train_shot,
         paper_accuracy=paper(distance, way, test_shot),
-        protonet_paper_accuracy=paper(distance, way, test_shot, "snell2017prototypical"),
+        protonet_paper_accuracy=paper(
+            distance, way, test_shot, "snell2017prototypical"
+        ),
     )
-    print("   ", write_result(record) or f"{profile} profile: record not written")
+    print(
+        "   ", write_result(record) or f"{profile} profile: record not written"
+    )
 
 # %% [markdown]
 # ## Our numbers beside the papers'
@@ -434,12 +460,19 @@ for way, shot in [(5, 1), (5, 5), (20, 1), (20, 5)]:
             + (" (**not** a 5-shot model)" if train_shot != shot else ""),
             f"{pct(a.accuracy)} ± {pct(a.ci95)}",
             f"{pct(b.accuracy)} ± {pct(b.ci95)}",
-            f"{d:+.2f} ± {dci:.2f} (" + ("beyond" if abs(d) > dci else "within") + ")",
+            f"{d:+.2f} ± {dci:.2f} ("
+            + ("beyond" if abs(d) > dci else "within")
+            + ")",
             f"{pct(paper('squared_euclidean', way, shot))} / {pct(paper('lsed', way, shot))}",
-            pct(paper("squared_euclidean", way, shot, "snell2017prototypical"), 1),
+            pct(
+                paper("squared_euclidean", way, shot, "snell2017prototypical"),
+                1,
+            ),
         ]
     )
-print(f"{profile} profile, {settings['test_episodes']:,} test episodes per number")
+print(
+    f"{profile} profile, {settings['test_episodes']:,} test episodes per number"
+)
 table(
     [
         "test",
@@ -487,7 +520,9 @@ plt.show()
 a1, b1 = tests["squared_euclidean", 20, 1], tests["lsed", 20, 1]
 d1, dci1 = diffs[20, 1]
 paper_gap = 100 * (paper("lsed", 20, 1) - paper("squared_euclidean", 20, 1))
-others = ", ".join(f"{d:+.2f} ± {c:.2f} ({w}-way {s}-shot)" for (w, s), (d, c) in diffs.items())
+others = ", ".join(
+    f"{d:+.2f} ± {c:.2f} ({w}-way {s}-shot)" for (w, s), (d, c) in diffs.items()
+)
 display(
     Markdown(
         f"- **20-way 1-shot**, the paper's headline test: ProtoNet {pct(a1.accuracy)} ± "
@@ -611,7 +646,11 @@ if exercises_on(EXERCISES, profile):
     )
     net = conv4_for("omniglot", last_pool=False)
     tempered = train_protonet(net, train_x, val_x, cfg, device=device)
-    histories = {"α = 0.01": tempered.history, "LSED": h_lsed, "ProtoNet": h_sed}
+    histories = {
+        "α = 0.01": tempered.history,
+        "LSED": h_lsed,
+        "ProtoNet": h_sed,
+    }
     for name, h in histories.items():
         print(
             f"{name:9s} after {h['episode'][0]} episodes: training loss "

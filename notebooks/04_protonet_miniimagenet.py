@@ -18,11 +18,10 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fewshot-book/fewshot-book/blob/main/notebooks/04_protonet_miniimagenet.ipynb)
 
-# %%
-# Set-up, the same cell in every chapter. Where fewshot_utils is missing (a fresh Colab
-# runtime) it installs the book's package from REPOSITORY. DRIVE = True (on Colab) keeps the
-# data, the mirror and the checkpoints on Google Drive: a disconnected run then resumes, and
-# chapter 6 finds the networks chapter 5 trained. The VM's own disk is wiped with the runtime.
+# %% tags=["hide-input"]
+# Set-up, the same in every chapter: on a fresh Colab runtime it installs the
+# book's package. DRIVE = True keeps data and checkpoints on Google Drive, so a
+# disconnected run resumes and chapter 6 finds the networks chapter 5 trained.
 REPOSITORY = "https://github.com/fewshot-book/fewshot-book"  # from _config.yml
 DRIVE = False
 
@@ -31,13 +30,8 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("fewshot_utils") is None:
-    pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}"],
-        capture_output=True,
-        text=True,
-    )
-    if pip.returncode:
-        raise RuntimeError(f"pip install git+{REPOSITORY} failed:\n{pip.stdout}{pip.stderr}")
+    pip = [sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}"]
+    subprocess.run(pip, check=True)  # a failure shows pip's own error above
     importlib.invalidate_caches()
 if DRIVE:
     from fewshot_utils.colab import use_drive
@@ -76,18 +70,21 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
-from IPython.display import Markdown, display
-
 from fewshot_utils import data, plots, training
 from fewshot_utils.checkpoints import checkpoint_dir
 from fewshot_utils.display import table
 from fewshot_utils.distances import protonet_logits
 from fewshot_utils.episodes import sample_episode
-from fewshot_utils.evaluation import embed, evaluate_embeddings, paired_difference
+from fewshot_utils.evaluation import (
+    embed,
+    evaluate_embeddings,
+    paired_difference,
+)
 from fewshot_utils.models import conv4_for
 from fewshot_utils.paper_numbers import protonet_accuracy
 from fewshot_utils.profiles import exercises_on, start, time_estimate
 from fewshot_utils.results import protonet_record, write_result
+from IPython.display import Markdown, display
 
 session = start(PROFILE, SEED)  # profile, device, seed, provenance line
 profile, device = session.profile, session.device
@@ -189,16 +186,29 @@ for shot in settings["runs"]:
     model = conv4_for("miniimagenet")
     rate = training.measure_episodes_per_s(model, train_x, cfg, episodes=3)
     planned += len(METHODS) * cfg.max_episodes / rate
-    if shot == min(settings["runs"]):  # the seed repeats and the long run: 1-shot models
-        longer = max(0, (settings["long_episodes"] or 0) - cfg.max_episodes)  # continues
+    if shot == min(
+        settings["runs"]
+    ):  # the seed repeats and the long run: 1-shot models
+        longer = max(
+            0, (settings["long_episodes"] or 0) - cfg.max_episodes
+        )  # continues
         extra = (len(settings["seeds"]) - 1) * cfg.max_episodes + longer
         planned += len(METHODS) * extra / rate
-    print(f"{cfg.way}-way {cfg.shot}-shot {cfg.query}-query: {rate:.2f} episodes/s")
+    print(
+        f"{cfg.way}-way {cfg.shot}-shot {cfg.query}-query: {rate:.2f} episodes/s"
+    )
 n_models = len(METHODS) * (
-    len(settings["runs"]) + len(settings["seeds"]) - 1 + bool(settings["long_episodes"])
+    len(settings["runs"])
+    + len(settings["seeds"])
+    - 1
+    + bool(settings["long_episodes"])
 )
 parts = {f"training {n_models} models (at most)": planned}
-print(time_estimate(parts, device, session.elapsed(), "validation, testing and figures"))
+print(
+    time_estimate(
+        parts, device, session.elapsed(), "validation, testing and figures"
+    )
+)
 
 # %% [markdown]
 # ## Training both distances
@@ -265,14 +275,19 @@ for shot in settings["runs"]:
 
 # %% tags=["hide-input"]
 shot = min(settings["runs"])
-h_sed, h_lsed = runs["squared_euclidean", shot].history, runs["lsed", shot].history
+h_sed, h_lsed = (
+    runs["squared_euclidean", shot].history,
+    runs["lsed", shot].history,
+)
 step = max(1, len(h_sed["episode"]) // 20)  # at most about 20 rows
 rows = []
 for i in range(0, len(h_sed["episode"]), step):
     a, b = 100 * h_sed["val_acc"][i], 100 * h_lsed["val_acc"][i]
     ca, cb = 100 * h_sed["val_ci95"][i], 100 * h_lsed["val_ci95"][i]
     ep = h_sed["episode"][i]
-    rows.append([ep, f"{a:.2f} ± {ca:.2f}", f"{b:.2f} ± {cb:.2f}", f"{b - a:+.2f}"])
+    rows.append(
+        [ep, f"{a:.2f} ± {ca:.2f}", f"{b:.2f} ± {cb:.2f}", f"{b - a:+.2f}"]
+    )
 table(["after episodes", "ProtoNet", "ProtoNet(LSED)", "LSED − ProtoNet"], rows)
 if not all("val_per_episode" in h for h in (h_sed, h_lsed)):
     raise RuntimeError(
@@ -280,7 +295,10 @@ if not all("val_per_episode" in h for h in (h_sed, h_lsed)):
         "the paired gap): rerun with RETRAIN = True"
     )
 first_gap, first_ci = (  # the same validation episodes for both models: paired
-    100 * v for v in paired_difference(h_lsed["val_per_episode"][0], h_sed["val_per_episode"][0])
+    100 * v
+    for v in paired_difference(
+        h_lsed["val_per_episode"][0], h_sed["val_per_episode"][0]
+    )
 )
 print(
     f"after the first epoch ({h_sed['episode'][0]} episodes): LSED − ProtoNet validation "
@@ -307,7 +325,14 @@ def test(run, distance: str, shots=(1, 5)) -> tuple[dict, float]:
     for shot in shots:
         t1 = time.perf_counter()
         res = evaluate_embeddings(
-            emb, 5, shot, 15, settings["test_episodes"], SEED, distance, **METHODS[distance]
+            emb,
+            5,
+            shot,
+            15,
+            settings["test_episodes"],
+            SEED,
+            distance,
+            **METHODS[distance],
         )
         out[shot] = res, time.perf_counter() - t1
     return out, embed_s
@@ -343,7 +368,11 @@ def test_and_record(
             f"embedding, {res.episodes / seconds:.0f} episodes/s)"
         )
         config = config_for(train_shot, distance, seed, episodes).__dict__
-        config = {**config, "backbone": "conv4-1600", "test_per_class": test_x.shape[1]}
+        config = {
+            **config,
+            "backbone": "conv4-1600",
+            "test_per_class": test_x.shape[1],
+        }
         record = protonet_record(
             experiment,
             "miniimagenet",
@@ -356,9 +385,14 @@ def test_and_record(
             test_seconds=(embed_s, seconds),
             train_shot=train_shot,
             train_seed=seed,
-            paper_accuracy=paper(distance, test_shot),  # every seed reproduces it
+            paper_accuracy=paper(
+                distance, test_shot
+            ),  # every seed reproduces it
         )
-        print("  ", write_result(record) or f"{profile} profile: record not written")
+        print(
+            "  ",
+            write_result(record) or f"{profile} profile: record not written",
+        )
     return {shot: res for shot, (res, _) in results.items()}
 
 
@@ -389,15 +423,20 @@ rows = []
 for test_shot in (1, 5):
     a, b = tests["squared_euclidean", test_shot], tests["lsed", test_shot]
     d, dci = (100 * v for v in paired_difference(b.per_episode, a.per_episode))
-    train_shot = test_shot if test_shot in settings["runs"] else min(settings["runs"])
+    train_shot = (
+        test_shot if test_shot in settings["runs"] else min(settings["runs"])
+    )
     way, shot, _ = settings["runs"][train_shot]
     rows.append(
         [
             f"{test_shot}-shot",
-            f"{way}-way {shot}-shot" + (" (**not** a 5-shot model)" if shot != test_shot else ""),
+            f"{way}-way {shot}-shot"
+            + (" (**not** a 5-shot model)" if shot != test_shot else ""),
             f"{100 * a.accuracy:.2f} ± {100 * a.ci95:.2f}",
             f"{100 * b.accuracy:.2f} ± {100 * b.ci95:.2f}",
-            f"{d:+.2f} ± {dci:.2f} (" + ("beyond" if abs(d) > dci else "within") + ")",
+            f"{d:+.2f} ± {dci:.2f} ("
+            + ("beyond" if abs(d) > dci else "within")
+            + ")",
             f"{100 * paper('squared_euclidean', test_shot):.2f} / "
             f"{100 * paper('lsed', test_shot):.2f}",
             f"{100 * paper('squared_euclidean', test_shot, 'snell2017prototypical'):.2f}",
@@ -455,12 +494,22 @@ for seed in settings["seeds"]:
 if len(gaps) > 1:
     sd = statistics.stdev(gaps)
     mean = statistics.mean(gaps)
-    rows.append([f"mean of {len(gaps)} seeds (sd)", "", "", f"{mean:+.2f} (sd {sd:.2f})"])
+    rows.append(
+        [
+            f"mean of {len(gaps)} seeds (sd)",
+            "",
+            "",
+            f"{mean:+.2f} (sd {sd:.2f})",
+        ]
+    )
 print(
     f"{profile} profile, {settings['test_episodes']} test episodes, "
     f"models of {settings['max_episodes']} training episodes"
 )
-table(["training seed", "ProtoNet", "ProtoNet(LSED)", "LSED − ProtoNet, paired"], rows)
+table(
+    ["training seed", "ProtoNet", "ProtoNet(LSED)", "LSED − ProtoNet, paired"],
+    rows,
+)
 
 # %% [markdown]
 # ## Does squared Euclidean leave the plateau?
@@ -481,7 +530,9 @@ if settings["long_episodes"]:
     curves = {name: long_runs[d].history for name, d in labels.items()}
     finals = {f"{name}, paper": 100 * paper(d, 1) for name, d in labels.items()}
     fig = plots.learning_curves(curves, references=finals)
-    fig.suptitle(f"miniImageNet 5-way 1-shot, {n} episodes, {profile}", fontsize=10)
+    fig.suptitle(
+        f"miniImageNet 5-way 1-shot, {n} episodes, {profile}", fontsize=10
+    )
     plt.show()
 
 # %% [markdown]
@@ -510,7 +561,10 @@ if long_runs:
     )
     # the same validation episodes at every epoch: last against first, paired
     moved, moved_ci = (
-        100 * v for v in paired_difference(h["val_per_episode"][-1], h["val_per_episode"][0])
+        100 * v
+        for v in paired_difference(
+            h["val_per_episode"][-1], h["val_per_episode"][0]
+        )
     )
     left = moved > moved_ci
     print(
@@ -518,7 +572,10 @@ if long_runs:
         + ("it has left the plateau" if left else "it has not left the plateau")
     )
     long_sed, long_lsed = long_tests["squared_euclidean"], long_tests["lsed"]
-    d, dci = (100 * v for v in paired_difference(long_lsed.per_episode, long_sed.per_episode))
+    d, dci = (
+        100 * v
+        for v in paired_difference(long_lsed.per_episode, long_sed.per_episode)
+    )
     print(
         f"test after {settings['long_episodes']} episodes: ProtoNet "
         f"{100 * long_sed.accuracy:.2f}%, ProtoNet(LSED) {100 * long_lsed.accuracy:.2f}%, "
@@ -551,7 +608,9 @@ for _ in range(2):
 # %% tags=["hide-input"]
 ahead = sum(b > a for a, b in zip(h_sed["val_acc"], h_lsed["val_acc"]))
 a1, b1 = tests["squared_euclidean", 1], tests["lsed", 1]
-gap, gap_ci = (100 * v for v in paired_difference(b1.per_episode, a1.per_episode))
+gap, gap_ci = (
+    100 * v for v in paired_difference(b1.per_episode, a1.per_episode)
+)
 paper_gap = 100 * (paper("lsed", 1) - paper("squared_euclidean", 1))
 lines = [
     f"- ProtoNet(LSED) was ahead on validation at {ahead} of {len(h_sed['val_acc'])} "
@@ -575,7 +634,9 @@ if long_runs:
         + ("left the plateau." if left else "not left the plateau.")
     )
 if profile == "smoke":
-    lines.append("- A `smoke` run on a few classes: the numbers only show that the code runs.")
+    lines.append(
+        "- A `smoke` run on a few classes: the numbers only show that the code runs."
+    )
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]
@@ -657,7 +718,9 @@ if exercises_on(EXERCISES, profile):
     for distance, kwargs in METHODS.items():
         emb = embed(runs[distance, 1].model, test_x, device=device)
         for alpha in (1.0, 0.1, 0.01):
-            res = evaluate_embeddings(emb, 5, 1, 15, n, SEED, distance, alpha, **kwargs)
+            res = evaluate_embeddings(
+                emb, 5, 1, 15, n, SEED, distance, alpha, **kwargs
+            )
             print(
                 f"{distance:17s} α = {alpha:<4g}: accuracy "
                 f"{100 * res.accuracy:.2f}%, test loss {res.loss:.3f}"

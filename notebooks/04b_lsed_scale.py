@@ -18,11 +18,10 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fewshot-book/fewshot-book/blob/main/notebooks/04b_lsed_scale.ipynb)
 
-# %%
-# Set-up, the same cell in every chapter. Where fewshot_utils is missing (a fresh Colab
-# runtime) it installs the book's package from REPOSITORY. DRIVE = True (on Colab) keeps the
-# data, the mirror and the checkpoints on Google Drive: a disconnected run then resumes, and
-# chapter 6 finds the networks chapter 5 trained. The VM's own disk is wiped with the runtime.
+# %% tags=["hide-input"]
+# Set-up, the same in every chapter: on a fresh Colab runtime it installs the
+# book's package. DRIVE = True keeps data and checkpoints on Google Drive, so a
+# disconnected run resumes and chapter 6 finds the networks chapter 5 trained.
 REPOSITORY = "https://github.com/fewshot-book/fewshot-book"  # from _config.yml
 DRIVE = False
 
@@ -31,13 +30,8 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("fewshot_utils") is None:
-    pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}"],
-        capture_output=True,
-        text=True,
-    )
-    if pip.returncode:
-        raise RuntimeError(f"pip install git+{REPOSITORY} failed:\n{pip.stdout}{pip.stderr}")
+    pip = [sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}"]
+    subprocess.run(pip, check=True)  # a failure shows pip's own error above
     importlib.invalidate_caches()
 if DRIVE:
     from fewshot_utils.colab import use_drive
@@ -82,8 +76,6 @@ import statistics
 
 import matplotlib.pyplot as plt
 import torch
-from IPython.display import Markdown, display
-
 from fewshot_utils import data, effects, gradients, plots, scale, training
 from fewshot_utils.checkpoints import checkpoint_dir
 from fewshot_utils.display import show_source, table
@@ -97,8 +89,11 @@ from fewshot_utils.evaluation import (
 from fewshot_utils.models import conv4_for
 from fewshot_utils.profiles import exercises_on, start, time_estimate
 from fewshot_utils.results import load_results, make_record, write_result
+from IPython.display import Markdown, display
 
-session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
+session = start(
+    PROFILE, SEED
+)  # profile, device, torch.manual_seed(SEED), provenance line
 profile, device = session.profile, session.device
 
 # %% [markdown]
@@ -213,7 +208,15 @@ for name, logits in forms.items():
         err = ((value - ref).abs().max() / ref.abs().max()).item()
         same = bool(torch.equal(value.argmax(-1), ref.argmax(-1)))
         rows.append([name, form, f"{err:.1e}", "yes" if same else "**no**"])
-table(["dataset", "form", "largest difference / largest logit", "same predictions"], rows)
+table(
+    [
+        "dataset",
+        "form",
+        "largest difference / largest logit",
+        "same predictions",
+    ],
+    rows,
+)
 
 # %% [markdown]
 # The four agree on both datasets: forms 1 and 2 exactly (they compute the same numbers),
@@ -347,12 +350,20 @@ rate = training.measure_episodes_per_s(
     episodes=3,
     device=device,
 )
-to_train = [k for k in ((n, s) for s in P["seeds"] for n in MODELS) if not checkpoint(*k).exists()]
+to_train = [
+    k
+    for k in ((n, s) for s in P["seeds"] for n in MODELS)
+    if not checkpoint(*k).exists()
+]
 print(
     time_estimate(
         {
-            f"training {len(to_train)} models": len(to_train) * P["max_episodes"] / rate,
-            "replaying the first iterations of 5 models": len(MODELS) * max(ITERS) / rate,
+            f"training {len(to_train)} models": len(to_train)
+            * P["max_episodes"]
+            / rate,
+            "replaying the first iterations of 5 models": len(MODELS)
+            * max(ITERS)
+            / rate,
         },
         device,
         session.elapsed(),
@@ -400,14 +411,28 @@ def near_zero(snap, alpha: float) -> float:
     return (snap.grads.abs() / alpha < gradients.BIAS).float().mean().item()
 
 
-fig, (ax_z, ax_d) = plt.subplots(1, 2, figsize=(11, 3.6), constrained_layout=True)
+fig, (ax_z, ax_d) = plt.subplots(
+    1, 2, figsize=(11, 3.6), constrained_layout=True
+)
 for name, by_iter in snaps.items():
     alpha = MODELS[name][1]
-    ax_z.plot(ITERS, [100 * near_zero(by_iter[i], alpha) for i in ITERS], marker="o", label=name)
-    ax_d.plot(
-        ITERS, [alpha * by_iter[i].distances.median().item() for i in ITERS], marker="o", label=name
+    ax_z.plot(
+        ITERS,
+        [100 * near_zero(by_iter[i], alpha) for i in ITERS],
+        marker="o",
+        label=name,
     )
-ax_z.set(xlabel="training iterations", ylabel="near-zero gradients (%)", title="sparse phase")
+    ax_d.plot(
+        ITERS,
+        [alpha * by_iter[i].distances.median().item() for i in ITERS],
+        marker="o",
+        label=name,
+    )
+ax_z.set(
+    xlabel="training iterations",
+    ylabel="near-zero gradients (%)",
+    title="sparse phase",
+)
 ax_d.set(
     xlabel="training iterations",
     ylabel="median distance the softmax sees",
@@ -443,7 +468,9 @@ plt.show()
 fig, ax = plt.subplots(figsize=(6, 3.4), constrained_layout=True)
 for s in P["seeds"]:
     h = runs["α learned", s].history
-    ax.plot([0, *h["episode"]], [1.0, *h["alpha"]], marker="o", label=f"seed {s}")
+    ax.plot(
+        [0, *h["episode"]], [1.0, *h["alpha"]], marker="o", label=f"seed {s}"
+    )
 ax.axhline(R, ls="--", color="0.4", label=f"fixed α = {R}")
 ax.axhline(1.0, ls=":", color="0.4")
 ax.set(xlabel="training episodes", ylabel="learned α", yscale="log")
@@ -451,7 +478,9 @@ ax.set_title(f"learned α (log α at Adam rate {ALPHA_LR})", fontsize=10)
 ax.legend(fontsize=8)
 plt.show()
 learned = [runs["α learned", s].model.alpha for s in P["seeds"]]
-print("learned α at the selected epoch: " + ", ".join(f"{a:.3g}" for a in learned))
+print(
+    "learned α at the selected epoch: " + ", ".join(f"{a:.3g}" for a in learned)
+)
 
 # %% [markdown]
 # ### Test accuracy over training seeds
@@ -480,7 +509,9 @@ for (name, seed), run in runs.items():
 # against squared Euclidean.
 
 # %% tags=["hide-input"]
-CPU_LABEL = "[how to read the `cpu` numbers](../book/intro.md#how-to-read-cpu-numbers)"
+CPU_LABEL = (
+    "[how to read the `cpu` numbers](../book/intro.md#how-to-read-cpu-numbers)"
+)
 for (name, seed), run in runs.items():
     cfg = config(name, seed)
     write_result(
@@ -496,8 +527,12 @@ for (name, seed), run in runs.items():
             train_seed=seed,
             train_episodes=run.episodes_done,
             best_epoch=run.best_epoch,
-            training_stage="protocol" if profile == "full" else "early training",
-            history={k: v for k, v in run.history.items() if k != "val_per_episode"},
+            training_stage="protocol"
+            if profile == "full"
+            else "early training",
+            history={
+                k: v for k, v in run.history.items() if k != "val_per_episode"
+            },
         )
     )
 rows, gaps = [], {}
@@ -505,12 +540,17 @@ for name in MODELS:
     accs = [100 * tests[name, s].accuracy for s in P["seeds"]]
     gaps[name] = [
         100
-        * paired_difference(tests[name, s].per_episode, tests["squared Euclidean", s].per_episode)[
-            0
-        ]
+        * paired_difference(
+            tests[name, s].per_episode,
+            tests["squared Euclidean", s].per_episode,
+        )[0]
         for s in P["seeds"]
     ]
-    sd = f" (sd {statistics.stdev(gaps[name]):.2f})" if len(gaps[name]) > 1 else ""
+    sd = (
+        f" (sd {statistics.stdev(gaps[name]):.2f})"
+        if len(gaps[name]) > 1
+        else ""
+    )
     rows.append(
         [
             name,
@@ -549,12 +589,17 @@ table(
 
 # %% tags=["hide-input"]
 ablation = [c for c in effects.CLAIMS if c.experiment == "ch04b_lsed_scale"]
-records = load_results()  # read once: the effects below and chapter 4's long run
+records = (
+    load_results()
+)  # read once: the effects below and chapter 4's long run
 found = {c.effect: effects.measure(c, records, profile) for c in ablation}
 display(Markdown(effects.markdown_table(list(found.values()))))
 
 ALPHA, KINK = "fixed α = 0.01 − squared Euclidean", "LSED − fixed α = 0.01"
-BN, LEARNED = "last BN γ × 0.1 − squared Euclidean", "learned α − squared Euclidean"
+BN, LEARNED = (
+    "last BN γ × 0.1 − squared Euclidean",
+    "learned α − squared Euclidean",
+)
 BN_KINK = "LSED − last BN γ × 0.1"
 sign = {k: effects.resolved(e) for k, e in found.items()}
 said = {k: effects.summary(e) for k, e in found.items()}
@@ -608,7 +653,8 @@ long = {
     (r["experiment"], r["method"]): r
     for r in records
     if r.get("profile") == profile
-    and r.get("experiment") in ("ch04_long_training", "ch04_protonet_miniimagenet")
+    and r.get("experiment")
+    in ("ch04_long_training", "ch04_protonet_miniimagenet")
     and r.get("shot") == 1
     and r.get("train_seed") in (None, 0)
 }
@@ -620,9 +666,10 @@ keys = [
 if all(k in long for k in keys):
     gap = {
         x: 100
-        * paired_difference(long[x, "lsed"]["per_task"], long[x, "squared_euclidean"]["per_task"])[
-            0
-        ]
+        * paired_difference(
+            long[x, "lsed"]["per_task"],
+            long[x, "squared_euclidean"]["per_task"],
+        )[0]
         for x, _ in keys
     }
     lines.append(
@@ -633,7 +680,9 @@ if all(k in long for k in keys):
         f"{long['ch04_long_training', 'lsed']['train_episodes']}."
     )
 else:
-    lines.append("- Whether the gap closes with training: run chapter 4 (its long run).")
+    lines.append(
+        "- Whether the gap closes with training: run chapter 4 (its long run)."
+    )
 if profile != "full":
     lines.append(
         f"- **{profile} profile, early training:** {P['max_episodes']} episodes per model, "
@@ -748,7 +797,9 @@ if exercises_on(EXERCISES, profile):
 # %% tags=["exercise"]
 # Exercise 2 (about 60 s on 2 CPU cores): set EXERCISES = True above to run it
 if exercises_on(EXERCISES, profile):
-    few = min(1000, P["test_episodes"])  # a whole block: the chapter's first tasks
+    few = min(
+        1000, P["test_episodes"]
+    )  # a whole block: the chapter's first tasks
     first = (*TASKS[:3], few, SEED)
     emb = embed(runs["α = 0.01", SEED].model, test_x, device=device)
     own = tests["α = 0.01", SEED].per_episode[:few].mean().item()

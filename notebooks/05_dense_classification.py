@@ -18,11 +18,10 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fewshot-book/fewshot-book/blob/main/notebooks/05_dense_classification.ipynb)
 
-# %%
-# Set-up, the same cell in every chapter. Where fewshot_utils is missing (a fresh Colab
-# runtime) it installs the book's package from REPOSITORY. DRIVE = True (on Colab) keeps the
-# data, the mirror and the checkpoints on Google Drive: a disconnected run then resumes, and
-# chapter 6 finds the networks chapter 5 trained. The VM's own disk is wiped with the runtime.
+# %% tags=["hide-input"]
+# Set-up, the same in every chapter: on a fresh Colab runtime it installs the
+# book's package. DRIVE = True keeps data and checkpoints on Google Drive, so a
+# disconnected run resumes and chapter 6 finds the networks chapter 5 trained.
 REPOSITORY = "https://github.com/fewshot-book/fewshot-book"  # from _config.yml
 DRIVE = False
 
@@ -31,13 +30,8 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("fewshot_utils") is None:
-    pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}"],
-        capture_output=True,
-        text=True,
-    )
-    if pip.returncode:
-        raise RuntimeError(f"pip install git+{REPOSITORY} failed:\n{pip.stdout}{pip.stderr}")
+    pip = [sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}"]
+    subprocess.run(pip, check=True)  # a failure shows pip's own error above
     importlib.invalidate_caches()
 if DRIVE:
     from fewshot_utils.colab import use_drive
@@ -92,8 +86,6 @@ import time
 
 import matplotlib.pyplot as plt
 import torch
-from IPython.display import Markdown, display
-
 from fewshot_utils import dense, diagrams, stage1
 from fewshot_utils.dense import FewShotMaps, activation_maps, evaluate_poolings
 from fewshot_utils.display import markdown_table, show_source, table
@@ -103,6 +95,7 @@ from fewshot_utils.paper_numbers import by_id, existing, printed
 from fewshot_utils.profiles import exercises_on, start
 from fewshot_utils.results import make_record, write_result
 from fewshot_utils.stage1 import cell_id
+from IPython.display import Markdown, display
 
 session = start(PROFILE, SEED)  # profile, device, seed, provenance
 profile, device = session.profile, session.device
@@ -194,7 +187,9 @@ print(
 # each record names its `threads`):
 
 # %% tags=["hide-input"]
-EARLY = "" if profile == "full" else " (early training, not the paper's protocol)"
+EARLY = (
+    "" if profile == "full" else " (early training, not the paper's protocol)"
+)
 if profile == "cpu":
     display(
         Markdown(
@@ -213,14 +208,18 @@ from fewshot_utils.profiles import fastest_threads, time_estimate
 
 
 def probe(net: str) -> float:
-    return dense.measure_iterations_per_s(NETWORKS[net](), train_x, cfg, 2, device)
+    return dense.measure_iterations_per_s(
+        NETWORKS[net](), train_x, cfg, 2, device
+    )
 
 
 rates = {}
 by_threads = fastest_threads(lambda: probe("resnet12"), device)
 if by_threads:
     rates["resnet12"] = by_threads[torch.get_num_threads()]
-    speeds = ", ".join(f"{n}: {r * cfg.batch_size:.0f}" for n, r in by_threads.items())
+    speeds = ", ".join(
+        f"{n}: {r * cfg.batch_size:.0f}" for n, r in by_threads.items()
+    )
     print(f"images/s by threads: {speeds}; using {torch.get_num_threads()}")
 for net in NETWORKS:
     rates[net] = rates.get(net) or probe(net)
@@ -255,7 +254,15 @@ runs = {}
 for net, pooling in RUNS:  # chapter 6 loads their checkpoints
     model_fn, stem = NETWORKS[net], f"ch05_{net}_{pooling}"
     run = stage1.stage1_network(
-        model_fn, pooling, stem, train_x, profile, SEED, RETRAIN, device, validate
+        model_fn,
+        pooling,
+        stem,
+        train_x,
+        profile,
+        SEED,
+        RETRAIN,
+        device,
+        validate,
     )
     runs[net, pooling] = run
     h = run.history
@@ -273,10 +280,18 @@ for net, pooling in RUNS:  # chapter 6 loads their checkpoints
 
 # %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
-titles = ["training loss", "training accuracy (%)", "val 5-way 5-shot accuracy (%)"]
+titles = [
+    "training loss",
+    "training accuracy (%)",
+    "val 5-way 5-shot accuracy (%)",
+]
 for (net, pooling), run in runs.items():
     h = run.history
-    curves = [h["train_loss"], [100 * a for a in h["train_acc"]], [100 * a for a in h["val_acc"]]]
+    curves = [
+        h["train_loss"],
+        [100 * a for a in h["train_acc"]],
+        [100 * a for a in h["val_acc"]],
+    ]
     for ax, y in zip(axes, curves):
         ax.plot(h["iteration"], y, marker="o", label=f"{net} {pooling.upper()}")
 for ax, title in zip(axes, titles):
@@ -337,7 +352,10 @@ for key, run in runs.items():
 T1 = stage1.TABLE1_TEST
 rows = []
 for net, pooling in RUNS:
-    ours = [str(tests[(net, pooling), s, T1[pooling]]).split(" (")[0] for s in ts["shots"]]
+    ours = [
+        str(tests[(net, pooling), s, T1[pooling]]).split(" (")[0]
+        for s in ts["shots"]
+    ]
     cell = f"table-1/{stage1.NET_ROW[net]}-{pooling}"
     paper = printed(cell_id(cell, s) for s in (1, 5, 10))
     rows.append([net, pooling.upper(), *ours, paper])
@@ -346,7 +364,12 @@ caption = f"**{profile} profile**{EARLY}, {ts['episodes']} tasks, {ts['query']} 
 header = ["network", "stage 1", *shots, "paper 1 / 5 / 10-shot"]
 display(Markdown(caption + "\n\n" + markdown_table(header, rows)))
 rows = [
-    [net, p.upper(), str(s), *(f"{100 * tests[(net, p), s, c].accuracy:.2f}" for c in COMBOS)]
+    [
+        net,
+        p.upper(),
+        str(s),
+        *(f"{100 * tests[(net, p), s, c].accuracy:.2f}" for c in COMBOS),
+    ]
     for net, p in RUNS
     for s in ts["shots"]
 ]
@@ -393,11 +416,17 @@ for pooling in ("gap", "dc"):
 n_cls = base_x.shape[0]
 CHANCE = {"novel": 1 / 5, "base": 1 / n_cls, "both": 1 / (n_cls + 5)}
 rows = []
-for pooling, kind in ((p, k) for p in ("gap", "dc") for k in ("base", "novel", "both")):
+for pooling, kind in (
+    (p, k) for p in ("gap", "dc") for k in ("base", "novel", "both")
+):
     ours = [str(t2[pooling][kind][c]).split(" (")[0] for c in COMBOS]
-    cells = (f"table-2/{pooling}-{kind}-classes/test-{sp}-{qp}" for sp, qp in COMBOS)
+    cells = (
+        f"table-2/{pooling}-{kind}-classes/test-{sp}-{qp}" for sp, qp in COMBOS
+    )
     paper = printed(cell_id(c, 5) for c in cells)
-    rows.append([pooling.upper(), f"{kind} ({100 * CHANCE[kind]:.1f}%)", *ours, paper])
+    rows.append(
+        [pooling.upper(), f"{kind} ({100 * CHANCE[kind]:.1f}%)", *ours, paper]
+    )
 n_base, n_novel = n_cls * base_x.shape[1], test_x.shape[0] * test_x.shape[1]
 caption = (
     f"**{profile} profile**{EARLY}, ResNet-12, 5-way 5-shot. Novel: {ts['episodes']} tasks "
@@ -438,10 +467,14 @@ for combo in COMBOS:
 
 
 # %% tags=["hide-input"]
-RUN = dict(experiment="ch05_dense_classification", profile=profile, device=device)
+RUN = dict(
+    experiment="ch05_dense_classification", profile=profile, device=device
+)
 
 
-def write(run, net, pooling, res, combo, shot, wall_time_s, kind="novel", seed=SEED):
+def write(
+    run, net, pooling, res, combo, shot, wall_time_s, kind="novel", seed=SEED
+):
     """One record; the tasks' way, shot and query come from ``res`` itself (a base-classes
     result counts images, not tasks: the record names Table 2's setting, 5-way 5-shot)."""
     cells = stage1.paper_cells(net, pooling, shot, combo, kind)
@@ -469,11 +502,17 @@ for (net, pooling), run in runs.items():
         res = tests[(net, pooling), shot, combo]
         wall = spent + test_seconds[(net, pooling), shot]
         written += write(run, net, pooling, res, combo, shot, wall)
-    if net == "resnet12":  # Table 2's base- and both-classes rows (5-way 5-shot)
+    if (
+        net == "resnet12"
+    ):  # Table 2's base- and both-classes rows (5-way 5-shot)
         for kind, combo in ((k, c) for k in ("base", "both") for c in COMBOS):
             res, wall = t2[pooling][kind][combo], spent + t2_seconds[pooling]
             written += write(run, net, pooling, res, combo, 5, wall, kind)
-print(f"{written} records written" if written else f"{profile} profile: no records written")
+print(
+    f"{written} records written"
+    if written
+    else f"{profile} profile: no records written"
+)
 
 # %% [markdown]
 # ## DC − GAP over training seeds
@@ -489,7 +528,14 @@ seed_tests = {}
 for seed, pooling in ((s, p) for s in OTHERS for p in ("gap", "dc")):
     stem = f"ch05_resnet12_{pooling}"
     run = stage1.stage1_network(
-        NETWORKS["resnet12"], pooling, stem, train_x, profile, seed, RETRAIN, device
+        NETWORKS["resnet12"],
+        pooling,
+        stem,
+        train_x,
+        profile,
+        seed,
+        RETRAIN,
+        device,
     )
     maps = FewShotMaps.from_maps(embed(run.model, test_x, device=device))
     tau = float(run.classifier.tau.detach())
@@ -520,7 +566,9 @@ for seed, shot in ((s, k) for s in [SEED, *OTHERS] for k in ts["shots"]):
         mean, hw = paired_difference(per_task(seed, "dc", shot, combo), gap)
         cells.append(f"{100 * mean:+.2f} ± {100 * hw:.2f}")
     rows.append([str(seed), str(shot), *cells])
-table(["training seed", "shot", "DC (GMP) − GAP", "DC (DC queries) − GAP"], rows)
+table(
+    ["training seed", "shot", "DC (GMP) − GAP", "DC (DC queries) − GAP"], rows
+)
 
 # %% [markdown]
 # ## Figure 3: class activation maps
@@ -543,7 +591,12 @@ for pooling in ("gap", "dc"):
     run = runs["resnet12", pooling]
     tau = float(run.classifier.tau.detach())
     cams["base", pooling] = activation_maps(
-        run.model, base_imgs, run.classifier.weight.detach(), base_cls, tau, size=84
+        run.model,
+        base_imgs,
+        run.classifier.weight.detach(),
+        base_cls,
+        tau,
+        size=84,
     )
     protos = features["resnet12", pooling]["novel"].gap[novel_cls, :5].mean(1)
     cams["novel", pooling] = activation_maps(
@@ -557,19 +610,26 @@ for pooling in ("gap", "dc"):
 
 # %% tags=["hide-input"]
 fig, axes = plt.subplots(3, 2 * n_show, figsize=(2 * n_show * 1.4, 3 * 1.5))
-for half, (kind, imgs) in enumerate([("base", base_imgs), ("novel", novel_imgs)]):
+for half, (kind, imgs) in enumerate(
+    [("base", base_imgs), ("novel", novel_imgs)]
+):
     for i in range(n_show):
         col, img = half * n_show + i, imgs[i].permute(1, 2, 0).numpy()
         axes[0, col].imshow(img)
         axes[0, col].set_title(kind, fontsize=8)
         for row, pooling in ((1, "gap"), (2, "dc")):
             axes[row, col].imshow(img)
-            axes[row, col].imshow(cams[kind, pooling][i], cmap="jet", alpha=0.5, vmin=0, vmax=1)
+            axes[row, col].imshow(
+                cams[kind, pooling][i], cmap="jet", alpha=0.5, vmin=0, vmax=1
+            )
 for ax in axes.flat:
     ax.set(xticks=[], yticks=[])
 for row, label in enumerate(["image", "GAP-trained", "DC-trained"]):
     axes[row, 0].set_ylabel(label, fontsize=8)
-fig.suptitle(f"probability of the true class at each location ({profile} profile)", fontsize=10)
+fig.suptitle(
+    f"probability of the true class at each location ({profile} profile)",
+    fontsize=10,
+)
 fig.tight_layout()
 plt.show()
 for kind, pooling in ((k, p) for k in ("base", "novel") for p in ("gap", "dc")):
@@ -598,13 +658,28 @@ if fc is not None:
         fc_cfg = dense.fc100_config(profile, pooling, SEED)
         stem = f"ch05_fc100_resnet12_{pooling}"  # chapter 6 loads the DC one
         fc_run = stage1.stage1_network(
-            resnet, pooling, stem, fc_train, profile, SEED, RETRAIN, device, dataset="fc100"
+            resnet,
+            pooling,
+            stem,
+            fc_train,
+            profile,
+            SEED,
+            RETRAIN,
+            device,
+            dataset="fc100",
         )
-        maps = FewShotMaps.from_maps(embed(fc_run.model, fc_test, device=device))
-        combo, tau = stage1.TABLE4_TEST[pooling], float(fc_run.classifier.tau.detach())
+        maps = FewShotMaps.from_maps(
+            embed(fc_run.model, fc_test, device=device)
+        )
+        combo, tau = (
+            stage1.TABLE4_TEST[pooling],
+            float(fc_run.classifier.tau.detach()),
+        )
         ours = []
         for shot in ts["shots"]:
-            res = evaluate_poolings(maps, 5, shot, ts["query"], ts["episodes"], SEED, [combo], tau)
+            res = evaluate_poolings(
+                maps, 5, shot, ts["query"], ts["episodes"], SEED, [combo], tau
+            )
             ours.append(str(res["novel"][combo]).split(" (")[0])
             record = make_record(
                 **RUN,
@@ -619,12 +694,23 @@ if fc is not None:
                     "test_per_class": fc_test.shape[1],
                 },
                 train_iterations=fc_run.iterations_done,
-                paper_rows=existing([cell_id(f"table-5/{pooling}", shot, "fc100")]),
+                paper_rows=existing(
+                    [cell_id(f"table-5/{pooling}", shot, "fc100")]
+                ),
             )
             write_result(record)
-        paper = printed(cell_id(f"table-5/{pooling}", s, "fc100") for s in (1, 5, 10))
+        paper = printed(
+            cell_id(f"table-5/{pooling}", s, "fc100") for s in (1, 5, 10)
+        )
         rows.append([pooling.upper(), *ours, paper])
-    table(["stage 1", *(f"{s}-shot" for s in ts["shots"]), "paper 1 / 5 / 10-shot"], rows)
+    table(
+        [
+            "stage 1",
+            *(f"{s}-shot" for s in ts["shots"]),
+            "paper 1 / 5 / 10-shot",
+        ],
+        rows,
+    )
 
 # %% [markdown]
 # ## What we found
@@ -638,16 +724,25 @@ b = tests[("resnet12", "dc"), s5, ("gap", "dc")]
 c_gap = tests[("c128f", "gap"), s5, ("gap", "gap")]
 c_dc = tests[("c128f", "dc"), s5, ("gmp", "gmp")]
 diff = 100 * (b.per_episode - a.per_episode)
-nets_diff = 100 * (a.per_episode - c_gap.per_episode)  # ResNet-12 - C128F, both GAP, same tasks
+nets_diff = 100 * (
+    a.per_episode - c_gap.per_episode
+)  # ResNet-12 - C128F, both GAP, same tasks
 
 
 def paper(cell: str) -> float:
-    return by_id(cell_id(cell, s5)).accuracy  # Lifchitz et al.'s published accuracy, in %
+    return by_id(
+        cell_id(cell, s5)
+    ).accuracy  # Lifchitz et al.'s published accuracy, in %
 
 
 seed_gaps = [
     100
-    * float((per_task(k, "dc", s5, ("gap", "dc")) - per_task(k, "gap", s5, ("gap", "gap"))).mean())
+    * float(
+        (
+            per_task(k, "dc", s5, ("gap", "dc"))
+            - per_task(k, "gap", s5, ("gap", "gap"))
+        ).mean()
+    )
     for k in [SEED, *OTHERS]
 ]
 behind = (

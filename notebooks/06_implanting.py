@@ -18,11 +18,10 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fewshot-book/fewshot-book/blob/main/notebooks/06_implanting.ipynb)
 
-# %%
-# Set-up, the same cell in every chapter. Where fewshot_utils is missing (a fresh Colab
-# runtime) it installs the book's package from REPOSITORY. DRIVE = True (on Colab) keeps the
-# data, the mirror and the checkpoints on Google Drive: a disconnected run then resumes, and
-# chapter 6 finds the networks chapter 5 trained. The VM's own disk is wiped with the runtime.
+# %% tags=["hide-input"]
+# Set-up, the same in every chapter: on a fresh Colab runtime it installs the
+# book's package. DRIVE = True keeps data and checkpoints on Google Drive, so a
+# disconnected run resumes and chapter 6 finds the networks chapter 5 trained.
 REPOSITORY = "https://github.com/fewshot-book/fewshot-book"  # from _config.yml
 DRIVE = False
 
@@ -31,13 +30,8 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("fewshot_utils") is None:
-    pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}"],
-        capture_output=True,
-        text=True,
-    )
-    if pip.returncode:
-        raise RuntimeError(f"pip install git+{REPOSITORY} failed:\n{pip.stdout}{pip.stderr}")
+    pip = [sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}"]
+    subprocess.run(pip, check=True)  # a failure shows pip's own error above
     importlib.invalidate_caches()
 if DRIVE:
     from fewshot_utils.colab import use_drive
@@ -81,8 +75,6 @@ import time
 
 import matplotlib.pyplot as plt
 import torch
-from IPython.display import Markdown, display
-
 from fewshot_utils import dense, diagrams, implanting, stage1
 from fewshot_utils.dense import FewShotMaps, evaluate_poolings
 from fewshot_utils.display import show_source
@@ -95,12 +87,21 @@ from fewshot_utils.implanting import (
 )
 from fewshot_utils.models import ResNet12
 from fewshot_utils.paper_numbers import by_id, existing, printed
-from fewshot_utils.profiles import exercises_on, fastest_threads, pick, start, time_estimate
+from fewshot_utils.profiles import (
+    exercises_on,
+    fastest_threads,
+    pick,
+    start,
+    time_estimate,
+)
 from fewshot_utils.results import make_record, write_result
+from IPython.display import Markdown, display
 
 session = start(PROFILE, SEED)  # profile, device, seed, provenance line
 profile, device = session.profile, session.device
-RUN = dict(experiment="ch06_implanting", profile=profile, device=device)  # in every record
+RUN = dict(
+    experiment="ch06_implanting", profile=profile, device=device
+)  # in every record
 
 # %% [markdown]
 # ## Data and the stage-1 networks
@@ -137,13 +138,19 @@ NETS = {  # name -> (stage-1 pooling, widths, checkpoint stem)
 cfg = dense.stage1_config(profile, "dc", SEED)
 rates = {}  # iterations/s of the networks this chapter trains, measured before training
 by_threads = fastest_threads(
-    lambda: dense.measure_iterations_per_s(ResNet12(widths=wide), train_x, cfg, 2, device), device
+    lambda: dense.measure_iterations_per_s(
+        ResNet12(widths=wide), train_x, cfg, 2, device
+    ),
+    device,
 )
 if by_threads:
     rates["dc+wide"] = by_threads[torch.get_num_threads()]
     print(
         f"training and testing with {torch.get_num_threads()} thread(s): "
-        + ", ".join(f"{n}: {r * cfg.batch_size:.0f} images/s" for n, r in by_threads.items())
+        + ", ".join(
+            f"{n}: {r * cfg.batch_size:.0f} images/s"
+            for n, r in by_threads.items()
+        )
     )
 to_train = {}  # seconds of the networks without a checkpoint (chapter 5's are usually there)
 for name, (pooling, w, stem) in NETS.items():
@@ -279,11 +286,17 @@ def implant(
 
 # %% tags=["hide-input"]
 probe = implant(st["shots"][0], 2, seed=SEED + 99, progress=False)
-per_task = {s: sum(probe.task_seconds) / len(probe.task_seconds) for s in st["shots"][:1]}
-per_task[st["shots"][-1]] = per_task[st["shots"][0]] * st["shots"][-1] / st["shots"][0]
+per_task = {
+    s: sum(probe.task_seconds) / len(probe.task_seconds)
+    for s in st["shots"][:1]
+}
+per_task[st["shots"][-1]] = (
+    per_task[st["shots"][0]] * st["shots"][-1] / st["shots"][0]
+)
 n_implanted = st["implant_tasks"] * len(st["shots"]) + 3 * st["table3_tasks"]
 planned = (
-    st["implant_tasks"] * sum(per_task.values()) + 3 * st["table3_tasks"] * per_task[st["shots"][0]]
+    st["implant_tasks"] * sum(per_task.values())
+    + 3 * st["table3_tasks"] * per_task[st["shots"][0]]
 )
 print(
     f"one implanted {st['shots'][0]}-shot task: {per_task[st['shots'][0]]:.2f} s "
@@ -347,7 +360,9 @@ for shot in st["shots"]:
 # more channels trained in stage 1). `paired(a, b)` writes `b - a` with its 95% interval.
 
 # %% tags=["hide-input"]
-LIFCHITZ = "lifchitz2019dense"  # the published numbers: fewshot_utils.paper_numbers
+LIFCHITZ = (
+    "lifchitz2019dense"  # the published numbers: fewshot_utils.paper_numbers
+)
 
 
 def paper_t4(name: str, shot: int) -> str:
@@ -358,7 +373,10 @@ def paper_t4(name: str, shot: int) -> str:
 def paper_gain(shot: int) -> str:
     """DC -> DC + IMP in Lifchitz et al.'s Table 4, in points ("n/a" where it has no cell)."""
     try:
-        gain = by_id(paper_t4("dc+imp", shot)).accuracy - by_id(paper_t4("dc", shot)).accuracy
+        gain = (
+            by_id(paper_t4("dc+imp", shot)).accuracy
+            - by_id(paper_t4("dc", shot)).accuracy
+        )
     except KeyError:
         return "n/a"
     return f"{gain:+.2f}"
@@ -371,7 +389,9 @@ def paired(a, b) -> str:
 
 
 rows = [
-    "| method | " + " | ".join(f"{s}-shot (ours)" for s in st["shots"]) + " | paper 5 / 10-shot |",
+    "| method | "
+    + " | ".join(f"{s}-shot (ours)" for s in st["shots"])
+    + " | paper 5 / 10-shot |",
     "|---|" + "---:|" * len(st["shots"]) + "---|",
 ]
 for name in ("gap", "dc", "dc+wide"):
@@ -383,7 +403,9 @@ for name in ("gap", "dc", "dc+wide"):
         + printed(paper_t4(name, s) for s in (5, 10))
         + " |"
     )
-cells = [str(implant_runs[s].implanted["dc"]).split(" (")[0] for s in st["shots"]]
+cells = [
+    str(implant_runs[s].implanted["dc"]).split(" (")[0] for s in st["shots"]
+]
 rows.append(
     "| DC+IMP | "
     + " | ".join(cells)
@@ -394,7 +416,8 @@ rows.append(
 display(
     Markdown(
         f"**{profile} profile**, 5-way, {st['query']} queries per class; stage-1 rows over "
-        f"{st['episodes']} tasks, DC+IMP over {st['implant_tasks']} tasks\n\n" + "\n".join(rows)
+        f"{st['episodes']} tasks, DC+IMP over {st['implant_tasks']} tasks\n\n"
+        + "\n".join(rows)
     )
 )
 
@@ -462,12 +485,18 @@ for (sp, qp), r in table3.items():
         )
         + " |"
     )
-base_cells = [str(table3["gap", "gap"].baseline[t]).split(" (")[0] for t in TEST_POOL]
+base_cells = [
+    str(table3["gap", "gap"].baseline[t]).split(" (")[0] for t in TEST_POOL
+]
 # Without implants: the DC network with GAP supports, as every row here. Table 2 has the same
 # test for GAP and DC queries; its GMP column pools the supports with GMP too: no cell.
 no_implants = {"gap": "gap-gap", "dc": "gap-dc"}
 paper_base = [
-    printed([f"{LIFCHITZ}/table-2/dc-novel-classes/test-{no_implants[t]}/miniimagenet/5w5s"])
+    printed(
+        [
+            f"{LIFCHITZ}/table-2/dc-novel-classes/test-{no_implants[t]}/miniimagenet/5w5s"
+        ]
+    )
     if t in no_implants
     else "—"
     for t in TEST_POOL
@@ -522,7 +551,8 @@ ax[1].set_title("leave-one-out accuracy (%)", fontsize=10)
 for a in ax:
     a.set_xlabel("epoch")
 fig.suptitle(
-    f"implant training on one 5-way {st['shots'][0]}-shot task ({profile} profile)", fontsize=10
+    f"implant training on one 5-way {st['shots'][0]}-shot task ({profile} profile)",
+    fontsize=10,
 )
 fig.tight_layout()
 plt.show()
@@ -544,7 +574,9 @@ def paper_of(ids):
     return by_id(ids[0]).accuracy / 100 if ids else None
 
 
-def write_implanting(r, stage2, dataset, wall_time_s, widths, n_test, extra_cells=()):
+def write_implanting(
+    r, stage2, dataset, wall_time_s, widths, n_test, extra_cells=()
+):
     """The records of one :class:`ImplantingResult` (stage-2 poolings ``stage2``), one per
     test query pooling, each with its paired baseline (the same tasks without implants)."""
     sp, qp = stage2
@@ -556,7 +588,9 @@ def write_implanting(r, stage2, dataset, wall_time_s, widths, n_test, extra_cell
             shot=res.shot,
             dataset=dataset,
         )
-        gain, gain_ci95 = paired_difference(res.per_episode, r.baseline[t].per_episode)
+        gain, gain_ci95 = paired_difference(
+            res.per_episode, r.baseline[t].per_episode
+        )
         n += (
             write_result(
                 make_record(
@@ -578,7 +612,8 @@ def write_implanting(r, stage2, dataset, wall_time_s, widths, n_test, extra_cell
                     paired_difference=gain,
                     paired_ci95=gain_ci95,
                     seconds_per_task=sum(r.task_seconds) / len(r.task_seconds),
-                    implant_train_seconds_per_task=sum(r.train_seconds) / len(r.train_seconds),
+                    implant_train_seconds_per_task=sum(r.train_seconds)
+                    / len(r.train_seconds),
                     paper_rows=ids,
                     paper_accuracy=paper_of(ids),
                 )
@@ -602,7 +637,9 @@ for name, run in nets.items():
                     result=res,
                     wall_time_s=run.wall_time_s + t4_seconds[name],
                     config={
-                        **dense.stage1_config(profile, NETS[name][0], SEED).__dict__,
+                        **dense.stage1_config(
+                            profile, NETS[name][0], SEED
+                        ).__dict__,
                         "network": "resnet12",
                         "widths": list(NETS[name][1]),
                         "test_per_class": test_x.shape[1],
@@ -628,9 +665,18 @@ for r in implant_runs.values():
 for stage2, r in table3.items():
     if stage2 != ("gap", "gap"):  # GAP/GAP is the DC + IMP run above
         written += write_implanting(
-            r, stage2, "miniimagenet", sum(r.task_seconds), widths, test_x.shape[1]
+            r,
+            stage2,
+            "miniimagenet",
+            sum(r.task_seconds),
+            widths,
+            test_x.shape[1],
         )
-print(f"{written} records written" if written else f"{profile} profile: no records written")
+print(
+    f"{written} records written"
+    if written
+    else f"{profile} profile: no records written"
+)
 
 # %% [markdown]
 # ## FC100 (Table 5)
@@ -656,7 +702,13 @@ if fc is not None:
     fc_tau = float(fc_net.classifier.tau.detach())
     fc_prefix = prefix_features(fc_net.model, fc_test, device=device)
     for shot in st["shots"]:
-        r = implant(shot, st["implant_tasks"], net=fc_net, maps=fc_prefix, test_tau=fc_tau)
+        r = implant(
+            shot,
+            st["implant_tasks"],
+            net=fc_net,
+            maps=fc_prefix,
+            test_tau=fc_tau,
+        )
         ids = cells("table-5/dc+imp", shot=shot, dataset="fc100")
         print(
             f"FC100 5-way {shot}-shot (tau {fc_tau:.1f}): DC {r.baseline['dc']}, DC+IMP "
@@ -681,7 +733,9 @@ if fc is not None:
 
 # %% tags=["hide-input"]
 total_s = session.elapsed()
-all_tasks = list(implant_runs.values()) + [r for k, r in table3.items() if k != ("gap", "gap")]
+all_tasks = list(implant_runs.values()) + [
+    r for k, r in table3.items() if k != ("gap", "gap")
+]
 n_tasks = sum(len(r.task_seconds) for r in all_tasks)
 sec_task = sum(sum(r.task_seconds) for r in all_tasks) / n_tasks
 s0 = st["shots"][0]

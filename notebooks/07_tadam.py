@@ -18,11 +18,10 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fewshot-book/fewshot-book/blob/main/notebooks/07_tadam.ipynb)
 
-# %%
-# Set-up, the same cell in every chapter. Where fewshot_utils is missing (a fresh Colab
-# runtime) it installs the book's package from REPOSITORY. DRIVE = True (on Colab) keeps the
-# data, the mirror and the checkpoints on Google Drive: a disconnected run then resumes, and
-# chapter 6 finds the networks chapter 5 trained. The VM's own disk is wiped with the runtime.
+# %% tags=["hide-input"]
+# Set-up, the same in every chapter: on a fresh Colab runtime it installs the
+# book's package. DRIVE = True keeps data and checkpoints on Google Drive, so a
+# disconnected run resumes and chapter 6 finds the networks chapter 5 trained.
 REPOSITORY = "https://github.com/fewshot-book/fewshot-book"  # from _config.yml
 DRIVE = False
 
@@ -31,13 +30,8 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("fewshot_utils") is None:
-    pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}"],
-        capture_output=True,
-        text=True,
-    )
-    if pip.returncode:
-        raise RuntimeError(f"pip install git+{REPOSITORY} failed:\n{pip.stdout}{pip.stderr}")
+    pip = [sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}"]
+    subprocess.run(pip, check=True)  # a failure shows pip's own error above
     importlib.invalidate_caches()
 if DRIVE:
     from fewshot_utils.colab import use_drive
@@ -92,20 +86,25 @@ import time
 
 import matplotlib.pyplot as plt
 import torch
-from IPython.display import Markdown, display
-
 from fewshot_utils import data, diagrams, gradients, paper_numbers, plots, tadam
 from fewshot_utils.checkpoints import checkpoint_dir
 from fewshot_utils.display import show_source, table
 from fewshot_utils.distances import DISTANCES
 from fewshot_utils.episodes import sample_episode
-from fewshot_utils.evaluation import embed, evaluate_embeddings, paired_difference
+from fewshot_utils.evaluation import (
+    embed,
+    evaluate_embeddings,
+    paired_difference,
+)
 from fewshot_utils.models import ResNet12
 from fewshot_utils.profiles import column, exercises_on, start, time_estimate
 from fewshot_utils.results import write_result
 from fewshot_utils.tadam import TadamConfig, TadamNet, TaskEmbeddingNetwork
+from IPython.display import Markdown, display
 
-session = start(PROFILE, SEED)  # profile, device, torch.manual_seed(SEED), provenance line
+session = start(
+    PROFILE, SEED
+)  # profile, device, torch.manual_seed(SEED), provenance line
 profile, device = session.profile, session.device
 
 
@@ -127,7 +126,11 @@ profile, device = session.profile, session.device
 SETTINGS = {  # name: (smoke, cpu, full)
     "side": (21, 42, 84),  # image side in pixels
     "widths": ((8, 8, 16, 16), (16, 32, 64, 128), (64, 128, 256, 512)),
-    "train_classes": (8, None, None),  # None: all the classes, or all the images
+    "train_classes": (
+        8,
+        None,
+        None,
+    ),  # None: all the classes, or all the images
     "per_class": (20, None, None),
     "val_per_class": (20, 60, None),
     "test_per_class": (20, 100, None),
@@ -136,15 +139,31 @@ SETTINGS = {  # name: (smoke, cpu, full)
     "val_episodes": (2, 50, 500),
     "test_episodes": (3, 1000, 10_000),
     "aux_batch": (8, 32, 64),  # images per auxiliary batch
-    "sq_grid": ((0.1, 1.0), (0.01, 0.1, 1.0), (0.01, 0.1, 1.0, 10.0)),  # α, squared Euclidean
+    "sq_grid": (
+        (0.1, 1.0),
+        (0.01, 0.1, 1.0),
+        (0.01, 0.1, 1.0, 10.0),
+    ),  # α, squared Euclidean
     "cos_grid": ((1.0,), (1.0, 10.0), (1.0, 5.0, 10.0, 20.0)),  # α, cosine
-    "fresh_episodes": (2, 10, 50),  # episodes of the fresh network's gradients (7.2)
+    "fresh_episodes": (
+        2,
+        10,
+        50,
+    ),  # episodes of the fresh network's gradients (7.2)
     "test_query": (15, 15, 15),
     "probe_episodes": (1, 2, 5),  # timed episodes per kind of model
-    "seeds": ((0, 1), (0, 1, 2), (0,)),  # training seeds of the baseline and α (7.6)
+    "seeds": (
+        (0, 1),
+        (0, 1, 2),
+        (0,),
+    ),  # training seeds of the baseline and α (7.6)
 }
 settings = column(profile, SETTINGS)
-WAY, SHOT, QUERY = 5, 5, 6  # training episodes: TADAM's 5-way 5-shot, 32 queries ~ 6 per class
+WAY, SHOT, QUERY = (
+    5,
+    5,
+    6,
+)  # training episodes: TADAM's 5-way 5-shot, 32 queries ~ 6 per class
 
 # %% [markdown]
 # The data, cut and downsampled to the profile's size:
@@ -165,8 +184,13 @@ for name, x in (("train", train_x), ("val", val_x), ("test", test_x)):
     print(f"{name:5s} {tuple(x.shape)}")
 
 # %% tags=["hide-input"]
-fig = plots.image_grid(test_x[:5, :8], data.split_names("miniimagenet", "test")[:5])
-fig.suptitle(f"miniImageNet test classes in this profile ({settings['side']} px)", fontsize=10)
+fig = plots.image_grid(
+    test_x[:5, :8], data.split_names("miniimagenet", "test")[:5]
+)
+fig.suptitle(
+    f"miniImageNet test classes in this profile ({settings['side']} px)",
+    fontsize=10,
+)
 plt.show()
 
 # %% [markdown]
@@ -227,10 +251,15 @@ embedded = []
 with torch.no_grad():  # training-mode batch norm, as in a first training step
     for _ in range(settings["fresh_episodes"]):
         ep = sample_episode(train_x, WAY, SHOT, QUERY, gen)
-        ep = ep._replace(support=ep.support.to(device), query=ep.query.to(device))
+        ep = ep._replace(
+            support=ep.support.to(device), query=ep.query.to(device)
+        )
         embedded.append(gradients.embed_episode(fresh, ep))
 KW = {SQ: {}, "cosine": {}, "lsed": LSED}
-dist = {n: [DISTANCES[n](q, c, **kw).cpu() for q, c, _ in embedded] for n, kw in KW.items()}
+dist = {
+    n: [DISTANCES[n](q, c, **kw).cpu() for q, c, _ in embedded]
+    for n, kw in KW.items()
+}
 labels = [y.cpu() for _, _, y in embedded]
 
 # %% [markdown]
@@ -244,14 +273,19 @@ alphas = torch.logspace(-3, 2, 31).tolist()
 def sweep(name: str, alphas: list[float]) -> list[float]:
     """Mean near-zero fraction over the episodes, for each alpha."""
     pairs = list(zip(dist[name], labels))
-    return [sum(tadam.near_zero_fraction(d, y, a) for d, y in pairs) / len(pairs) for a in alphas]
+    return [
+        sum(tadam.near_zero_fraction(d, y, a) for d, y in pairs) / len(pairs)
+        for a in alphas
+    ]
 
 
 fresh_sweep = {name: sweep(name, alphas) for name in (SQ, "cosine")}
 at_1 = {name: sweep(name, [1.0])[0] for name in KW}
 lsed_fresh = at_1["lsed"]
 d_sq = torch.cat(dist[SQ])
-grad = [tadam.alpha_gradient(d, y, 1.0).item() for d, y in zip(dist[SQ], labels)]
+grad = [
+    tadam.alpha_gradient(d, y, 1.0).item() for d, y in zip(dist[SQ], labels)
+]
 print(
     f"squared distances: median {d_sq.median():.3g}, max {d_sq.max():.3g} "
     f"({fresh.feature_dim} dimensions)\n"
@@ -263,11 +297,20 @@ print(
 # %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(7, 3.6), constrained_layout=True)
 for name, label in ((SQ, "squared Euclidean"), ("cosine", "cosine (1 - cos)")):
-    ax.plot(alphas, [100 * f for f in fresh_sweep[name]], marker=".", label=label)
-ax.axhline(100 * lsed_fresh, color="tab:green", ls="--", label="LSED s=4, r=0.01 (α = 1)")
+    ax.plot(
+        alphas, [100 * f for f in fresh_sweep[name]], marker=".", label=label
+    )
+ax.axhline(
+    100 * lsed_fresh,
+    color="tab:green",
+    ls="--",
+    label="LSED s=4, r=0.01 (α = 1)",
+)
 ax.axvline(1.0, color="gray", lw=0.8)
 ax.set(xscale="log", xlabel="metric scale α", ylabel="near-zero gradients (%)")
-ax.set_title(f"fresh ResNet-12, {len(labels)} training episodes ({profile} profile)")
+ax.set_title(
+    f"fresh ResNet-12, {len(labels)} training episodes ({profile} profile)"
+)
 ax.grid(alpha=0.3)
 ax.legend(fontsize=8)
 plt.show()
@@ -283,7 +326,9 @@ fig, axes = plt.subplots(1, 4, figsize=(15, 3.2), constrained_layout=True)
 for ax, (name, a, kw) in zip(axes, panels):
     snaps = []
     for q, c, y in embedded:
-        _, snap = gradients.episode_gradients(q.cpu(), c.cpu(), y.cpu(), name, a, **kw)
+        _, snap = gradients.episode_gradients(
+            q.cpu(), c.cpu(), y.cpu(), name, a, **kw
+        )
         snaps.append(snap._replace(grads=snap.grads / a))
     title = f"{'LSED' if name == 'lsed' else 'squared Euclidean'}, α = {a:g}"
     gradients.gradient_histogram(ax, gradients.pool(snaps), title)
@@ -334,26 +379,49 @@ cfg = TadamConfig(
 
 # %%
 def spec(distance, alpha=1.0, learn=False, tc=False, at=False, kw=None):
-    return dict(distance=distance, alpha=alpha, learn=learn, tc=tc, at=at, kw=kw or {})
+    return dict(
+        distance=distance, alpha=alpha, learn=learn, tc=tc, at=at, kw=kw or {}
+    )
 
 
 SCALING = {f"sq, α = {a:g}": spec(SQ, a) for a in settings["sq_grid"]}
-SCALING.update({f"cos, α = {a:g}": spec("cosine", a) for a in settings["cos_grid"]})
+SCALING.update(
+    {f"cos, α = {a:g}": spec("cosine", a) for a in settings["cos_grid"]}
+)
 SCALING["LSED"] = spec("lsed", kw=LSED)
 LEARNED = {  # a separate experiment: alpha learned from 1 (not the paper's protocol)
     "sq, α learned": spec(SQ, learn=True),
     "cos, α learned": spec("cosine", learn=True),
 }
-ABLATION_PARTS = {"α + AT": dict(at=True), "α + TC": dict(tc=True), "TADAM": dict(at=True, tc=True)}
-MODELS = {**SCALING, **LEARNED}  # the ablation models join once alpha is chosen (7.6)
+ABLATION_PARTS = {
+    "α + AT": dict(at=True),
+    "α + TC": dict(tc=True),
+    "TADAM": dict(at=True, tc=True),
+}
+MODELS = {
+    **SCALING,
+    **LEARNED,
+}  # the ablation models join once alpha is chosen (7.6)
 
 
 def build(s: dict, seed: int = SEED) -> TadamNet:
     """The model of spec ``s``; the backbone's initial weights are the same for all."""
     bb = backbone(seed)
-    ten = TaskEmbeddingNetwork(bb.feature_dim, settings["widths"]) if s["tc"] else None
+    ten = (
+        TaskEmbeddingNetwork(bb.feature_dim, settings["widths"])
+        if s["tc"]
+        else None
+    )
     aux = train_x.shape[0] if s["at"] else None
-    return TadamNet(bb, s["distance"], s["alpha"], s["learn"], ten, aux, distance_kwargs=s["kw"])
+    return TadamNet(
+        bb,
+        s["distance"],
+        s["alpha"],
+        s["learn"],
+        ten,
+        aux,
+        distance_kwargs=s["kw"],
+    )
 
 
 # %% [markdown]
@@ -361,13 +429,22 @@ def build(s: dict, seed: int = SEED) -> TadamNet:
 # auxiliary batch measured on this machine for each kind of model, and the embedding speed:
 
 # %% tags=["hide-input"]
-retrained = sum(seed != SEED for seed in settings["seeds"])  # 7.6: baseline and α again
-every_model = [*MODELS.values(), *(spec(SQ, **p) for p in ABLATION_PARTS.values())]
+retrained = sum(
+    seed != SEED for seed in settings["seeds"]
+)  # 7.6: baseline and α again
+every_model = [
+    *MODELS.values(),
+    *(spec(SQ, **p) for p in ABLATION_PARTS.values()),
+]
 every_model += [spec(SQ)] * (2 * retrained)
-kinds = [(s["at"], s["tc"]) for s in every_model]  # (AT, TC) of each model to train
+kinds = [
+    (s["at"], s["tc"]) for s in every_model
+]  # (AT, TC) of each model to train
 make = lambda at, tc: build(spec(SQ, at=at, tc=tc))  # noqa: E731
 counts = (settings["test_episodes"], settings["probe_episodes"])
-parts = tadam.estimate_seconds(make, kinds, train_x, val_x, test_x, cfg, *counts, device)
+parts = tadam.estimate_seconds(
+    make, kinds, train_x, val_x, test_x, cfg, *counts, device
+)
 print(time_estimate(parts, device, session.elapsed()))
 
 # %% [markdown]
@@ -388,12 +465,18 @@ def train(name: str, seed: int = SEED):
     s = MODELS[name]
     alpha = "" if s["learn"] or name in SCALING else f"_alpha{s['alpha']:g}"
     stem = f"ch07_{tadam.method_name(name)}{alpha}_{profile}_seed{seed}.pt"
-    c = dataclasses.replace(cfg, seed=seed)  # its episodes, as its initial weights
+    c = dataclasses.replace(
+        cfg, seed=seed
+    )  # its episodes, as its initial weights
     ckpt = checkpoint_dir() / stem
-    run = tadam.train_tadam(build(s, seed), train_x, val_x, c, ckpt, RETRAIN, device)
+    run = tadam.train_tadam(
+        build(s, seed), train_x, val_x, c, ckpt, RETRAIN, device
+    )
     runs[seed_key(name, seed)] = run
     done = f"{run.episodes_done} episodes, best epoch {run.best_epoch}"
-    print(f"{name:14s} {done}, α {run.model.alpha.item():.3g}{' (loaded)' * run.loaded}")
+    print(
+        f"{name:14s} {done}, α {run.model.alpha.item():.3g}{' (loaded)' * run.loaded}"
+    )
     return run
 
 
@@ -413,7 +496,9 @@ tests, test_seconds = {}, {}
 def test(key):  # a model's name, or (name, training seed)
     t0 = time.perf_counter()
     tasks = (test_x, 5, SHOT, settings["test_query"], settings["test_episodes"])
-    tests[key] = tadam.evaluate_tadam(runs[key].model, *tasks, seed=SEED, device=device)
+    tests[key] = tadam.evaluate_tadam(
+        runs[key].model, *tasks, seed=SEED, device=device
+    )
     test_seconds[key] = time.perf_counter() - t0
     return tests[key]
 
@@ -463,8 +548,18 @@ rows = [
     ]
     for name, s in MODELS.items()
 ]
-header = ["model", "validation acc. (%)", "test acc. (%)", "vs sq, α = 1 (paired)", "final α"]
-table(header + ["near-zero grads in training (%)", "wall time, train + test (min)"], rows)
+header = [
+    "model",
+    "validation acc. (%)",
+    "test acc. (%)",
+    "vs sq, α = 1 (paired)",
+    "final α",
+]
+table(
+    header
+    + ["near-zero grads in training (%)", "wall time, train + test (min)"],
+    rows,
+)
 
 # %% [markdown]
 # ### Choosing $\alpha$ on validation
@@ -480,7 +575,9 @@ for distance in (SQ, "cosine"):
     chosen = max(grid, key=val_accuracy)
     ALPHA[distance] = SCALING[chosen]["alpha"]
     ci = {n: runs[n].history["val_ci95"][runs[n].best_epoch - 1] for n in grid}
-    scores = [f"{n}: {100 * val_accuracy(n):.2f} ± {100 * ci[n]:.2f}" for n in grid]
+    scores = [
+        f"{n}: {100 * val_accuracy(n):.2f} ± {100 * ci[n]:.2f}" for n in grid
+    ]
     print(f"{'; '.join(scores)}  -> α = {ALPHA[distance]:g}")
 
 # %% [markdown]
@@ -494,8 +591,14 @@ for i, (name, s) in enumerate(MODELS.items()):
     if s["learn"]:
         axes[0].plot([0] + h["episode"], [1.0] + h["alpha"], **style)
     axes[1].plot(h["episode"], [100 * f for f in h["near_zero"]], **style)
-axes[0].set(xlabel="training episodes", ylabel="α", yscale="log", title="learned α")
-axes[1].set(xlabel="training episodes", ylabel="near-zero gradients (%)", title="epoch means")
+axes[0].set(
+    xlabel="training episodes", ylabel="α", yscale="log", title="learned α"
+)
+axes[1].set(
+    xlabel="training episodes",
+    ylabel="near-zero gradients (%)",
+    title="epoch means",
+)
 for ax in axes:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -524,15 +627,25 @@ def record(key):  # a model's name, or (name, training seed)
     choice = "learned" if MODELS[name]["learn"] else choice
     c = dataclasses.replace(cfg, seed=seed)
     run, res, seconds = runs[key], tests[key], test_seconds[key]
-    rec = tadam.chapter_record(name, run, res, c, seconds, choice, rows, **facts)
-    print(f"{name:14s}", write_result(rec) or f"{profile} profile: record not written")
+    rec = tadam.chapter_record(
+        name, run, res, c, seconds, choice, rows, **facts
+    )
+    print(
+        f"{name:14s}",
+        write_result(rec) or f"{profile} profile: record not written",
+    )
 
 
-facts = dict(profile=profile, device=device, widths=settings["widths"])  # the records carry
+facts = dict(
+    profile=profile, device=device, widths=settings["widths"]
+)  # the records carry
 facts.update(image_side=settings["side"], test_per_class=test_x.shape[1])
 for name in MODELS:
     record(name)
-for name, parts in ABLATION_PARTS.items():  # the ablation's models, trained in 7.6
+for (
+    name,
+    parts,
+) in ABLATION_PARTS.items():  # the ablation's models, trained in 7.6
     MODELS[name] = spec(SQ, ALPHA_SQ, **parts)
 
 # %% [markdown]
@@ -573,11 +686,18 @@ show_source(TaskEmbeddingNetwork.penalty)
 check = build(MODELS["TADAM"]).to(device).eval()
 ep = sample_episode(val_x, 5, SHOT, 4, torch.Generator().manual_seed(SEED))
 with torch.no_grad():
-    s_img, q_img = ep.support.flatten(0, 1).to(device), ep.query.flatten(0, 1).to(device)
+    s_img, q_img = (
+        ep.support.flatten(0, 1).to(device),
+        ep.query.flatten(0, 1).to(device),
+    )
     film = check.task_film(check.embed(s_img).view(5, SHOT, -1))
     same = torch.equal(check.embed(q_img, film), check.embed(q_img))
-n_ten, n_bb = (sum(p.numel() for p in m.parameters()) for m in (check.ten, check.backbone))
-print(f"TEN: {n_ten:,} parameters, {len(film) * len(film[0])} FiLM layers (backbone: {n_bb:,})")
+n_ten, n_bb = (
+    sum(p.numel() for p in m.parameters()) for m in (check.ten, check.backbone)
+)
+print(
+    f"TEN: {n_ten:,} parameters, {len(film) * len(film[0])} FiLM layers (backbone: {n_bb:,})"
+)
 print(f"a fresh TEN leaves the features unchanged: {same}")
 
 # %% [markdown]
@@ -592,10 +712,18 @@ print(f"a fresh TEN leaves the features unchanged: {same}")
 # %% tags=["hide-input"]
 T = cfg.max_episodes
 fig, ax = plt.subplots(figsize=(7, 3), constrained_layout=True)
-for stairs, label in ((False, "0.9^(20 t / T)"), (True, "official code (20 stages)")):
-    ax.plot([tadam.aux_probability(t, T, staircase=stairs) for t in range(T)], label=label)
+for stairs, label in (
+    (False, "0.9^(20 t / T)"),
+    (True, "official code (20 stages)"),
+):
+    ax.plot(
+        [tadam.aux_probability(t, T, staircase=stairs) for t in range(T)],
+        label=label,
+    )
 ax.set(xlabel="training step t", ylabel="P(auxiliary batch)", ylim=(0, 1.05))
-ax.set_title(f"auxiliary task schedule, T = {T}: {tadam.expected_aux_steps(T):.0f} expected")
+ax.set_title(
+    f"auxiliary task schedule, T = {T}: {tadam.expected_aux_steps(T):.0f} expected"
+)
 ax.grid(alpha=0.3)
 ax.legend(fontsize=8)
 plt.show()
@@ -620,25 +748,46 @@ for name in ABLATION_PARTS:
 
 
 # %% tags=["hide-input"]
-base, cell = ABLATION["baseline"], {row: tadam.table2_cell(row) for row in ABLATION}
+base, cell = (
+    ABLATION["baseline"],
+    {row: tadam.table2_cell(row) for row in ABLATION},
+)
 rows = [
     [row, accuracy(name), "—" if row == "baseline" else gap(name, base)]
-    + [f"{runs[name].model.alpha.item():.3g}", str(sum(runs[name].history["aux_steps"]))]
+    + [
+        f"{runs[name].model.alpha.item():.3g}",
+        str(sum(runs[name].history["aux_steps"])),
+    ]
     + [minutes(name)]
-    + [f"{paper_numbers.by_id(cell[row]).accuracy:.1f}" if cell[row] else "not in our sources"]
+    + [
+        f"{paper_numbers.by_id(cell[row]).accuracy:.1f}"
+        if cell[row]
+        else "not in our sources"
+    ]
     for row, name in ABLATION.items()
 ]
 header = ["TADAM Table 2 row", "ours (%)", "vs baseline (paired)", "final α"]
-table(header + ["auxiliary batches", "wall time, train + test (min)", "paper (%)"], rows)
+table(
+    header
+    + ["auxiliary batches", "wall time, train + test (min)", "paper (%)"],
+    rows,
+)
 
 # %%
-fig = plots.learning_curves({row: runs[name].history for row, name in ABLATION.items()})
-fig.suptitle(f"ablation models, miniImageNet 5-way 5-shot ({profile} profile)", fontsize=10)
+fig = plots.learning_curves(
+    {row: runs[name].history for row, name in ABLATION.items()}
+)
+fig.suptitle(
+    f"ablation models, miniImageNet 5-way 5-shot ({profile} profile)",
+    fontsize=10,
+)
 plt.show()
 tc = runs["TADAM"].model.ten
 print("TEN post-multipliers after training (blocks x convolutions):")
 for name, p in (("gamma0", tc.gamma0), ("beta0 ", tc.beta0)):
-    print(name, [[round(v, 3) for v in row] for row in p.detach().cpu().tolist()])
+    print(
+        name, [[round(v, 3) for v in row] for row in p.detach().cpu().tolist()]
+    )
 
 # %% [markdown]
 # ### Over training seeds: does α's gain survive a new network?
@@ -664,7 +813,10 @@ for seed in [SEED, *OTHERS]:
     base, alpha = (seed_key(n, seed) for n in PAIR)
     accs = [f"{100 * tests[k].accuracy:.2f}" for k in (base, alpha)]
     rows.append([str(seed), *accs, gap(alpha, base)])
-table(["training seed", "baseline (%)", "α (%)", "α − baseline (paired, 95%)"], rows)
+table(
+    ["training seed", "baseline (%)", "α (%)", "α − baseline (paired, 95%)"],
+    rows,
+)
 
 # %% [markdown]
 # ## 7.7 What we found
@@ -673,13 +825,20 @@ table(["training seed", "baseline (%)", "α (%)", "α − baseline (paired, 95%)
 
 # %% tags=["hide-input"]
 z1, z_small = sweep(SQ, [1.0, 0.01])
-both = "both reduce" if z_small < z1 and lsed_fresh < z1 else "do not both reduce"
+both = (
+    "both reduce" if z_small < z1 and lsed_fresh < z1 else "do not both reduce"
+)
 a_sq, cos = ABLATION["α"], f"cos, α = {ALPHA['cosine']:g}"
 learned = {d: runs[f"{d}, α learned"].model.alpha.item() for d in ("sq", "cos")}
 moved = {d: "rose" if a > 1 else "fell" for d, a in learned.items()}
 best = max(ABLATION, key=lambda row: tests[ABLATION[row]].accuracy)
 accs = [100 * r.accuracy for r in tests.values()]
-published = lambda row, ref: f"the paper: {tadam.table2_difference(row, ref):+.1f}"  # noqa: E731
+
+
+def published(row, ref):
+    return f"the paper: {tadam.table2_difference(row, ref):+.1f}"
+
+
 lines = [
     f"- At initialisation {100 * z1:.1f}% of the squared Euclidean gradients are near zero at "
     f"α = 1, {100 * z_small:.1f}% at α = 0.01 and {100 * lsed_fresh:.1f}% with LSED: here a "
@@ -796,9 +955,15 @@ if exercises_on(EXERCISES, profile):
     model = runs[ABLATION["α"]].model
     emb = embed(model, test_x, device=device)  # the test classes, embedded once
     for a in (0.001, 0.01, 0.1, 1.0, 10.0, 100.0):
-        r = evaluate_embeddings(emb, 5, SHOT, 15, settings["test_episodes"], SEED, SQ, a)
-        print(f"α = {a:<6g} accuracy {100 * r.accuracy:.2f}%, loss {r.loss:.3f}")
-    print(f"trained at α = {model.alpha.item():.3g}: {accuracy(ABLATION['α'])}%")
+        r = evaluate_embeddings(
+            emb, 5, SHOT, 15, settings["test_episodes"], SEED, SQ, a
+        )
+        print(
+            f"α = {a:<6g} accuracy {100 * r.accuracy:.2f}%, loss {r.loss:.3f}"
+        )
+    print(
+        f"trained at α = {model.alpha.item():.3g}: {accuracy(ABLATION['α'])}%"
+    )
 
 # %% [markdown]
 # ## What comes next

@@ -31,11 +31,10 @@
 # so they are **not** the paper's protocol, and a gap to the paper there says how far a short
 # schedule gets, not whether the paper holds; only `full` numbers follow the protocol.
 
-# %%
-# Set-up, the same cell in every chapter. Where fewshot_utils is missing (a fresh Colab
-# runtime) it installs the book's package from REPOSITORY. DRIVE = True (on Colab) keeps the
-# data, the mirror and the checkpoints on Google Drive: a disconnected run then resumes, and
-# chapter 6 finds the networks chapter 5 trained. The VM's own disk is wiped with the runtime.
+# %% tags=["hide-input"]
+# Set-up, the same in every chapter: on a fresh Colab runtime it installs the
+# book's package. DRIVE = True keeps data and checkpoints on Google Drive, so a
+# disconnected run resumes and chapter 6 finds the networks chapter 5 trained.
 REPOSITORY = "https://github.com/fewshot-book/fewshot-book"  # from _config.yml
 DRIVE = False
 
@@ -44,13 +43,8 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("fewshot_utils") is None:
-    pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}"],
-        capture_output=True,
-        text=True,
-    )
-    if pip.returncode:
-        raise RuntimeError(f"pip install git+{REPOSITORY} failed:\n{pip.stdout}{pip.stderr}")
+    pip = [sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}"]
+    subprocess.run(pip, check=True)  # a failure shows pip's own error above
     importlib.invalidate_caches()
 if DRIVE:
     from fewshot_utils.colab import use_drive
@@ -67,16 +61,17 @@ from collections import Counter
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-from IPython.display import Markdown, display
-
 from fewshot_utils import effects, paper_numbers, reproduction
 from fewshot_utils.colab import results_folder
 from fewshot_utils.display import show_source
 from fewshot_utils.profiles import resolve_profile
 from fewshot_utils.results import load_results, results_dir
+from IPython.display import Markdown, display
 
 profile = resolve_profile(PROFILE)
-print(f"profile {profile}: the same in every profile, expected run time a few seconds")
+print(
+    f"profile {profile}: the same in every profile, expected run time a few seconds"
+)
 
 # %% [markdown]
 # The records: one JSON file per measured number, written by the chapters.
@@ -85,7 +80,9 @@ print(f"profile {profile}: the same in every profile, expected run time a few se
 # A pip install (Colab) has no results/: then the records of a clone of REPOSITORY.
 folder = Path(RESULTS) if RESULTS else results_folder(REPOSITORY)
 records = load_results(folder)
-shown = folder.name if folder == results_dir() else folder  # no machine-specific path
+shown = (
+    folder.name if folder == results_dir() else folder
+)  # no machine-specific path
 if not records:
     print(f"no records in {shown}/: every number below is 'not measured yet'")
 by_profile = Counter(r["profile"] for r in records)
@@ -131,7 +128,9 @@ effect_lines = [
     if e.difference is not None or e.profile == "cpu"
 ]
 display(Markdown(effects.markdown_table(effect_lines)))
-verdicts = Counter(effects.verdict(e).split(";")[0].split(" (")[0] for e in effect_lines)
+verdicts = Counter(
+    effects.verdict(e).split(";")[0].split(" (")[0] for e in effect_lines
+)
 print("; ".join(f"{n} {v}" for v, n in verdicts.most_common()))
 
 # %% [markdown]
@@ -171,7 +170,9 @@ def show_table(paper: str, table: str) -> None:
     lines = by_table[paper, table]
     done = {c.paper.id for c in lines if c.record is not None}
     cells = {c.paper.id for c in lines}
-    profiles = Counter(c.record["profile"] for c in lines if c.record is not None)
+    profiles = Counter(
+        c.record["profile"] for c in lines if c.record is not None
+    )
     counts = ", ".join(f"{n} {p}" for p, n in sorted(profiles.items())) or "no"
     display(
         Markdown(
@@ -252,10 +253,13 @@ show_table("oreshkin2018tadam", "Table 2")
 # measured cell yet has no panel, and each panel's title counts its cells measured.
 
 # %% tags=["hide-input"]
-measured_tables = [key for key, lines in by_table.items() if any(c.record for c in lines)]
+measured_tables = [
+    key for key, lines in by_table.items() if any(c.record for c in lines)
+]
 if measured_tables:
     heights = [
-        0.45 * max(sum(c.record is not None for c in by_table[k]), 2) + 1.3 for k in measured_tables
+        0.45 * max(sum(c.record is not None for c in by_table[k]), 2) + 1.3
+        for k in measured_tables
     ]
     fig, axes = plt.subplots(
         len(measured_tables),
@@ -265,10 +269,16 @@ if measured_tables:
         squeeze=False,
     )
     for ax, key in zip(axes[:, 0], measured_tables):
-        reproduction.plot_differences(by_table[key], ax=ax, title=paper_numbers.TABLES[key])
+        reproduction.plot_differences(
+            by_table[key], ax=ax, title=paper_numbers.TABLES[key]
+        )
     fig.tight_layout()
     plt.show()
-missing = [paper_numbers.TABLES[k].split(":")[0] for k in by_table if k not in measured_tables]
+missing = [
+    paper_numbers.TABLES[k].split(":")[0]
+    for k in by_table
+    if k not in measured_tables
+]
 print("no cell measured yet: " + ("; ".join(missing) if missing else "none"))
 
 # %% [markdown]
@@ -293,10 +303,18 @@ else:
 # %% tags=["hide-input"]
 n_cells = len(paper_numbers.PAPER_NUMBERS)
 measured = {
-    prof: {c.paper.id for c in comparisons if c.record and c.record["profile"] == prof}
+    prof: {
+        c.paper.id
+        for c in comparisons
+        if c.record and c.record["profile"] == prof
+    }
     for prof in ("full", "cpu")
 }
-inside = [c for c in comparisons if c.record is not None and abs(c.difference) <= c.difference_ci95]
+inside = [
+    c
+    for c in comparisons
+    if c.record is not None and abs(c.difference) <= c.difference_ci95
+]
 lines_measured = [c for c in comparisons if c.record is not None]
 display(
     Markdown(

@@ -21,11 +21,10 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fewshot-book/fewshot-book/blob/main/notebooks/91_appendix_saturation.ipynb)
 
-# %%
-# Set-up, the same cell in every chapter. Where fewshot_utils is missing (a fresh Colab
-# runtime) it installs the book's package from REPOSITORY. DRIVE = True (on Colab) keeps the
-# data, the mirror and the checkpoints on Google Drive: a disconnected run then resumes, and
-# chapter 6 finds the networks chapter 5 trained. The VM's own disk is wiped with the runtime.
+# %% tags=["hide-input"]
+# Set-up, the same in every chapter: on a fresh Colab runtime it installs the
+# book's package. DRIVE = True keeps data and checkpoints on Google Drive, so a
+# disconnected run resumes and chapter 6 finds the networks chapter 5 trained.
 REPOSITORY = "https://github.com/fewshot-book/fewshot-book"  # from _config.yml
 DRIVE = False
 
@@ -34,13 +33,8 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("fewshot_utils") is None:
-    pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}"],
-        capture_output=True,
-        text=True,
-    )
-    if pip.returncode:
-        raise RuntimeError(f"pip install git+{REPOSITORY} failed:\n{pip.stdout}{pip.stderr}")
+    pip = [sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}"]
+    subprocess.run(pip, check=True)  # a failure shows pip's own error above
     importlib.invalidate_caches()
 if DRIVE:
     from fewshot_utils.colab import use_drive
@@ -68,7 +62,6 @@ if DRIVE:
 # Runtime: any; a CPU runtime is enough (nothing in this chapter trains for long).
 PROFILE = None  # "smoke", "cpu", "full" or "auto"; None reads FEWSHOT_PROFILE
 SEED = 0
-EXERCISES = None  # True runs the quick exercises at the end
 
 # %%
 import math
@@ -77,13 +70,12 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from tqdm.auto import tqdm
-
 from fewshot_utils import data, distances, saturation
 from fewshot_utils.display import table
 from fewshot_utils.episodes import query_labels, sample_episode
 from fewshot_utils.models import conv4_for
 from fewshot_utils.profiles import fastest_threads, pick, start
+from tqdm.auto import tqdm
 
 session = start(PROFILE, SEED)  # profile, device, seed, provenance line
 profile, device = session.profile, session.device
@@ -146,7 +138,10 @@ for way, dim, emb_scale in [
 header = ["way", "dim", "embedding scale", "median d"]
 table(
     header + ["closed form: max |diff|", "eq. 5 as printed: max |diff|"],
-    [[*map(str, r[:3]), f"{r[3]:.3g}", f"{r[4]:.1e}", f"{r[5]:.2f}"] for r in rows],
+    [
+        [*map(str, r[:3]), f"{r[3]:.3g}", f"{r[4]:.1e}", f"{r[5]:.2f}"]
+        for r in rows
+    ],
 )
 print(f"largest |autograd - (1{{k = y}} - p_k)|: {max_diff:.1e} (float32)")
 
@@ -182,7 +177,15 @@ table(
         "width (−log d0 axis)",
         "|bisection − (d1 ∓ L)|",
     ],
-    [[f"{r[0]:g}", *(f"{v:.4f}" for v in r[1:4]), f"{r[4]:.5f}", f"{r[5]:.1e}"] for r in rows],
+    [
+        [
+            f"{r[0]:g}",
+            *(f"{v:.4f}" for v in r[1:4]),
+            f"{r[4]:.5f}",
+            f"{r[5]:.1e}",
+        ]
+        for r in rows
+    ],
 )
 print(f"eps = {EPS:g}: 2L = {2 * L:.4f}")
 
@@ -242,8 +245,17 @@ for dim in (64, 576, 1600):
 
 # %% tags=["hide-input"]
 table(
-    ["coordinates", "formula: mean", "sampled: mean", "formula: std", "sampled: std"],
-    [[r[0], *("" if v is None else f"{float(v):.1f}" for v in r[1:])] for r in rows],
+    [
+        "coordinates",
+        "formula: mean",
+        "sampled: mean",
+        "formula: std",
+        "sampled: std",
+    ],
+    [
+        [r[0], *("" if v is None else f"{float(v):.1f}" for v in r[1:])]
+        for r in rows
+    ],
 )
 
 # %% [markdown]
@@ -292,9 +304,17 @@ rand_ceiling = saturation.saturated_sparsity(1 / 5, 5)
 fig, ax = plt.subplots(figsize=(6.5, 4), constrained_layout=True)
 ax.semilogx(dims, sparsity_by_dim, "o-", label="random 5-way 1-shot episodes")
 ax.axhline(
-    rand_ceiling, color="k", ls="--", lw=1, label=f"ceiling at accuracy 1/5: {rand_ceiling:.2f}"
+    rand_ceiling,
+    color="k",
+    ls="--",
+    lw=1,
+    label=f"ceiling at accuracy 1/5: {rand_ceiling:.2f}",
 )
-ax.set(xlabel="dimension D", ylabel="sparsity (fraction below 1e-5)", ylim=(-0.02, 1.02))
+ax.set(
+    xlabel="dimension D",
+    ylabel="sparsity (fraction below 1e-5)",
+    ylim=(-0.02, 1.02),
+)
 ax.legend(fontsize=8)
 ax.grid(alpha=0.3)
 plt.show()
@@ -415,7 +435,13 @@ print(f"identity: largest relative difference {max(identity_err):.1e}")
 fig, ax = plt.subplots(figsize=(7, 4.2), constrained_layout=True)
 ax.loglog(alphas, err_small, "o-", label=r"to the $\alpha \to 0$ limit")
 ax.loglog(alphas, err_large, "s-", label=r"to the $\alpha \to \infty$ limit")
-ax.loglog(alphas[::3], np.maximum(identity_err, 1e-17), "x:", color="grey", label="to the identity")
+ax.loglog(
+    alphas[::3],
+    np.maximum(identity_err, 1e-17),
+    "x:",
+    color="grey",
+    label="to the identity",
+)
 ax.set(
     xlabel=r"$\alpha$",
     ylabel=r"relative difference of $\frac{1}{\alpha}\,\partial J/\partial\phi$",
@@ -425,7 +451,11 @@ ax.legend(fontsize=8)
 ax.grid(alpha=0.3, which="both")
 plt.show()
 table(
-    ["α", "‖(1/α)∂J/∂φ − limit α→0‖ / ‖limit‖", "‖(1/α)∂J/∂φ − limit α→∞‖ / ‖limit‖"],
+    [
+        "α",
+        "‖(1/α)∂J/∂φ − limit α→0‖ / ‖limit‖",
+        "‖(1/α)∂J/∂φ − limit α→∞‖ / ‖limit‖",
+    ],
     [
         [f"{a:.0e}", f"{es:.2e}", f"{el:.2e}"]
         for a, es, el in zip(alphas.tolist(), err_small, err_large)
@@ -434,16 +464,26 @@ table(
 
 # %% tags=["hide-input"]
 small_a = (alphas < 1e-3).numpy()  # where the alpha -> 0 expansion holds
-rate = np.polyfit(np.log10(alphas.numpy()[small_a]), np.log10(np.array(err_small)[small_a]), 1)[0]
+rate = np.polyfit(
+    np.log10(alphas.numpy()[small_a]), np.log10(np.array(err_small)[small_a]), 1
+)[0]
 reached = [a for a, e in zip(alphas.tolist(), err_large) if e < 1e-6]
-off_limit = (saturation.distance_gradient(d_lemma.detach(), lemma_labels) - w_large).abs().amax(1)
+off_limit = (
+    (saturation.distance_gradient(d_lemma.detach(), lemma_labels) - w_large)
+    .abs()
+    .amax(1)
+)
 print(
     f"alpha -> 0: the relative difference falls by 10^{rate:.2f} per decade of alpha (fitted "
     f"below 1e-3), down to {min(err_small):.1e}"
 )
 print(
     "alpha -> inf: below 1e-6 from alpha = "
-    + (f"{min(reached):.2g} on" if reached else "beyond the range computed here")
+    + (
+        f"{min(reached):.2g} on"
+        if reached
+        else "beyond the range computed here"
+    )
 )
 print(
     f"at alpha = 1 (plain ProtoNet) the weights of {int((off_limit < 1e-2).sum())} of the "

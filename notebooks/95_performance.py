@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -45,11 +45,10 @@
 # with the machine, versions, commit and date); it never runs the benchmark itself. To
 # measure again: `python benchmarks/bench_performance.py` (see the README).
 
-# %%
-# Set-up, the same cell in every chapter. Where fewshot_utils is missing (a fresh Colab
-# runtime) it installs the book's package from REPOSITORY. DRIVE = True (on Colab) keeps the
-# data, the mirror and the checkpoints on Google Drive: a disconnected run then resumes, and
-# chapter 6 finds the networks chapter 5 trained. The VM's own disk is wiped with the runtime.
+# %% tags=["hide-input"]
+# Set-up, the same in every chapter: on a fresh Colab runtime it installs the
+# book's package. DRIVE = True keeps data and checkpoints on Google Drive, so a
+# disconnected run resumes and chapter 6 finds the networks chapter 5 trained.
 REPOSITORY = "https://github.com/fewshot-book/fewshot-book"  # from _config.yml
 DRIVE = False
 
@@ -58,13 +57,8 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("fewshot_utils") is None:
-    pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}"],
-        capture_output=True,
-        text=True,
-    )
-    if pip.returncode:
-        raise RuntimeError(f"pip install git+{REPOSITORY} failed:\n{pip.stdout}{pip.stderr}")
+    pip = [sys.executable, "-m", "pip", "install", "-q", f"git+{REPOSITORY}"]
+    subprocess.run(pip, check=True)  # a failure shows pip's own error above
     importlib.invalidate_caches()
 if DRIVE:
     from fewshot_utils.colab import use_drive
@@ -72,9 +66,11 @@ if DRIVE:
     use_drive()
 
 # %% tags=["parameters"]
-# Runtime: any; a CPU runtime is enough (nothing in this chapter trains for long).
-PROFILE = None  # unused here: this page reads measured figures and runs no benchmark
-FIGURES = None  # path of the JSON written by benchmarks/bench_performance.py; None: results/
+# Runtime: any; a CPU runtime is enough (nothing in this chapter trains).
+# PROFILE is unused: this page reads measured figures and runs no benchmark.
+PROFILE = None
+# the JSON written by benchmarks/bench_performance.py; None: results/
+FIGURES = None
 
 # %%
 import json
@@ -82,11 +78,12 @@ from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
+from fewshot_utils.colab import results_folder
 from IPython.display import Markdown, display
 
-from fewshot_utils.colab import results_folder
-
-bench_dir = results_folder(REPOSITORY) / "benchmarks"  # on Colab, a clone's results/
+bench_dir = (
+    results_folder(REPOSITORY) / "benchmarks"
+)  # on Colab, a clone's results/
 path = Path(FIGURES) if FIGURES else bench_dir / "performance.json"
 perf = json.loads(path.read_text()) if path.exists() else None
 
@@ -143,13 +140,21 @@ def task_table(name, rows):
     ]
     for impl, r in rows.items():
         if r.get("status") != "ok":
-            why = str(r.get("reason") or r.get("error") or r.get("status")).replace("|", "/")
+            why = str(
+                r.get("reason") or r.get("error") or r.get("status")
+            ).replace("|", "/")
             lines.append(f"| {impl} | {why} | | | | |")
             continue
         t10k = ""
         if "seconds_for_10000" in r:
-            t10k = f"{r['seconds_for_10000']:,.1f} s" + (" (extrap.)" if r["extrapolated"] else "")
-        cf = f"{100 * r['ceiling_fraction']:.0f}%" if "ceiling_fraction" in r else ""
+            t10k = f"{r['seconds_for_10000']:,.1f} s" + (
+                " (extrap.)" if r["extrapolated"] else ""
+            )
+        cf = (
+            f"{100 * r['ceiling_fraction']:.0f}%"
+            if "ceiling_fraction" in r
+            else ""
+        )
         lines.append(
             f"| {impl} | {r['episodes_per_s']:,.2f} | {fmt(r.get('fewshot_utils_speedup'), '.2f')}"
             f" | {cf} | {t10k} | {r['peak_rss_mb']:,.0f} MB |"
@@ -183,7 +188,9 @@ if perf is not None:
 # %% tags=["hide-input"]
 if perf is not None:
     names = list(perf["tasks"])
-    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4.2), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(names), figsize=(5 * len(names), 4.2), squeeze=False
+    )
     for ax, name in zip(axes[0], names):
         rows = {
             k: r
@@ -192,7 +199,10 @@ if perf is not None:
         }
         labels = list(rows)
         values = [rows[k]["episodes_per_s"] for k in labels]
-        colors = ["tab:green" if k.startswith("fewshot_utils") else "tab:gray" for k in labels]
+        colors = [
+            "tab:green" if k.startswith("fewshot_utils") else "tab:gray"
+            for k in labels
+        ]
         ax.barh(labels, values, color=colors)
         ax.invert_yaxis()
         for y, v in enumerate(values):
@@ -201,13 +211,21 @@ if perf is not None:
         top = max(values)
         if ceiling.get("status") == "ok":
             top = max(top, ceiling["episodes_per_s"])
-            ax.axvline(ceiling["episodes_per_s"], ls="--", color="k", lw=1, label="ceiling")
+            ax.axvline(
+                ceiling["episodes_per_s"],
+                ls="--",
+                color="k",
+                lw=1,
+                label="ceiling",
+            )
             ax.legend(loc="lower right", fontsize=8)
         if perf["tasks"][name] and TITLES[name].startswith("Evaluation"):
             # rates 10-100x apart: a logarithmic axis, labelled in plain numbers
             ax.set_xscale("log")
             ax.set_xlim(min(values) / 2, top * 8)
-            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_major_formatter(
+                matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+            )
             ax.set_xlabel("episodes per second (log scale)")
         else:
             ax.set_xlim(0, top * 1.3)
@@ -229,7 +247,10 @@ if perf is not None:
 # %% tags=["hide-input"]
 if perf is not None:
     goals, summary = perf["goals"], perf["summary"]
-    lines = ["| task | measured | goal | met | at the ceiling |", "|---|---:|---:|---|---:|"]
+    lines = [
+        "| task | measured | goal | met | at the ceiling |",
+        "|---|---:|---:|---|---:|",
+    ]
 
     def yes(b):
         return "yes" if b else "**no**"
@@ -295,7 +316,9 @@ for p in evals:
         )
     display(Markdown("\n".join(lines)))
 if not evals:
-    display(Markdown("No `evaluation_*threads.json` in `results/benchmarks/` yet."))
+    display(
+        Markdown("No `evaluation_*threads.json` in `results/benchmarks/` yet.")
+    )
 
 # %% [markdown]
 # ## Reading the figures

@@ -82,3 +82,28 @@ def test_table_reports_every_notebook(tmp_path):
         "| 07_long | 4 | 165 | 45 (cell 5) | 1 |",
         "| 08_short | 4 | 123 | 10 (cell 4) | 0 |",
     ]
+
+
+def test_a_wide_line_in_a_shown_cell_fails_and_a_hidden_one_passes(tmp_path):
+    wide = "y = 1  # " + "x" * cn.MAX_WIDTH
+    hidden = new_code_cell(wide)
+    hidden.metadata["tags"] = ["hide-input"]
+    _write_pair(tmp_path, "03_wide", _chapter(new_code_cell(wide)) + [hidden])
+    problems = cn.check(tmp_path)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"03_wide: code cell 5, line 1 is {len(wide)} characters")
+
+
+def test_shown_source_resolves_module_attributes_and_bare_names():
+    from fewshot_utils import distances, models
+
+    assert cn._resolve("distances.lsed") is distances.lsed
+    assert cn._resolve("ResBlock.forward") is models.ResBlock.forward
+
+
+def test_shown_source_wider_than_the_column_is_named():
+    nb = new_notebook(cells=[new_code_cell("show_source(distances.lsed)")])
+    assert cn.shown_source_problems("02", nb, limit=10)[0].startswith(
+        "02: show_source(distances.lsed) has"
+    )
+    assert cn.shown_source_problems("02", nb, limit=1000) == []

@@ -1,5 +1,5 @@
-"""The Colab path: the set-up cell (the same in every chapter) installs the package and shows
-pip's own error when that fails, mounts Drive when asked; the results chapter finds the
+"""The Colab path: the set-up cell (the same in every chapter) installs the package and stops
+with pip's own error when that fails, mounts Drive when asked; the results chapter finds the
 repository's records on a pip install, also when it runs a second time."""
 
 import importlib.util
@@ -30,7 +30,12 @@ def _run_cell(monkeypatch, missing: bool, pip_rc: int = 0, drive: bool = False) 
 
     def fake_run(cmd, **kwargs):
         ran.append(cmd)
-        return SimpleNamespace(returncode=pip_rc, stdout="Collecting torch>=9\n", stderr=PIP_ERROR)
+        assert "capture_output" not in kwargs and "stderr" not in kwargs, (
+            "pip's output must reach the cell, where the reader sees its error"
+        )
+        if pip_rc and kwargs.get("check"):
+            raise subprocess.CalledProcessError(pip_rc, cmd, stderr=PIP_ERROR)
+        return SimpleNamespace(returncode=pip_rc)
 
     monkeypatch.setattr(subprocess, "run", fake_run)
     monkeypatch.setattr(
@@ -49,10 +54,12 @@ def test_the_cell_installs_the_repository_when_the_package_is_missing(monkeypatc
     assert _run_cell(monkeypatch, missing=False) == []
 
 
-def test_a_failed_install_shows_pips_error(monkeypatch):
-    with pytest.raises(RuntimeError, match="failed") as e:
+def test_a_failed_install_stops_the_cell(monkeypatch):
+    """pip prints its own error in the cell; the cell then stops, naming the command, instead
+    of going on to a bare ModuleNotFoundError."""
+    with pytest.raises(subprocess.CalledProcessError) as e:
         _run_cell(monkeypatch, missing=True, pip_rc=1)
-    assert PIP_ERROR in str(e.value) and "Collecting torch>=9" in str(e.value)
+    assert e.value.cmd[-1] == f"git+{repository_url()}"
 
 
 def test_drive_true_calls_use_drive(monkeypatch):

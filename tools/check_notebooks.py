@@ -4,7 +4,8 @@
 It also checks that the chapters read as a book rather than a listing: every code cell the
 page shows is at most ``MAX_SHOWN_LINES`` lines. A cell tagged ``hide-input``,
 ``remove-input`` or ``remove-cell`` is folded away (or removed) by Jupyter Book, so its length
-does not count; nor does the set-up cell (the first code cell, written by
+does not count; and every line of a shown code cell fits the site's code column
+(``MAX_WIDTH`` characters); nor does the set-up cell (the first code cell, written by
 ``tools/setup_cell.py``) nor the ``parameters`` cell. ``--table`` prints, per notebook, the
 number of code cells and code lines and the longest shown cell.
 
@@ -14,6 +15,10 @@ Exit 1 with one line per problem and the command that fixes it.
 from __future__ import annotations
 
 import argparse
+import importlib
+import inspect
+import pkgutil
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +29,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 
 MAX_SHOWN_LINES = 40
+MAX_WIDTH = 80  # characters: the site's code column cuts off longer lines
 HIDDEN_TAGS = frozenset({"hide-input", "remove-input", "remove-cell"})
 
 
@@ -70,6 +76,59 @@ def long_cell_problems(stem: str, stats: CellStats, limit: int = MAX_SHOWN_LINES
         f'(`# %% tags=["hide-input"]` in notebooks/{stem}.py)'
         for cell, lines in stats.too_long
     ]
+
+
+def wide_line_problems(stem: str, nb, limit: int = MAX_WIDTH) -> list[str]:
+    """One line per line wider than ``limit`` in a code cell of ``stem`` that the page shows
+    (hidden cells fold their code; a reader who unfolds one scrolls)."""
+    problems = []
+    for i, c in enumerate(nb.cells, 1):
+        if c.cell_type != "code" or HIDDEN_TAGS & set(c.metadata.get("tags", [])):
+            continue
+        for n, line in enumerate(c.source.splitlines(), 1):
+            if len(line) > limit:
+                problems.append(
+                    f"{stem}: code cell {i}, line {n} is {len(line)} characters (the page's "
+                    f"code column holds {limit}): `ruff format notebooks` wraps code; shorten "
+                    f"a comment or string by hand"
+                )
+    return problems
+
+
+SHOWN_SOURCE = re.compile(r"show_source\(([\w.]+)\)")
+
+
+def _resolve(name: str):
+    """The object a chapter passes to ``show_source`` as ``name``: ``module.attr...`` for a
+    fewshot_utils module, or a bare name that one of its modules defines."""
+    import fewshot_utils
+
+    modules = {
+        m.name: importlib.import_module(f"fewshot_utils.{m.name}")
+        for m in pkgutil.iter_modules(fewshot_utils.__path__)
+    }
+    head, *rest = name.split(".")
+    obj = modules.get(head) or next(getattr(m, head) for m in modules.values() if hasattr(m, head))
+    for attr in rest:
+        obj = getattr(obj, attr)
+    return obj
+
+
+def shown_source_problems(stem: str, nb, limit: int = MAX_WIDTH) -> list[str]:
+    """One line per function a chapter shows with ``show_source`` whose source has a line wider
+    than ``limit``: the page cuts it off like any other code."""
+    problems = []
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    for name in sorted(set(SHOWN_SOURCE.findall(code))):
+        lines = inspect.getsource(_resolve(name)).splitlines()
+        wide = [n for n, line in enumerate(lines, 1) if len(line) > limit]
+        if wide:
+            problems.append(
+                f"{stem}: show_source({name}) has {len(wide)} line(s) over {limit} characters "
+                f"(first: line {wide[0]}): wrap them in the module (a trailing comma keeps "
+                f"ruff from joining a call again)"
+            )
+    return problems
 
 
 def table(folder: Path = ROOT / "notebooks") -> str:
@@ -124,7 +183,10 @@ def check(folder: Path = ROOT / "notebooks") -> list[str]:
                 f"`jupytext --set-formats ipynb,py:percent notebooks/{stem}.py`"
             )
     for path in sorted(folder.glob("*.py")):
-        problems += long_cell_problems(path.stem, cell_stats(jupytext.read(path)))
+        nb = jupytext.read(path)
+        problems += long_cell_problems(path.stem, cell_stats(nb))
+        problems += wide_line_problems(path.stem, nb)
+        problems += shown_source_problems(path.stem, nb)
     return problems
 
 
@@ -143,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         count = len(list((ROOT / "notebooks").glob("*.ipynb")))
         print(
             f"notebook check: {count} notebooks paired and clean, no shown code cell over "
-            f"{MAX_SHOWN_LINES} lines"
+            f"{MAX_SHOWN_LINES} lines or {MAX_WIDTH} characters wide"
         )
     return 1 if problems else 0
 

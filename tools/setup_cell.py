@@ -21,10 +21,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 TEMPLATE = """\
-# Set-up, the same cell in every chapter. Where fewshot_utils is missing (a fresh Colab
-# runtime) it installs the book's package from REPOSITORY. DRIVE = True (on Colab) keeps the
-# data, the mirror and the checkpoints on Google Drive: a disconnected run then resumes, and
-# chapter 6 finds the networks chapter 5 trained. The VM's own disk is wiped with the runtime.
+# Set-up, the same in every chapter: on a fresh Colab runtime it installs the
+# book's package. DRIVE = True keeps data and checkpoints on Google Drive, so a
+# disconnected run resumes and chapter 6 finds the networks chapter 5 trained.
 REPOSITORY = "{url}"  # from _config.yml
 DRIVE = False
 
@@ -33,18 +32,17 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("fewshot_utils") is None:
-    pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", f"git+{{REPOSITORY}}"],
-        capture_output=True,
-        text=True,
-    )
-    if pip.returncode:
-        raise RuntimeError(f"pip install git+{{REPOSITORY}} failed:\\n{{pip.stdout}}{{pip.stderr}}")
+    pip = [sys.executable, "-m", "pip", "install", "-q", f"git+{{REPOSITORY}}"]
+    subprocess.run(pip, check=True)  # a failure shows pip's own error above
     importlib.invalidate_caches()
 if DRIVE:
     from fewshot_utils.colab import use_drive
 
     use_drive()"""
+
+
+# folded on the page: the reader needs it only on Colab
+TAGS = 'tags=["hide-input"]'
 
 
 def repository_url() -> str:
@@ -74,8 +72,8 @@ def with_setup_cell(text: str) -> str:
     """``text`` (a chapter's .py) with its first code cell, the one after the title, replaced
     by :func:`setup_cell`."""
     parts = _cells(text)
-    i = next(i for i, p in enumerate(parts) if p.startswith("# %%\n"))
-    parts[i] = "# %%\n" + setup_cell() + "\n\n"
+    i = next(i for i, p in enumerate(parts) if p.startswith(("# %%\n", "# %% tags")))
+    parts[i] = f"# %% {TAGS}\n" + setup_cell() + "\n\n"
     return "".join(parts)
 
 
