@@ -42,8 +42,9 @@ ALT = {
         "each) and its query images pass through the same embedding network. In the embedding "
         "space, the support embeddings of each class are averaged into that class's prototype, "
         "and a query's embedding is compared with every prototype by a distance d: the squared "
-        "Euclidean distance, or LSED. Minus the distance times a temperature alpha gives the "
-        "logits, and a softmax turns them into the query's class probabilities."
+        "Euclidean distance, or LSED. Minus the distance times a scale alpha (an inverse "
+        "temperature) gives the logits, and a softmax turns them into the query's class "
+        "probabilities."
     ),
     "gap_vs_dense": (
         "Two flow charts side by side. Left, global average pooling: the H by W by C feature "
@@ -229,7 +230,12 @@ def protonet_pipeline() -> Figure:
     _arrow(ax, f_sup.right, (left, 2.75))
     _arrow(ax, f_qry.right, (left, 0.85))
     logits = _box(ax, 6.35, 2.1, 1.45, 0.8, "logits\n$-\\alpha\\, d(f_\\phi(x), c_k)$", PURPLE)
-    _note(ax, 6.35, 1.05, "d: squared Euclidean\n(or LSED, chapter 2)\nα: a temperature")
+    _note(
+        ax,
+        6.35,
+        1.05,
+        "d: squared Euclidean\n(or LSED, chapter 2)\nα: the scale\n(1 / temperature)",
+    )
     _arrow(ax, (right, 2.1), logits.left)
     soft = _box(ax, 7.75, 2.1, 0.9, 0.55, "softmax", VERMILION)
     _arrow(ax, logits.right, soft.left)

@@ -189,7 +189,7 @@ plt.show()
 #
 # The whole method in one picture, from an episode's images to a query's class probabilities:
 
-# %% tags=["hide-input"] mystnb={"image": {"alt": "Flow chart of a Prototypical Network. An episode's support set (N classes of K images each) and its query images pass through the same embedding network. In the embedding space, the support embeddings of each class are averaged into that class's prototype, and a query's embedding is compared with every prototype by a distance d: the squared Euclidean distance, or LSED. Minus the distance times a temperature alpha gives the logits, and a softmax turns them into the query's class probabilities."}}
+# %% tags=["hide-input"] mystnb={"image": {"alt": "Flow chart of a Prototypical Network. An episode's support set (N classes of K images each) and its query images pass through the same embedding network. In the embedding space, the support embeddings of each class are averaged into that class's prototype, and a query's embedding is compared with every prototype by a distance d: the squared Euclidean distance, or LSED. Minus the distance times a scale alpha (an inverse temperature) gives the logits, and a softmax turns them into the query's class probabilities."}}
 diagrams.protonet_pipeline()
 plt.show()
 
@@ -205,8 +205,10 @@ plt.show()
 # $$p(y = k \mid \mathbf{z}) = \frac{\exp(\ell_k)}{\sum_j \exp(\ell_j)}.$$
 #
 # The *temperature* sets how peaked these probabilities are. Here it enters as the factor
-# $\alpha$ on the distances ($\alpha = 1/T$ for a temperature $T$): a large $\alpha$ makes the
-# softmax nearly one-hot, a small one makes it flat. Prototypical Networks use $\alpha = 1$.
+# $\alpha$ on the distances, the *scale* ($\alpha = 1/T$ for a temperature $T$): a large
+# $\alpha$ (a low temperature) makes the softmax nearly one-hot, a small one (a high
+# temperature) makes it flat. The book calls $\alpha$ the scale and says "temperature" only
+# for $1/\alpha$. Prototypical Networks use $\alpha = 1$.
 # Training minimises $-\log p(y = y_i \mid \mathbf{z})$ over the queries of each episode. In
 # code, with `scale` for $\alpha$:
 
@@ -464,12 +466,12 @@ plt.show()
 #
 # :::{admonition} What you should see
 # :class: dropdown
-# $-\lVert \mathbf{z} - \mathbf{c}_k \rVert^2 = -\lVert \mathbf{z} \rVert^2
-# + 2\mathbf{c}_k^\top \mathbf{z} - \lVert \mathbf{c}_k \rVert^2$. The first term is the same
+# $-\lVert \mathbf{z} - \mathbf{c}_k \rVert^2 = -\lVert \mathbf{z} \rVert^2 +
+# 2\mathbf{c}_k^\top \mathbf{z} - \lVert \mathbf{c}_k \rVert^2$. The first term is the same
 # for every class, and a softmax does not change when the same number is added to every
 # logit, so the logits act as $\mathbf{w}_k^\top \mathbf{z} + b_k$ with
 # $\mathbf{w}_k = 2\mathbf{c}_k$ and $b_k = -\lVert \mathbf{c}_k \rVert^2$. $\alpha$ multiplies
-# both: a temperature is the size of the classifier's weights. Chapter 5's cosine classifier
+# both: the scale is the size of the classifier's weights. Chapter 5's cosine classifier
 # is a linear classifier of this kind too, with its own scale $\tau$.
 # :::
 #

@@ -215,7 +215,7 @@ plt.show()
 # initialisation every distance exceeds $s$, so LSED is $r\,d$ plus the constant $(1 - r)s$,
 # which the softmax ignores: **every gap is multiplied by $r$**. A pair's gradient now
 # vanishes only if its squared gap exceeds $11.5 / r$, that is 1,150 for $r = 0.01$. LSED with
-# $s = 0$ is simply a softmax temperature of $r$; [chapter 4b](04b_lsed_scale.ipynb) gives the
+# $s = 0$ is simply a scale of $r$ (a softmax temperature of $1/r$); [chapter 4b](04b_lsed_scale.ipynb) gives the
 # four equivalent ways of writing it. Only pairs whose distance falls below $s$ during training
 # are treated differently.
 #
@@ -232,8 +232,8 @@ plt.show()
 #
 # We do not use the formula to measure the gradients: autograd differentiates the very loss a
 # training step minimises, one query's own loss per row, so the histograms show what training
-# really back-propagates. Like the paper, the histograms show $\ln(|\partial \ell / \partial d|
-# + 10^{-5})$ (the natural log: the paper does not give the base): a zero gradient sits at
+# really back-propagates. Like the paper, the histograms show
+# $\ln(|\partial \ell / \partial d| + 10^{-5})$ (the natural log: the paper does not give the base): a zero gradient sits at
 # $\ln 10^{-5} \approx -11.5$, one of magnitude 1 at 0.
 
 # %%
@@ -814,7 +814,7 @@ print(f"notebook wall time {session.elapsed():.0f} s ({profile} profile)")
 #
 # - LSED keeps a squared distance $d$ up to a threshold $s$ and lets it grow with slope $r$
 #   beyond. A fresh network's distances all exceed $s$, so at the start LSED is $r\,d$ plus a
-#   constant the softmax ignores: a temperature of $r$ ([chapter 4b](04b_lsed_scale.ipynb)).
+#   constant the softmax ignores: a scale of $r$ ([chapter 4b](04b_lsed_scale.ipynb)).
 # - A prototype's gradient $|\partial\ell/\partial d_k|$ is near zero (below $10^{-5}$) as
 #   soon as it is more than $\ln 10^5 \approx 11.5$ further away than the nearest one. With
 #   squared distances in the hundreds or thousands that is the rule; multiplying every gap by
@@ -905,7 +905,7 @@ if exercises_on(EXERCISES, profile):
 # ## What comes next
 #
 # This chapter showed the mechanism: a fresh Prototypical Network's softmax is saturated, and a
-# small enough temperature (here LSED's slope $r$) gives it its gradients back from the first
+# small enough scale (here LSED's slope $r$) gives it its gradients back from the first
 # iteration. Whether that buys accuracy at the end of a full training is the paper's Table 1.
 # [Chapter 3](03_protonet_omniglot.ipynb) trains ProtoNet on Omniglot with squared Euclidean
 # distance and with LSED to the end, and compares their test accuracies with the paper's and

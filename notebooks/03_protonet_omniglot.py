@@ -44,7 +44,7 @@ if DRIVE:
 # - how to compare two distances fairly: the same network, initial weights and training
 #   episodes, and the same test episodes, so that the difference between the two models is
 #   measured episode by episode (*paired*) and nothing but the distance differs;
-# - what LSED changes on Omniglot, where the paper's setting makes it a fixed temperature: not
+# - what LSED changes on Omniglot, where the paper's setting makes it a fixed scale: not
 #   how a trained network classifies, but how fast it trains;
 # - how to set the numbers of a short training run beside a paper's, and what the 95% interval
 #   of a test accuracy does and does not cover.
@@ -148,7 +148,7 @@ NAMES = {"squared_euclidean": "ProtoNet", "lsed": "ProtoNet(LSED)"}
 # distance $d$, or LSED, which keeps $d$ up to a threshold $s$ and grows with a slope $r$
 # above it ([chapter 2](02_lsed.ipynb) derives it). The paper's Omniglot setting, in `METHODS`
 # above, is $s = 0$ and $r = 0.01$: every distance is multiplied by 0.01, so LSED is here a
-# fixed temperature of 0.01 ([chapter 4b](04b_lsed_scale.ipynb) shows the four equivalent
+# fixed scale $\alpha = 0.01$ ([chapter 4b](04b_lsed_scale.ipynb) shows the four equivalent
 # forms). The nearest prototype stays the nearest, so a trained network classifies exactly
 # alike with either distance: whatever gap we measure was made in training, where a softmax
 # over distances 100 times smaller is far from saturated. (Chapters
@@ -565,7 +565,7 @@ display(
 # - A fair comparison of two distances trains the same network from the same initial weights
 #   on the same episodes and tests both on the same test episodes; the paired difference then
 #   has an interval much narrower than either accuracy's.
-# - On Omniglot, LSED with the paper's $s = 0$ is a fixed temperature of $r = 0.01$: it
+# - On Omniglot, LSED with the paper's $s = 0$ is a fixed scale $\alpha = r = 0.01$: it
 #   classifies a trained embedding exactly as squared Euclidean does, so any gap comes from
 #   training.
 # - Trained for the `cpu` profile's 3000 episodes, LSED is ahead from the first epoch, most in
@@ -578,7 +578,7 @@ display(
 # ## Exercises
 #
 # **Exercise 1 (about 40 s on 2 CPU cores).** Train squared Euclidean with a fixed
-# temperature $\alpha = 0.01$ (`TrainConfig(scale=0.01)`, TADAM's metric scale of chapter 1)
+# scale $\alpha = 0.01$ (`TrainConfig(scale=0.01)`, TADAM's metric scale of chapter 1)
 # for one epoch, from the chapter's initial weights and episodes, and compare its training
 # loss and validation accuracy with the first epoch of the chapter's two models. Set
 # `EXERCISES = True` in the parameters cell and run the cell below.
@@ -589,8 +589,8 @@ display(
 # logits $-(0 + d \cdot 0.01)$ and the tempered ones $-0.01\,d$ are the same numbers, so the
 # two runs take the same steps. (If the LSED model was loaded from a checkpoint trained with
 # another number of CPU threads, the last digits can differ: the sums round differently.)
-# ProtoNet, at temperature 1, is behind after its first epoch. Whatever LSED gains on
-# Omniglot, a plain temperature gains too.
+# ProtoNet, at scale $\alpha = 1$, is behind after its first epoch. Whatever LSED gains on
+# Omniglot, a plain scale gains too.
 # :::
 #
 # **Exercise 2 (about 1 min on 2 CPU cores).** Test the chapter's two 1-shot models on harder
@@ -641,7 +641,7 @@ if exercises_on(EXERCISES, profile):
     torch.manual_seed(SEED)  # the chapter's initial weights
     cfg = dataclasses.replace(
         config_for(1, "squared_euclidean"),
-        scale=0.01,  # the temperature
+        scale=0.01,  # the scale α
         max_episodes=settings["episodes_per_epoch"],  # one epoch
     )
     net = conv4_for("omniglot", last_pool=False)
@@ -662,7 +662,7 @@ if exercises_on(EXERCISES, profile):
 # ## What comes next
 #
 # Omniglot is the easy case: simple characters, 576-dimensional embeddings, and an LSED that
-# is nothing but a temperature. [Chapter 4](04_protonet_miniimagenet.ipynb) makes the same
+# is nothing but a scale. [Chapter 4](04_protonet_miniimagenet.ipynb) makes the same
 # comparison on natural images, miniImageNet, where the embeddings have 1600 dimensions, a
 # fresh network's squared distances run to thousands, and LSED uses $s = 4$, so that small
 # distances keep their full size. It also trains each distance from several seeds, to measure

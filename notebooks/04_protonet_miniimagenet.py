@@ -92,7 +92,7 @@ profile, device = session.profile, session.device
 # %% [markdown]
 # [Chapter 3](03_protonet_omniglot.ipynb) compared the two distances on Omniglot, the easy
 # case: simple characters, 576-dimensional embeddings, and an LSED that is only a
-# temperature. miniImageNet {cite}`vinyals2016matching` is where the LSED paper
+# scale. miniImageNet {cite}`vinyals2016matching` is where the LSED paper
 # {cite}`shen2018lsed` finds its largest gain: natural images, embeddings of 1600
 # dimensions, and squared distances in the thousands at initialisation (chapter 1), so that a
 # fresh Prototypical Network's softmax is saturated and, as the book's intro shows, it sits on
@@ -731,7 +731,7 @@ if exercises_on(EXERCISES, profile):
 #
 # On miniImageNet LSED leaves the plateau at once, where squared Euclidean stays on it. What
 # is that gain made of? A fresh network's squared distances lie far above $s = 4$, where LSED
-# is close to a fixed temperature, and a network could also learn its own scale. [Chapter
-# 4b](04b_lsed_scale.ipynb) takes the gain apart: a fixed temperature, a learned one, a
+# is close to a fixed scale, and a network could also learn its own scale. [Chapter
+# 4b](04b_lsed_scale.ipynb) takes the gain apart: a fixed scale, a learned one, a
 # smaller embedding at initialisation and LSED's kink at $s$ (where its slope drops from 1
 # to $r$), trained side by side on the same episodes.

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 4b. What LSED actually does: temperature, scale and the sparse phase
+# # 4b. What LSED actually does: metric scale, embedding scale and the sparse phase
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fewshot-book/fewshot-book/blob/main/notebooks/04b_lsed_scale.ipynb)
 
@@ -41,16 +41,16 @@ if DRIVE:
 # %% [markdown]
 # **What you will learn.**
 #
-# - why LSED with $s = 0$ *is* a temperature of $r$: four ways of writing one softmax give
+# - why LSED with $s = 0$ *is* a scale of $r$: four ways of writing one softmax give
 #   the same logits, derived step by step and checked on real networks;
-# - why LSED with $s = 4$ starts as that same temperature, and when its kink at $s$ can
+# - why LSED with $s = 4$ starts as that same scale, and when its kink at $s$ can
 #   start to matter;
 # - how five models that start alike but train differently (squared Euclidean, LSED, a fixed
-#   temperature, a learned one, a small last batch-norm scale) take LSED's gain apart, and
+#   scale, a learned one, a small last batch-norm scale) take LSED's gain apart, and
 #   how to read their paired differences over training seeds.
 #
 # **The question.** LSED gets a Prototypical Network off its early plateau on miniImageNet
-# sooner than squared Euclidean distance does. Is that gain a small temperature, the small
+# sooner than squared Euclidean distance does. Is that gain a small scale $\alpha$, the small
 # scale of the embeddings at the start, or the leaky kink at $s$ itself?
 #
 # [Chapter 2](02_lsed.ipynb) showed that LSED {cite}`shen2018lsed` removes the *early sparse
@@ -101,7 +101,7 @@ profile, device = session.profile, session.device
 # ## One softmax, four ways
 #
 # This section derives the statement the rest of the book refers to: **LSED with $s = 0$ is
-# a temperature of $r$.** It needs four pieces; the first three come from earlier chapters.
+# a scale of $r$.** It needs four pieces; the first three come from earlier chapters.
 #
 # - A Prototypical Network {cite}`snell2017prototypical` classifies the *queries* of an
 #   *episode* (a small task of a few classes with a few labelled *support* images each) by
@@ -223,7 +223,7 @@ table(
 # forms 3 and 4 to float32 rounding (a few $10^{-7}$ of the largest logit). On Omniglot this is
 # more than a curiosity: the LSED paper's Omniglot setting is $s = 0$, $r = 0.01$, so
 # [chapter 3](03_protonet_omniglot.ipynb)'s "LSED" model *is* squared Euclidean with a fixed
-# temperature $\alpha = 0.01$, and chapter 3's comparison is already the temperature
+# scale $\alpha = 0.01$, and chapter 3's comparison is already the scale
 # ablation on Omniglot. Only on miniImageNet ($s = 4$) can LSED part from a temperature, and
 # only once distances come down to $s$.
 
@@ -240,7 +240,7 @@ table(
 # | model | at the first step | during training |
 # |---|---|---|
 # | squared Euclidean | saturated: distances in the hundreds to thousands | the baseline |
-# | LSED ($s = 4$, $r = 0.01$) | the temperature $\alpha = 0.01$ | the kink, once distances fall below 4 |
+# | LSED ($s = 4$, $r = 0.01$) | the scale $\alpha = 0.01$ | the kink, once distances fall below 4 |
 # | fixed $\alpha = 0.01$ | the same as LSED | a temperature without the kink |
 # | learned $\alpha$ | squared Euclidean ($\alpha = 1$) | $\alpha$ free to find its own temperature |
 # | last BN $\gamma \times 0.1$ | the same as $\alpha = 0.01$ (form 4) | a small scale the optimiser moves freely |
@@ -693,14 +693,14 @@ display(Markdown("\n".join(lines)))
 # %% [markdown]
 # ## Summary
 #
-# - **LSED with $s = 0$ is a temperature of $r$.** LSED($s = 0$, $r$), metric scaling with
+# - **LSED with $s = 0$ is a scale of $r$.** LSED($s = 0$, $r$), metric scaling with
 #   $\alpha = r$, embeddings times $\sqrt r$ and the last batch norm's $\gamma$, $\beta$ times
 #   $\sqrt r$ give the same logits; fresh Conv-4s agree to float rounding. On Omniglot, where
-#   the paper sets $s = 0$, LSED is a temperature, and chapter 3's gain is a temperature's.
+#   the paper sets $s = 0$, LSED is a scale, and chapter 3's gain is a scale's.
 # - A temperature changes no prediction, only the gradients: it acts through training. Forms
 #   that agree at the first step part when the optimiser moves weights of a different size,
 #   as a last $\gamma$ started at 0.1 instead of 1.
-# - On miniImageNet ($s = 4$) LSED starts as the temperature $\alpha = 0.01$ plus a constant,
+# - On miniImageNet ($s = 4$) LSED starts as the scale $\alpha = 0.01$ plus a constant,
 #   because a fresh network's squared distances are far above 4; its kink can matter only
 #   once training brings distances down towards $s$.
 # - Five models trained on the same episodes from the same seeds split LSED's gain into a
@@ -752,7 +752,7 @@ display(Markdown("\n".join(lines)))
 # :::{admonition} What you should see
 # :class: dropdown
 # About 9,000 steps against about 900. In 500 steps $\gamma$ moves by at most 0.5, and the
-# effective temperature is $\alpha\gamma^2$: the $\alpha = 0.01$ model stays between about
+# effective scale is $\alpha\gamma^2$: the $\alpha = 0.01$ model stays between about
 # $0.01 \times 0.5^2$ and $0.01 \times 1.5^2$, 0.0025 to 0.02, while the small-$\gamma$
 # model can bring its $\gamma$ from 0.1 to 0.6, an effective $\alpha$ of up to 0.36. The two start as one softmax, but only the first is a
 # fixed temperature over a short run; the second is a small start that training can undo.
@@ -813,12 +813,12 @@ if exercises_on(EXERCISES, profile):
 # ## What comes next
 #
 # A fresh Prototypical Network's softmax is saturated early in training, and a small enough
-# temperature gets it out of the plateau; this chapter showed that LSED is that temperature
-# at the start (exactly so with $s = 0$), so the question becomes how to set the
-# temperature. Part III follows the two other papers' answers. Chapter 5, [dense
+# scale (a high enough temperature) gets it out of the plateau; this chapter showed that LSED
+# is that scale at the start (exactly so with $s = 0$), so the question becomes how to set
+# the scale. Part III follows the two other papers' answers. Chapter 5, [dense
 # classification](05_dense_classification.ipynb) {cite}`lifchitz2019dense`, trains a cosine
 # classifier, whose score $\tau \cos\theta$ is a cosine times a learned scale $\tau$: the
 # cosine is bounded, so $\tau$ alone sets how peaked the softmax can be, the same
-# temperature knob as $\alpha$ and $r$. On top of it the chapter puts a classifier at every
+# scale knob as $\alpha$ and $r$. On top of it the chapter puts a classifier at every
 # location of the feature map; chapters 6 and 7 then grow new convolutions for each task and
 # condition the features on the task, with TADAM's $\alpha$ chosen on validation.

@@ -47,7 +47,7 @@ if DRIVE:
 #   locations of the last feature map, and how to compare the two on the same test tasks;
 # - how to test one network with different poolings of supports and queries, on novel
 #   classes, on base classes and on both at once (the paper's Tables 1, 2 and 4);
-# - why the classifier's scale $\tau$ is the temperature of the earlier chapters.
+# - why the classifier's scale $\tau$ is the scale $\alpha$ of the earlier chapters.
 #
 # **The question.** Does a network trained to classify *every location* of its feature map
 # (DC) give better prototypes of new classes than one trained on the map's average (GAP)?
@@ -131,7 +131,7 @@ print(f"loaded in {time.perf_counter() - t0:.1f} s\n{d.summary()}")
 # the classes. The *scale* $\tau$ is learnt, starting at 10.
 #
 # $\tau$ sets how peaked the softmax is. It is the same knob as TADAM's metric scale $\alpha$
-# and LSED's $r$, which [chapter 4b](04b_lsed_scale.ipynb) showed to be one temperature;
+# and LSED's $r$, which [chapter 4b](04b_lsed_scale.ipynb) showed to be one scale;
 # but a cosine cannot grow with the features, so the logits stay in $[-\tau, \tau]$ and
 # $\tau$ alone decides how far the softmax can saturate.
 #
@@ -793,7 +793,7 @@ display(
 # - Training each pooling from several seeds and pairing DC with GAP seed by seed on the
 #   same tasks ([the Results page](90_results.ipynb)) separates the method's effect from
 #   the seed's.
-# - The cosine classifier's $\tau$ is the temperature again: its logits lie in
+# - The cosine classifier's $\tau$ is the scale again: its logits lie in
 #   $[-\tau, \tau]$, so $\tau$ alone sets how peaked the softmax can be.
 
 # %% [markdown]
@@ -887,7 +887,7 @@ if exercises_on(EXERCISES, profile):
 # ## What comes next
 #
 # A fresh Prototypical Network's softmax saturates early in training, and a small enough
-# temperature (LSED, TADAM's metric scaling $\alpha$, the cosine classifier's $\tau$) gets it
+# scale (LSED, TADAM's metric scaling $\alpha$, the cosine classifier's $\tau$) gets it
 # out of the plateau; chapters 5 to 7 are the other papers' answers, and their $\tau$ or
 # $\alpha$ is the same knob. This chapter's networks were trained once, on the base classes.
 # [Chapter 6](06_implanting.ipynb) is Lifchitz et al.'s stage 2: it freezes the DC-trained

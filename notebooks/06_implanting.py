@@ -234,7 +234,7 @@ show_source(implanting.Implants.forward)
 # where its first is held out, so implanting needs at least 2 shots.
 #
 # $s_\tau$ is chapter 5's cosine classifier, $\tau$ times the cosine, and its scale $\tau$ is
-# the temperature knob of the whole book: the same knob as TADAM's $\alpha$ and LSED's slope
+# the scale knob of the whole book: the same knob as TADAM's $\alpha$ and LSED's slope
 # $r$, it sets how peaked the softmax is. Stage 1 learnt $\tau$ (printed above); stage 2 fixes
 # $\tau = 10$, so the logits of a subtask lie in $[-10, 10]$.
 
@@ -772,13 +772,13 @@ display(
 #   task's implants train in about a second on a CPU.
 # - Whether implants help is a paired question: DC + IMP against DC on the same tasks, and
 #   DC + WIDE as the control for "16 more channels"; Table 3 asks which pooling stage 2 uses.
-# - Stage 2's cosine classifier fixes its scale at $\tau = 10$: the book's temperature knob
+# - Stage 2's cosine classifier fixes its scale at $\tau = 10$: the book's scale knob
 #   again, chosen by hand here, learnt in stage 1.
 
 # %% [markdown]
 # ## Exercises
 #
-# **Exercise 1 (about 40 s on 2 CPU cores).** Turn the temperature knob of stage 2. Train the
+# **Exercise 1 (about 40 s on 2 CPU cores).** Turn the scale knob of stage 2. Train the
 # implants of the chapter's one task at $\tau = 1$ and $\tau = 100$ beside its $\tau = 10$
 # curves, then implant a few tasks at each $\tau$ and compare the gain over DC on the same
 # tasks. Set `EXERCISES = True` in the parameters cell and run the cell below.
@@ -864,5 +864,5 @@ if exercises_on(EXERCISES, profile):
 # [TADAM](07_tadam.ipynb) {cite}`oreshkin2018tadam`, adapts it without any training at test
 # time: a task embedding computed from the task's prototypes conditions the features in one
 # forward pass. TADAM also scales its distances by a metric scale $\alpha$, the same
-# temperature knob as $\tau$ here, and co-trains on an auxiliary 64-way task. The chapter asks
+# scale knob as $\tau$ here, and co-trains on an auxiliary 64-way task. The chapter asks
 # which of the three makes it more accurate.

@@ -59,7 +59,7 @@ if DRIVE:
 #
 # 1. **metric scaling**: every distance is multiplied by a constant $\alpha$ before the
 #    softmax, $p(y = k \mid x) = \mathrm{softmax}_k(-\alpha\, d(f(x), c_k))$. This $\alpha$ is
-#    the temperature of chapters 1 to 4b (a small $\alpha$, a soft softmax); what it does to
+#    the scale of chapters 1 to 4b (a small $\alpha$, a soft softmax); what it does to
 #    the gradient, TADAM's Lemma 1, is the subject of [chapter 1](01_softmax_saturation.ipynb),
 #    section 1.5;
 # 2. **task conditioning** (TC): *FiLM* layers scale and shift the network's features, with
@@ -867,7 +867,7 @@ display(Markdown("\n".join(lines)))
 # ## Summary
 #
 # - Metric scaling multiplies every distance by $\alpha$ before the softmax: $\alpha$ is the
-#   temperature of chapters 1 to 4b. It rescales the gradient, and through the softmax factor
+#   scale of chapters 1 to 4b. It rescales the gradient, and through the softmax factor
 #   decides how much of it is near zero; on a fresh ResNet-12 the count of near-zero
 #   gradients shows how much saturation a smaller $\alpha$, or LSED, removes.
 # - TADAM fixes $\alpha$ and chooses it on the validation classes. A learned $\alpha$ follows
@@ -968,8 +968,9 @@ if exercises_on(EXERCISES, profile):
 # %% [markdown]
 # ## What comes next
 #
-# This is the last chapter. A fresh Prototypical Network's softmax saturates early in
-# training, and a small enough temperature gets it out of the plateau: LSED's compressed
+# This is the last chapter of the lessons. A fresh Prototypical Network's softmax saturates
+# early in training, and a small enough scale (a high enough temperature) gets it out of the
+# plateau: LSED's compressed
 # distances (chapters 2 to 4b), the cosine classifier's $\tau$ (chapters 5 and 6) and TADAM's
 # $\alpha$ are the same knob. [The Results page](90_results.ipynb) gathers every chapter's
 # records. Look there for TADAM's lines in "The papers' claims, as effects": $\alpha$ minus

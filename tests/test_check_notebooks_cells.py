@@ -107,3 +107,12 @@ def test_shown_source_wider_than_the_column_is_named():
         "02: show_source(distances.lsed) has"
     )
     assert cn.shown_source_problems("02", nb, limit=1000) == []
+
+
+def test_a_line_starting_with_plus_inside_a_formula_is_named():
+    """Chapter 0 once broke ``$a\n+ b$`` over two lines: the page showed a bullet and raw TeX."""
+    nb = new_notebook(
+        cells=[new_markdown_cell("the sum $a\n+ b$ and\n- a real item\n\n$$x\n- y$$")]
+    )
+    problems = cn.math_break_problems("00", nb)
+    assert len(problems) == 1 and problems[0].startswith("00: markdown cell 1, line 2")

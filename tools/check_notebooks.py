@@ -95,6 +95,32 @@ def wide_line_problems(stem: str, nb, limit: int = MAX_WIDTH) -> list[str]:
     return problems
 
 
+def _open_math(text: str) -> bool:
+    """Whether ``text`` leaves an inline ``$...$`` formula open (``$$`` and ``\\$`` aside)."""
+    return text.replace("\\$", "").replace("$$", "").count("$") % 2 == 1
+
+
+def math_break_problems(stem: str, nb) -> list[str]:
+    """One line per markdown line that starts with ``+``, ``-`` or ``*`` and a space inside an
+    inline formula begun on the line before: Markdown reads it as a list item and the page
+    shows the formula's raw TeX."""
+    problems = []
+    for i, c in enumerate(nb.cells, 1):
+        if c.cell_type != "markdown":
+            continue
+        lines = c.source.splitlines()
+        inside = False
+        for n, line in enumerate(lines, 1):
+            if inside and re.match(r"\s*[-+*] ", line):
+                problems.append(
+                    f"{stem}: markdown cell {i}, line {n} starts with {line.split()[0]!r} "
+                    f"inside a formula: Markdown makes it a list item; end the line before it "
+                    f"with the operator instead"
+                )
+            inside = _open_math(line) != inside if line.strip() else False
+    return problems
+
+
 SHOWN_SOURCE = re.compile(r"show_source\(([\w.]+)\)")
 
 
@@ -187,6 +213,7 @@ def check(folder: Path = ROOT / "notebooks") -> list[str]:
         problems += long_cell_problems(path.stem, cell_stats(nb))
         problems += wide_line_problems(path.stem, nb)
         problems += shown_source_problems(path.stem, nb)
+        problems += math_break_problems(path.stem, nb)
     return problems
 
 
