@@ -383,7 +383,7 @@ for way, (res, seconds) in tests.items():
 # %% [markdown]
 # Finally, one 5-way 1-shot test episode with the trained network's predictions: a green frame
 # is a correct query, a red one is wrong and names the class it was given. Below it, the
-# episode of the first figure again, before and after training.
+# episode of the embedding plot above, before and after training.
 
 # %%
 ep = sample_episode(test_x, way=5, shot=1, query=6, generator=gen)

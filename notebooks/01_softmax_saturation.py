@@ -714,7 +714,8 @@ if exercises_on(EXERCISES, profile):
 # ## What comes next
 #
 # A fresh Prototypical Network's softmax is saturated early in training, and a small enough
-# scale $\alpha$ (a high enough temperature) gets it out of saturation. TADAM's $\alpha$ does it with a constant. Chapter 2,
+# scale $\alpha$ (a high enough temperature) gets it out of saturation. TADAM's $\alpha$
+# does it with a constant. Chapter 2,
 # [the leaky squared Euclidean distance](02_lsed.ipynb), is Shen and Liu's answer: shrink only
 # the distances above a threshold. Chapters 5 to 7 are the other papers' answers, and their
 # scale $\tau$ or $\alpha$ is the same knob.

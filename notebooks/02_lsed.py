@@ -178,7 +178,7 @@ show_source(distances.lsed)
 # \rVert$, where it looks like a Huber loss: a parabola up to $\sqrt{s}$, then a flatter one.
 # Against the squared distance (right, log axes) it is the identity up to $s$ and a line $r$
 # times lower beyond. The unit tests check that it is continuous at $d = s$, monotone, and the
-# squared distance when $r = 1$ (`tests/test_distances.py`).
+# squared distance when $r = 1$ ([`tests/test_distances.py`](https://github.com/fewshot-book/fewshot-book/blob/main/tests/test_distances.py)).
 
 # %% tags=["hide-input"]
 fig = plots.lsed_curves(
@@ -215,7 +215,8 @@ plt.show()
 # initialisation every distance exceeds $s$, so LSED is $r\,d$ plus the constant $(1 - r)s$,
 # which the softmax ignores: **every gap is multiplied by $r$**. A pair's gradient now
 # vanishes only if its squared gap exceeds $11.5 / r$, that is 1,150 for $r = 0.01$. LSED with
-# $s = 0$ is simply a scale of $r$ (a softmax temperature of $1/r$); [chapter 4b](04b_lsed_scale.ipynb) gives the
+# $s = 0$ is simply a scale of $r$ (a softmax temperature of $1/r$);
+# [chapter 4b](04b_lsed_scale.ipynb) gives the
 # four equivalent ways of writing it. Only pairs whose distance falls below $s$ during training
 # are treated differently.
 #
@@ -233,7 +234,8 @@ plt.show()
 # We do not use the formula to measure the gradients: autograd differentiates the very loss a
 # training step minimises, one query's own loss per row, so the histograms show what training
 # really back-propagates. Like the paper, the histograms show
-# $\ln(|\partial \ell / \partial d| + 10^{-5})$ (the natural log: the paper does not give the base): a zero gradient sits at
+# $\ln(|\partial \ell / \partial d| + 10^{-5})$ (the natural log: the paper does not give
+# the base): a zero gradient sits at
 # $\ln 10^{-5} \approx -11.5$, one of magnitude 1 at 0.
 
 # %%
@@ -241,7 +243,7 @@ show_source(gradients.episode_gradients)
 
 # %% [markdown]
 # [Chapter 1](01_softmax_saturation.ipynb) checks this autograd measurement against the closed
-# form, and so does `tests/test_gradients.py` on every distance. We load the training splits
+# form, and so does [`tests/test_gradients.py`](https://github.com/fewshot-book/fewshot-book/blob/main/tests/test_gradients.py) on every distance. We load the training splits
 # (and miniImageNet's validation and test splits, for section 2.6) and build a fresh
 # miniImageNet network (Conv-4, 1600-d embeddings):
 

@@ -154,7 +154,11 @@ NAMES = {"squared_euclidean": "ProtoNet", "lsed": "ProtoNet(LSED)"}
 # over distances 100 times smaller is far from saturated. (Chapters
 # [1](01_softmax_saturation.ipynb) and [2](02_lsed.ipynb) measured how much of a fresh
 # network's gradient is zero.) The network is the LSED paper's Conv-4 without its last
-# max-pooling, which turns a 28x28 character into a 576-dimensional embedding.
+# max-pooling, which turns a 28x28 character into a 576-dimensional embedding. Chapter 0's
+# network kept that pooling and embedded in 64 dimensions, where $\alpha = 0.01$ *slowed*
+# training (its Exercise 1): squared distances of a few tens do not saturate a softmax.
+# Squared distances grow with the dimension ([chapter 1](01_softmax_saturation.ipynb)), so in
+# 576 dimensions the softmax starts nearer saturation, the case a small scale is meant for.
 #
 # ## The experiment
 #
@@ -548,7 +552,8 @@ display(
 )
 
 # %% [markdown]
-# In the `cpu` build of the book LSED is ahead on validation from the first epoch and on
+# In the book's `cpu` run (its records are on [the Results page](90_results.ipynb)) LSED is
+# ahead on validation from the first epoch and on
 # every test, by far more than the paired interval, and its lead is largest in the hardest
 # test (20-way 1-shot) and smallest with five shots, the paper's pattern. Two things limit
 # what that says, and the box on [how to read the `cpu`

@@ -640,7 +640,8 @@ if profile == "smoke":
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]
-# In the `cpu` build of the book the picture is much sharper than on Omniglot. LSED is ahead
+# In the book's `cpu` run (its records are on [the Results page](90_results.ipynb)) the
+# picture is much sharper than on Omniglot. LSED is ahead
 # from the first epoch, and squared Euclidean sits on its plateau: its validation accuracy
 # barely moves in 1000 episodes, while LSED's climbs. The test gap is several points, larger
 # than the paper's, and while it varies between training seeds by far more than its
@@ -673,9 +674,10 @@ display(Markdown("\n".join(lines)))
 #
 # :::{admonition} What you should see
 # :class: dropdown
-# The accuracy does not move with $\alpha$: a positive factor changes no nearest prototype. The loss does change. As $\alpha \to 0$ every query's probabilities
+# The accuracy does not move with $\alpha$: a positive factor changes no nearest prototype.
+# The loss does change. As $\alpha \to 0$ every query's probabilities
 # become uniform and the loss tends to $\ln 5 \approx 1.61$, whatever the network. In the
-# book's `cpu` build, ProtoNet's validation loss ends above $\ln 5$ at $\alpha = 1$ (its
+# book's `cpu` run, ProtoNet's validation loss ends above $\ln 5$ at $\alpha = 1$ (its
 # learning curve), worse than a uniform guess although its accuracy is above chance: its
 # confident mistakes cost a lot. Since the loss is convex in $\alpha$, a smaller $\alpha$ then
 # lowers it. LSED's loss is already below $\ln 5$. A temperature changes what a network is

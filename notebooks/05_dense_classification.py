@@ -161,8 +161,8 @@ show_source(dense.stage1_loss)
 # %% [markdown]
 # The networks: ResNet-12 (4 residual blocks of 3 x [3x3 conv, BN, swish-1], a 1x1-conv
 # shortcut, 2x2 max-pool after each block; widths 64-128-256-512) and C128F (4 x [3x3 conv, BN,
-# ReLU, 2x2 max-pool], widths 64-64-128-128). Both return the 5x5 map; the classifier decides
-# how to use it.
+# ReLU, 2x2 max-pool], widths 64-64-128-128); swish-1 is the activation $x\,\sigma(x)$. Both
+# return the 5x5 map; the classifier decides how to use it.
 
 # %%
 show_source(ResBlock.forward)

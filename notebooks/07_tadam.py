@@ -968,11 +968,16 @@ if exercises_on(EXERCISES, profile):
 # %% [markdown]
 # ## What comes next
 #
-# This is the last chapter of the lessons. A fresh Prototypical Network's softmax saturates
-# early in training, and a small enough scale (a high enough temperature) gets it out of the
-# plateau: LSED's compressed
-# distances (chapters 2 to 4b), the cosine classifier's $\tau$ (chapters 5 and 6) and TADAM's
-# $\alpha$ are the same knob. [The Results page](90_results.ipynb) gathers every chapter's
+# This is the last chapter of the lessons, so here is the argument of the book in one
+# paragraph. A Prototypical Network classifies by a softmax over distances (chapter 0). A
+# fresh network's squared distances are large, so its softmax starts saturated and most of
+# its gradient is zero (chapter 1); LSED, or any small enough scale (a high enough
+# temperature), gives the gradient back from the first iteration (chapter 2). Trained
+# networks show what that buys: a network that leaves the early plateau sooner, most of all
+# on miniImageNet (chapters 3 and 4), and most of LSED's gain is its scale (chapter 4b).
+# LSED's compressed distances, the cosine classifier's $\tau$ (chapters 5 and 6) and TADAM's
+# $\alpha$ are the same knob; the other two papers add more on top of it, and whether each
+# addition helps is what their chapters measured. [The Results page](90_results.ipynb) gathers every chapter's
 # records. Look there for TADAM's lines in "The papers' claims, as effects": $\alpha$ minus
 # the baseline, paired over the training seeds of 7.6, and each component against $\alpha$,
 # each with a verdict against the paper's difference. "TADAM, Table 2" then sets each of our

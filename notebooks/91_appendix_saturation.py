@@ -55,7 +55,7 @@ if DRIVE:
 # 5. a fresh network's distances in training and in evaluation mode;
 # 6. TADAM's Lemma 1 on every parameter of a fresh Conv-4, in double precision.
 #
-# The unit tests (`tests/test_saturation.py`) check the same functions on small, hand-made
+# The unit tests ([`tests/test_saturation.py`](https://github.com/fewshot-book/fewshot-book/blob/main/tests/test_saturation.py)) check the same functions on small, hand-made
 # cases; here they meet the chapter's settings.
 
 # %% tags=["parameters"]

@@ -43,7 +43,7 @@
 #
 # The page only reads the figures the script wrote (`results/benchmarks/performance.json`,
 # with the machine, versions, commit and date); it never runs the benchmark itself. To
-# measure again: `python benchmarks/bench_performance.py` (see the README).
+# measure again: `python benchmarks/bench_performance.py` (see the [README](https://github.com/fewshot-book/fewshot-book/blob/main/README.md)).
 
 # %% tags=["hide-input"]
 # Set-up, the same in every chapter: on a fresh Colab runtime it installs the
