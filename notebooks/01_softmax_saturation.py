@@ -103,13 +103,13 @@ if rates:
 # A Prototypical Network {cite}`snell2017prototypical` classifies a *query* by the distances of
 # its embedding to the class *prototypes*, the mean embeddings of each class's support images
 # ([chapter 0](00_episodes_and_prototypes.ipynb) defines both). Write $\mathbf{z}$ for the
-# query's embedding, $\mathbf{c}_k$ for the prototype of class $k$ among $K$, and
+# query's embedding, $\mathbf{c}_k$ for the prototype of class $k$ among $N$, and
 # $d_k = \lVert \mathbf{z} - \mathbf{c}_k \rVert^2$ for their *squared Euclidean distance*
 # (SED). The class probabilities are a softmax over negative distances, and a query of class
 # $y$ pays $\ell = -\log p_y$ (LSED paper {cite}`shen2018lsed`, eqs. 3-4):
 #
 # $$
-# p_k = \frac{e^{-d_k}}{\sum_{j=1}^{K} e^{-d_j}}, \qquad
+# p_k = \frac{e^{-d_k}}{\sum_{j=1}^{N} e^{-d_j}}, \qquad
 # \ell = -\log p_y = d_y + \log \sum_j e^{-d_j}.
 # $$
 #
@@ -508,12 +508,12 @@ plt.show()
 # $$
 #
 # the weights of section 1.1, computed on $\alpha d$. Lemma 1 gives the two limits. As
-# $\alpha \to 0$, $p_{ik} \to 1/K$:
+# $\alpha \to 0$, $p_{ik} \to 1/N$:
 #
 # $$
 # \lim_{\alpha\to 0} \frac{1}{\alpha}\frac{\partial J}{\partial \phi}
-#   = \sum_i \left[\frac{K-1}{K} \frac{\partial d_{i y_i}}{\partial \phi}
-#     - \frac{1}{K}\sum_{k \ne y_i} \frac{\partial d_{ik}}{\partial \phi}\right]:
+#   = \sum_i \left[\frac{N-1}{N} \frac{\partial d_{i y_i}}{\partial \phi}
+#     - \frac{1}{N}\sum_{k \ne y_i} \frac{\partial d_{ik}}{\partial \phi}\right]:
 # $$
 #
 # every wrong prototype is pushed equally, near or far. As $\alpha \to \infty$, $p_{ik}$
@@ -586,7 +586,7 @@ plt.show()
 # %% [markdown]
 # At $\alpha = 1$, plain ProtoNet, the weights are at or near the $\alpha \to \infty$ limit.
 # They become graded only when $\alpha$ times the gaps between the distances is a few units,
-# and flatten to $(K-1)/K$ and $-1/K$ below that. How small must $\alpha$ be on real episodes?
+# and flatten to $(N-1)/N$ and $-1/N$ below that. How small must $\alpha$ be on real episodes?
 # The measured distances tell us:
 
 
@@ -638,7 +638,7 @@ plt.show()
 # %% [markdown]
 # Shrinking $\alpha$ removes the saturation once $\alpha$ times the spread of a query's
 # distances is a few units: at a few hundredths on Omniglot, a few thousandths on
-# miniImageNet. Much smaller buys nothing: the weights flatten towards Lemma 1's uniform $1/K$.
+# miniImageNet. Much smaller buys nothing: the weights flatten towards Lemma 1's uniform $1/N$.
 # A good $\alpha$ lies in between and depends on the scale of the distances, which changes as
 # the network trains.
 
@@ -671,14 +671,14 @@ plt.show()
 # :::
 #
 # **Exercise 2.** Let the softmax be one-hot on each query's nearest prototype. Show that the
-# sparsity of a $K$-way episode is then $1 - 2(1-a)/K$ at accuracy $a$, and that no distances
-# give more. What is it for random prototypes ($a = 1/K$) at $K = 5$?
+# sparsity of an $N$-way episode is then $1 - 2(1-a)/N$ at accuracy $a$, and that no distances
+# give more. What is it for random prototypes ($a = 1/N$) at $N = 5$?
 #
 # :::{admonition} What you should see
 # :class: dropdown
-# A right query has all $K$ gradients 0. A wrong one has $1 - p_y \ge p_{j^*} \ge 1/K$ on its
-# true and nearest prototypes, so at most $K - 2$ zeros, exactly $K - 2$ when saturated:
-# $a + (1-a)\frac{K-2}{K} = 1 - \frac{2(1-a)}{K}$, 0.68 at $a = 1/5$, $K = 5$. The appendix
+# A right query has all $N$ gradients 0. A wrong one has $1 - p_y \ge p_{j^*} \ge 1/N$ on its
+# true and nearest prototypes, so at most $N - 2$ zeros, exactly $N - 2$ when saturated:
+# $a + (1-a)\frac{N-2}{N} = 1 - \frac{2(1-a)}{N}$, 0.68 at $a = 1/5$, $N = 5$. The appendix
 # checks it numerically.
 # :::
 #

@@ -840,8 +840,8 @@ display(
 #
 # :::{admonition} What you should see
 # :class: dropdown
-# For small $\tau$ and $K$ prototypes,
-# $\sigma(\tau\mathbf{c})_j \approx (1 + \tau(c_j - \bar c))/K$, so the location average is
+# For small $\tau$ and $N$ prototypes,
+# $\sigma(\tau\mathbf{c})_j \approx (1 + \tau(c_j - \bar c))/N$, so the location average is
 # ranked by $\frac1r\sum_k \cos(\phi^{(k)}(\mathbf{x}), \mathbf{p}_j)$: the inner product of
 # $\hat{\mathbf{p}}_j$ with the mean of the *normalised* local features, a pooled query. For
 # large $\tau$, each location's softmax puts all its weight on its nearest

@@ -50,7 +50,7 @@ if DRIVE:
 # 2. the edges of area II, found by bisection on the computed gradient, against the closed
 #    form $d_1 \pm L$ and its width $\approx 2L/d_1$ on the $-\log d_0$ axis;
 # 3. the mean and standard deviation of the squared distance of random vectors;
-# 4. the largest possible sparsity, $1 - 2(1 - a)/K$ at accuracy $a$ (the saturation
+# 4. the largest possible sparsity, $1 - 2(1 - a)/N$ at accuracy $a$ (the saturation
 #    ceiling);
 # 5. a fresh network's distances in training and in evaluation mode;
 # 6. TADAM's Lemma 1 on every parameter of a fresh Conv-4, in double precision.
@@ -264,12 +264,12 @@ table(
 # ## 4. The saturation ceiling (section 1.4 and exercise 2)
 #
 # When the softmax is fully saturated, $p$ is one-hot on each query's nearest prototype. A
-# query classified right then sends back nothing: all its $K$ gradients are 0. A query
-# classified wrong cannot: its true prototype gets $1 - p_y \ge p_{j^*} \ge 1/K$ and its
-# nearest (wrong) prototype $-p_{j^*}$, so at most $K - 2$ of its gradients vanish, and in
+# query classified right then sends back nothing: all its $N$ gradients are 0. A query
+# classified wrong cannot: its true prototype gets $1 - p_y \ge p_{j^*} \ge 1/N$ and its
+# nearest (wrong) prototype $-p_{j^*}$, so at most $N - 2$ of its gradients vanish, and in
 # the limit the two that remain are exactly $+1$ and $-1$. With accuracy $a$ the sparsity is
-# therefore at most $a + (1-a)\frac{K-2}{K} = 1 - \frac{2(1-a)}{K}$, for any distances, with
-# equality at full saturation. Random prototypes are right with probability $1/K$. We check
+# therefore at most $a + (1-a)\frac{N-2}{N} = 1 - \frac{2(1-a)}{N}$, for any distances, with
+# equality at full saturation. Random prototypes are right with probability $1/N$. We check
 # the bound on each of the chapter's random episodes (the same draws), and that it is reached
 # exactly once the distances are multiplied by a factor that saturates every query: 100 over
 # the smallest gap between a query's two nearest distances, so that the nearest prototype
@@ -492,8 +492,8 @@ print(
 
 # %% [markdown]
 # Both limits of Lemma 1 are reached on the real network. Towards small $\alpha$ the relative
-# difference falls by about a factor 10 per decade of $\alpha$: $p_{ik}(\alpha) - 1/K$ is
-# linear in $\alpha$ near 0 (its slope is $-(d_{ik} - \bar d_i)/K$, with $\bar d_i$ the
+# difference falls by about a factor 10 per decade of $\alpha$: $p_{ik}(\alpha) - 1/N$ is
+# linear in $\alpha$ near 0 (its slope is $-(d_{ik} - \bar d_i)/N$, with $\bar d_i$ the
 # query's mean distance). Towards large $\alpha$ it collapses once $\alpha$ times the gaps
 # between the distances is well above 1, since $p_{ik} \le e^{-\alpha(d_{ik} - d_{ij^*})}$
 # decays exponentially. At $\alpha = 1$ most queries' weights are already at the
