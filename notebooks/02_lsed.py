@@ -285,7 +285,9 @@ fig3 = gradients.initial_snapshots(
 # III: $< 0.01$) and the accuracy, which is the same for every distance: LSED is monotone in
 # $d$, so the nearest prototype does not change.
 #
-# Each experiment ends with a verdict on the paper's claim, by `verdicts.verdict`: **agrees**
+# Each experiment ends with a verdict on the paper's qualitative claim (what its figure
+# shows), by `verdicts.verdict`; the differences between trained models are judged later, by
+# the rule of [the Results page](90_results.ipynb). Here the verdict **agrees**
 # when every named check holds, **disagrees** naming the checks that fail, or **not testable
 # in this profile** saying why. The checks name their thresholds: "mostly" means more than half
 # of the query-prototype pairs, and "ahead" or "drops" in accuracy means beyond the paired 95%

@@ -583,9 +583,11 @@ table(
 # Each question is a paired difference between two of the models above, on the same test
 # episodes and averaged over the training seeds, with a 95% interval that adds the spread
 # between seeds to that of the test episodes (`effects.measure`, the results page's
-# implementation). Every difference is judged by the same rule (`effects.verdict`): it is
-# *resolved* when its interval excludes zero, and the count of seeds on which it is positive
-# is given beside it, for each explanation alike.
+# implementation). Every difference is judged by the rule of [the Results
+# page](90_results.ipynb) (`effects.verdict`); none of these has a published number, so an
+# interval above or below zero reads *positive* or *negative* and one that holds zero *not
+# resolved*. The count of seeds on which it is positive is given beside it, for each
+# explanation alike.
 
 # %% tags=["hide-input"]
 ablation = [c for c in effects.CLAIMS if c.experiment == "ch04b_lsed_scale"]
