@@ -717,5 +717,5 @@ if exercises_on(EXERCISES, profile):
 # scale $\alpha$ (a high enough temperature) gets it out of saturation. TADAM's $\alpha$
 # does it with a constant. Chapter 2,
 # [the leaky squared Euclidean distance](02_lsed.ipynb), is Shen and Liu's answer: shrink only
-# the distances above a threshold. Chapters 5 to 7 are the other papers' answers, and their
-# scale $\tau$ or $\alpha$ is the same knob.
+# the distances above a threshold. The other two papers (chapters 5 to 7) carry the same
+# knob, a scale $\tau$ or $\alpha$, and add ideas of their own.

@@ -817,7 +817,8 @@ if exercises_on(EXERCISES, profile):
 # A fresh Prototypical Network's softmax is saturated early in training, and a small enough
 # scale (a high enough temperature) gets it out of the plateau; this chapter showed that LSED
 # is that scale at the start (exactly so with $s = 0$), so the question becomes how to set
-# the scale. Part III follows the two other papers' answers. Chapter 5, [dense
+# the scale. Part III turns to the two other papers: both carry the same knob, and each
+# adds ideas of its own, which their chapters test. Chapter 5, [dense
 # classification](05_dense_classification.ipynb) {cite}`lifchitz2019dense`, trains a cosine
 # classifier, whose score $\tau \cos\theta$ is a cosine times a learned scale $\tau$: the
 # cosine is bounded, so $\tau$ alone sets how peaked the softmax can be, the same

@@ -886,10 +886,9 @@ if exercises_on(EXERCISES, profile):
 # %% [markdown]
 # ## What comes next
 #
-# A fresh Prototypical Network's softmax saturates early in training, and a small enough
-# scale (LSED, TADAM's metric scaling $\alpha$, the cosine classifier's $\tau$) gets it
-# out of the plateau; chapters 5 to 7 are the other papers' answers, and their $\tau$ or
-# $\alpha$ is the same knob. This chapter's networks were trained once, on the base classes.
+# The cosine classifier's $\tau$ is the book's scale knob once more (LSED's $r$, TADAM's
+# $\alpha$); what this chapter added on top of it is a classifier at every location of the
+# feature map. This chapter's networks were trained once, on the base classes.
 # [Chapter 6](06_implanting.ipynb) is Lifchitz et al.'s stage 2: it freezes the DC-trained
 # ResNet-12 and trains *implants*, new convolution channels beside its last block, on the
 # support images of each new task, with $\tau$ fixed at 10.
