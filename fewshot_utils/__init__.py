@@ -17,6 +17,7 @@ learn the methods):
 - ``profiles`` (smoke / cpu / full, devices, seeds, time estimates), ``checkpoints``
   (atomic saves and exact resume), ``results`` (provenance records), ``paper_numbers``
   (the published tables), ``reproduction`` (records beside the published numbers),
+  ``report_dense`` (chapters 5-6's tables beside the paper's, records, FC100, findings),
   ``effects`` and ``verdicts`` (the papers' claims as paired differences, and one verdict
   rule for them), ``plots``, ``diagrams`` and ``display`` (figures, pictures of the ideas,
   tables and shown source), ``colab`` (Google Drive on Colab).

@@ -81,9 +81,11 @@ class CosineClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 2:
             return self.tau * cosine_similarity(x, self.weight)
-        if x.dim() == 4:  # channels last for the similarity, then classes back in dim 1
-            return self.tau * cosine_similarity(x.movedim(1, -1), self.weight).movedim(-1, 1)
-        raise ValueError(f"expected features [B, d] or a map [B, d, h, w], got {tuple(x.shape)}")
+        if x.dim() == 4:  # channels last, then the classes back in dim 1
+            cos = cosine_similarity(x.movedim(1, -1), self.weight)
+            return self.tau * cos.movedim(-1, 1)
+        msg = "expected features [B, d] or a map [B, d, h, w], got "
+        raise ValueError(msg + str(tuple(x.shape)))
 
 
 def global_pool(fmap: torch.Tensor, how: str) -> torch.Tensor:
@@ -109,14 +111,18 @@ def stage1_logits(fmap: torch.Tensor, classifier: nn.Module, pooling: str) -> to
 
 
 def stage1_loss(
-    fmap: torch.Tensor, classifier: nn.Module, labels: torch.Tensor, pooling: str
+    fmap: torch.Tensor,
+    classifier: nn.Module,
+    labels: torch.Tensor,
+    pooling: str,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-entropy and accuracy of a batch. For ``dc`` the loss is the mean over images
-    *and locations* of the per-location cross-entropy: eq. 10 divided by ``n * r``, so that
-    the learning rate does not depend on the map size. With weight decay (on the network and
-    on ``tau``) this is not the paper's objective: dividing the data term by ``r`` makes the
-    decay ``r`` times stronger relative to it. Its accuracy is that of the location-averaged
-    probabilities (eq. 14 with the base weights)."""
+    """Cross-entropy and accuracy of a batch. For ``dc`` the loss is the mean
+    over images *and locations* of the per-location cross-entropy: eq. 10
+    divided by ``n * r``, so that the learning rate does not depend on the map
+    size. With weight decay (on the network and on ``tau``) this is not the
+    paper's objective: dividing the data term by ``r`` makes the decay ``r``
+    times stronger relative to it. Its accuracy is that of the
+    location-averaged probabilities (eq. 14 with the base weights)."""
     logits = stage1_logits(fmap, classifier, pooling)
     if pooling == "dc":
         b, _, h, w = logits.shape
@@ -129,8 +135,9 @@ def stage1_loss(
 
 
 def dense_scores(cos: torch.Tensor, tau: float) -> torch.Tensor:
-    """Eq. (14): per-location cosine similarities ``[..., r, k]`` -> class scores ``[..., k]``,
-    the location average of ``softmax(tau * cos)`` over the ``k`` classes."""
+    """Eq. (14): per-location cosine similarities ``[..., r, k]`` -> class
+    scores ``[..., k]``, the location average of ``softmax(tau * cos)`` over
+    the ``k`` classes."""
     return (tau * cos).softmax(-1).mean(-2)
 
 

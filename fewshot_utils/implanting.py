@@ -65,9 +65,15 @@ class Implants(nn.Module):
         self.pool = nn.MaxPool2d(2)
         self.width = width
 
-    def forward(self, x: torch.Tensor, a1: torch.Tensor, a2: torch.Tensor) -> torch.Tensor:
-        """Implant map ``[B, width, h/2, w/2]`` from the block input ``x`` and the base
-        activations ``a1``, ``a2`` after the block's first and second convolutions."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        a1: torch.Tensor,
+        a2: torch.Tensor,
+    ) -> torch.Tensor:
+        """Implant map ``[B, width, h/2, w/2]`` from the block input ``x`` and
+        the base activations ``a1``, ``a2`` after the block's first and second
+        convolutions."""
         i1 = self.act(self.bn1(self.conv1(x)))
         i2 = self.act(self.bn2(self.conv2(torch.cat([a1, i1], 1))))
         i3 = self.bn3(self.conv3(torch.cat([a2, i2], 1)))
@@ -149,29 +155,34 @@ def leave_one_out_loss(
     query_pool: str = "gap",
     tau: float = 10.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eq. (11) (pooled queries) or (12) (``query_pool="dc"``), averaged over subtasks and
-    locations: every example ``i`` of the support maps ``fmap`` ``[n, d, h, w]`` is the query of
-    the subtask whose prototypes are the class means of the *other* pooled examples, scored by
-    ``tau``-scaled cosine similarity. Needs >= 2 examples per class. Returns loss, accuracy."""
+    """Eq. (11) (pooled queries) or (12) (``query_pool="dc"``), averaged over
+    subtasks and locations: every example ``i`` of the support maps ``fmap``
+    ``[n, d, h, w]`` is the query of the subtask whose prototypes are the class
+    means of the *other* pooled examples, scored by ``tau``-scaled cosine
+    similarity. Needs >= 2 examples per class. Returns loss, accuracy."""
     n = fmap.shape[0]
     counts = torch.bincount(labels, minlength=way)
     if counts.min() < 2:
         raise ValueError(
-            "leave-one-out subtasks need at least 2 support examples per class (the paper: "
-            f"implanting does not apply to 1-shot); got per-class counts {counts.tolist()}"
+            "leave-one-out subtasks need at least 2 support examples per class "
+            "(the paper: implanting does not apply to 1-shot); "
+            f"got per-class counts {counts.tolist()}"
         )
     onehot = F.one_hot(labels, way).to(fmap.dtype)  # [n, way]
     pooled = global_pool(fmap, support_pool)  # [n, d]
     sums = onehot.t() @ pooled  # [way, d]
+    # [n, way, d]: the prototypes without example i
     protos = (sums[None] - onehot[:, :, None] * pooled[:, None]) / (
         counts[None, :, None] - onehot[:, :, None]
-    )  # [n, way, d]: prototypes without example i
+    )
     protos = F.normalize(protos, dim=-1)
     if query_pool == "dc":
-        local = F.normalize(fmap.flatten(2).transpose(1, 2), dim=-1)  # [n, r, d]
+        local = fmap.flatten(2).transpose(1, 2)  # [n, r, d]
+        local = F.normalize(local, dim=-1)
         logits = tau * torch.einsum("nrd,nkd->nrk", local, protos)
         r = logits.shape[1]
-        loss = F.cross_entropy(logits.reshape(n * r, way), labels.repeat_interleave(r))
+        targets = labels.repeat_interleave(r)
+        loss = F.cross_entropy(logits.reshape(n * r, way), targets)
         pred = logits.softmax(-1).mean(1).argmax(-1)
     else:
         q = F.normalize(global_pool(fmap, query_pool), dim=-1)

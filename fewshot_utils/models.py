@@ -149,9 +149,9 @@ class ResBlock(nn.Module):
     def forward(self, x: torch.Tensor, film=None) -> torch.Tensor:
         film = film if film is not None else (None, None, None)
         h = x
-        for i, (conv, bn) in enumerate(
-            [(self.conv1, self.bn1), (self.conv2, self.bn2), (self.conv3, self.bn3)]
-        ):
+        convs = (self.conv1, self.conv2, self.conv3)
+        bns = (self.bn1, self.bn2, self.bn3)
+        for i, (conv, bn) in enumerate(zip(convs, bns)):
             h = bn(conv(h))
             if film[i] is not None:
                 h = _apply_film(h, film[i])

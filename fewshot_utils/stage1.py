@@ -3,10 +3,7 @@
 Chapter 6 implants into the networks chapter 5 trained. Both must therefore cut miniImageNet
 the same way (:func:`load_stage1_data`) and find the networks under the same checkpoint names
 (:func:`stage1_network`); one function each keeps the two chapters from drifting apart.
-
-Chapter 5's records name their method (:func:`method_name`), the published cells they
-reproduce (:func:`paper_cells`, ids of :func:`cell_id`) and their configuration
-(:func:`record_config`) with the functions at the end of this module.
+Their records and tables (the book's machinery) are in :mod:`fewshot_utils.report_dense`.
 """
 
 from __future__ import annotations
@@ -28,7 +25,6 @@ from .dense import (
     stage1_protocol,
     train_classifier,
 )
-from .paper_numbers import existing
 from .profiles import column
 
 __all__ = [
@@ -38,14 +34,6 @@ __all__ = [
     "stage1_checkpoint",
     "stage1_network",
     "load_fc100",
-    "LIFCHITZ",
-    "NET_ROW",
-    "TABLE1_TEST",
-    "TABLE4_TEST",
-    "cell_id",
-    "method_name",
-    "paper_cells",
-    "record_config",
 ]
 
 _CH05 = {  # setting: (smoke, cpu, full); val_*: the validation tasks drawn during training
@@ -177,66 +165,3 @@ def load_fc100(profile: str) -> tuple[torch.Tensor, torch.Tensor] | None:
         return None
     per_class = fc100_protocol(profile)["per_class"]
     return data.subset(fc["train"], None, per_class), data.subset(fc["test"], None, per_class)
-
-
-# --------------------------------------------------------------------------- chapter 5's records
-
-LIFCHITZ = "lifchitz2019dense"  # the paper's key in fewshot_utils.paper_numbers
-NET_ROW = {"c128f": "c128f", "resnet12": "resnet-12"}  # the network as Table 1 names its rows
-# (support, query) pooling with which each table tests a network trained with GAP or DC:
-TABLE1_TEST = {"gap": ("gap", "gap"), "dc": ("gmp", "gmp")}  # Table 1: DC tested with GMP
-TABLE4_TEST = {"gap": ("gap", "gap"), "dc": ("gap", "dc")}  # Tables 4 and 5: DC queries
-KINDS = ("novel", "base", "both")  # Table 2's classes
-
-
-def cell_id(cell: str, shot: int, dataset: str = "miniimagenet") -> str:
-    """The id of Lifchitz et al.'s published 5-way ``shot``-shot cell ``cell`` of
-    :mod:`fewshot_utils.paper_numbers`, e.g. ``cell_id("table-4/dc", 5)``."""
-    return f"{LIFCHITZ}/{cell}/{dataset}/5w{shot}s"
-
-
-def _check_kind(kind: str) -> None:
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-
-
-def method_name(net: str, pooling: str, combo: tuple[str, str], kind: str = "novel") -> str:
-    """The ``method`` of a chapter-5 record: network, stage-1 pooling, then the support and
-    query pooling of the test (``combo``); base- and both-classes results (Table 2) say so."""
-    _check_kind(kind)
-    name = f"{net}-{pooling}-support-{combo[0]}-query-{combo[1]}"
-    return name if kind == "novel" else f"{name}-{kind}-classes"
-
-
-def paper_cells(
-    net: str, pooling: str, shot: int, combo: tuple[str, str], kind: str = "novel"
-) -> list[str]:
-    """Ids of the published miniImageNet cells that the result of network ``net`` trained with
-    ``pooling``, tested ``combo`` on ``kind`` classes at ``shot`` shots, reproduces: Table 1
-    (novel classes, tested as :data:`TABLE1_TEST`), Table 2 (ResNet-12, every combination,
-    5-shot only) and Table 4 (ResNet-12, tested as :data:`TABLE4_TEST`). Only cells the paper
-    prints are returned."""
-    _check_kind(kind)
-    sp, qp = combo
-    ids = []
-    if kind == "novel" and combo == TABLE1_TEST[pooling]:
-        ids.append(f"table-1/{NET_ROW.get(net, net)}-{pooling}")
-    if net == "resnet12":
-        ids.append(f"table-2/{pooling}-{kind}-classes/test-{sp}-{qp}")
-        if kind == "novel" and combo == TABLE4_TEST[pooling]:
-            ids.append(f"table-4/{pooling}")
-    return existing(cell_id(i, shot) for i in ids)
-
-
-def record_config(data: Stage1Data, profile: str, net: str, pooling: str, seed: int = 0) -> dict:
-    """The ``config`` of a chapter-5 miniImageNet record: :func:`stage1_config`'s fields, the
-    network and its widths, and how many images per class ``data`` trains on, tests on (novel)
-    and holds out (base)."""
-    return {
-        **stage1_config(profile, pooling, seed).__dict__,
-        "network": net,
-        "widths": list(data.protocol["widths"]) if net == "resnet12" else [64, 64, 128, 128],
-        "train_per_class": data.train.shape[1],
-        "test_per_class": data.test.shape[1],
-        "heldout_base_per_class": data.heldout.shape[1],
-    }

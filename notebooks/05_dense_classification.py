@@ -73,8 +73,8 @@ if DRIVE:
 # needs a GPU. The `cpu` profile trains a narrower ResNet-12 for a few hundred iterations.
 
 # %% tags=["parameters"]
-# Runtime: on Colab, pick Runtime > Change runtime type > GPU for the `full` profile (the
-# papers' protocol); a CPU runtime runs the shorter `cpu` profile.
+# Runtime: on Colab, pick Runtime > Change runtime type > GPU for the `full`
+# profile (the papers' protocol); a CPU runtime runs the shorter `cpu` profile.
 PROFILE = None  # "smoke", "cpu", "full" or "auto"; None reads FEWSHOT_PROFILE
 SEED = 0
 RETRAIN = False  # True trains again even when a finished checkpoint exists
@@ -87,14 +87,12 @@ import time
 import matplotlib.pyplot as plt
 import torch
 from fewshot_utils import dense, diagrams, stage1
+from fewshot_utils import report_dense as rd
 from fewshot_utils.dense import FewShotMaps, activation_maps, evaluate_poolings
-from fewshot_utils.display import markdown_table, show_source, table
-from fewshot_utils.evaluation import ci95, embed, paired_difference
+from fewshot_utils.display import show_source
+from fewshot_utils.evaluation import ci95, embed
 from fewshot_utils.models import C128F, ResBlock, ResNet12
-from fewshot_utils.paper_numbers import by_id, existing, printed
 from fewshot_utils.profiles import exercises_on, start
-from fewshot_utils.results import make_record, write_result
-from fewshot_utils.stage1 import cell_id
 from IPython.display import Markdown, display
 
 session = start(PROFILE, SEED)  # profile, device, seed, provenance
@@ -187,51 +185,8 @@ print(
 # each record names its `threads`):
 
 # %% tags=["hide-input"]
-EARLY = (
-    "" if profile == "full" else " (early training, not the paper's protocol)"
-)
-if profile == "cpu":
-    display(
-        Markdown(
-            f"**`cpu` profile:** ResNet-12 of widths {'-'.join(map(str, proto['widths']))} "
-            f"(the paper: 64-128-256-512), {cfg.iterations} iterations of batch "
-            f"{cfg.batch_size} (the paper: 8000 of 200, about "
-            f"{8000 * 200 / (cfg.iterations * cfg.batch_size):.0f}x more images), "
-            f"{ts['test_per_class']} test images per novel class, {ts['episodes']} test tasks "
-            f"(the paper: 10,000), {base_x.shape[1]} held-out images per base class (the paper "
-            "does not say how many). The networks see each training image well under once: "
-            "these numbers show the start of training, not Table 1."
-        )
-    )
-
-from fewshot_utils.profiles import fastest_threads, time_estimate
-
-
-def probe(net: str) -> float:
-    return dense.measure_iterations_per_s(
-        NETWORKS[net](), train_x, cfg, 2, device
-    )
-
-
-rates = {}
-by_threads = fastest_threads(lambda: probe("resnet12"), device)
-if by_threads:
-    rates["resnet12"] = by_threads[torch.get_num_threads()]
-    speeds = ", ".join(
-        f"{n}: {r * cfg.batch_size:.0f}" for n, r in by_threads.items()
-    )
-    print(f"images/s by threads: {speeds}; using {torch.get_num_threads()}")
-for net in NETWORKS:
-    rates[net] = rates.get(net) or probe(net)
-planned = sum(2 * cfg.iterations / rates[net] for net in NETWORKS)
-print(
-    time_estimate(
-        {f"training {len(RUNS)} networks": planned},
-        device,
-        session.elapsed(),
-        not_estimated="validation, testing, figures and FC100's networks",
-    )
-)
+rd.cpu_profile_note(profile, cfg, ts, d)
+rd.predict_stage1_time(NETWORKS, train_x, cfg, session, len(RUNS))
 
 # %% [markdown]
 # ## Training the four networks
@@ -279,27 +234,7 @@ for net, pooling in RUNS:  # chapter 6 loads their checkpoints
 # accuracy recorded at each checkpoint):
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
-titles = [
-    "training loss",
-    "training accuracy (%)",
-    "val 5-way 5-shot accuracy (%)",
-]
-for (net, pooling), run in runs.items():
-    h = run.history
-    curves = [
-        h["train_loss"],
-        [100 * a for a in h["train_acc"]],
-        [100 * a for a in h["val_acc"]],
-    ]
-    for ax, y in zip(axes, curves):
-        ax.plot(h["iteration"], y, marker="o", label=f"{net} {pooling.upper()}")
-for ax, title in zip(axes, titles):
-    ax.set(title=title, xlabel="iteration")
-axes[0].legend(fontsize=8)
-fig.suptitle(f"stage 1 on the 64 base classes ({profile} profile)", fontsize=10)
-fig.tight_layout()
-plt.show()
+rd.plot_stage1_curves(runs, profile)
 
 # %% [markdown]
 # The DC training loss is the per-location loss: a location sees only part of the object,
@@ -349,33 +284,7 @@ for key, run in runs.items():
 # combination for every network, the table the paper does not print.
 
 # %% tags=["hide-input"]
-T1 = stage1.TABLE1_TEST
-rows = []
-for net, pooling in RUNS:
-    ours = [
-        str(tests[(net, pooling), s, T1[pooling]]).split(" (")[0]
-        for s in ts["shots"]
-    ]
-    cell = f"table-1/{stage1.NET_ROW[net]}-{pooling}"
-    paper = printed(cell_id(cell, s) for s in (1, 5, 10))
-    rows.append([net, pooling.upper(), *ours, paper])
-shots = [f"{s}-shot (ours)" for s in ts["shots"]]
-caption = f"**{profile} profile**{EARLY}, {ts['episodes']} tasks, {ts['query']} queries per class"
-header = ["network", "stage 1", *shots, "paper 1 / 5 / 10-shot"]
-display(Markdown(caption + "\n\n" + markdown_table(header, rows)))
-rows = [
-    [
-        net,
-        p.upper(),
-        str(s),
-        *(f"{100 * tests[(net, p), s, c].accuracy:.2f}" for c in COMBOS),
-    ]
-    for net, p in RUNS
-    for s in ts["shots"]
-]
-combos = [f"{s.upper()} / {q.upper()}" for s, q in COMBOS]
-display(Markdown("support / query pooling, accuracy in %, every combination"))
-table(["network", "stage 1", "shot", *combos], rows)
+rd.show_table1(tests, RUNS, COMBOS, ts, profile)
 
 # %% [markdown]
 # ### Table 2: supports x queries, on novel, base and both classes
@@ -413,30 +322,7 @@ for pooling in ("gap", "dc"):
 # described above):
 
 # %% tags=["hide-input"]
-n_cls = base_x.shape[0]
-CHANCE = {"novel": 1 / 5, "base": 1 / n_cls, "both": 1 / (n_cls + 5)}
-rows = []
-for pooling, kind in (
-    (p, k) for p in ("gap", "dc") for k in ("base", "novel", "both")
-):
-    ours = [str(t2[pooling][kind][c]).split(" (")[0] for c in COMBOS]
-    cells = (
-        f"table-2/{pooling}-{kind}-classes/test-{sp}-{qp}" for sp, qp in COMBOS
-    )
-    paper = printed(cell_id(c, 5) for c in cells)
-    rows.append(
-        [pooling.upper(), f"{kind} ({100 * CHANCE[kind]:.1f}%)", *ours, paper]
-    )
-n_base, n_novel = n_cls * base_x.shape[1], test_x.shape[0] * test_x.shape[1]
-caption = (
-    f"**{profile} profile**{EARLY}, ResNet-12, 5-way 5-shot. Novel: {ts['episodes']} tasks "
-    f"(Table 1's). Base: each of the {n_base:,} held-out images ({base_x.shape[1]} per base "
-    f"class) once, Wilson interval. Both: {ts['episodes']} tasks, interval over the "
-    f"{n_novel:,} novel and {n_base:,} base images, halves weighted equally "
-    f"({t2_seconds['gap'] + t2_seconds['dc']:.0f} s)"
-)
-header = ["stage 1", "classes (chance)", *combos, "paper"]
-display(Markdown(caption + "\n\n" + markdown_table(header, rows)))
+rd.show_table2(t2, t2_seconds["gap"] + t2_seconds["dc"], COMBOS, d, ts, profile)
 
 # %% [markdown]
 # DC − GAP on the same tasks (novel), the same held-out images (base), and for *both*, where
@@ -467,52 +353,9 @@ for combo in COMBOS:
 
 
 # %% tags=["hide-input"]
-RUN = dict(
-    experiment="ch05_dense_classification", profile=profile, device=device
-)
-
-
-def write(
-    run, net, pooling, res, combo, shot, wall_time_s, kind="novel", seed=SEED
-):
-    """One record; the tasks' way, shot and query come from ``res`` itself (a base-classes
-    result counts images, not tasks: the record names Table 2's setting, 5-way 5-shot)."""
-    cells = stage1.paper_cells(net, pooling, shot, combo, kind)
-    record = make_record(
-        **RUN,
-        dataset="miniimagenet",
-        method=stage1.method_name(net, pooling, combo, kind),
-        result=res,
-        wall_time_s=wall_time_s,
-        config=stage1.record_config(d, profile, net, pooling, seed),
-        train_seed=seed,
-        train_iterations=run.iterations_done,
-        tau=float(run.classifier.tau.detach()),
-        paper_rows=cells,
-        paper_accuracy=by_id(cells[0]).accuracy / 100 if cells else None,
-        **(dict(way=5, shot=5) if kind == "base" else {}),
-    )
-    return write_result(record) is not None
-
-
-written = 0
-for (net, pooling), run in runs.items():
-    spent = run.wall_time_s + embed_seconds[net, pooling]
-    for shot, combo in ((s, c) for s in ts["shots"] for c in COMBOS):
-        res = tests[(net, pooling), shot, combo]
-        wall = spent + test_seconds[(net, pooling), shot]
-        written += write(run, net, pooling, res, combo, shot, wall)
-    if (
-        net == "resnet12"
-    ):  # Table 2's base- and both-classes rows (5-way 5-shot)
-        for kind, combo in ((k, c) for k in ("base", "both") for c in COMBOS):
-            res, wall = t2[pooling][kind][combo], spent + t2_seconds[pooling]
-            written += write(run, net, pooling, res, combo, 5, wall, kind)
-print(
-    f"{written} records written"
-    if written
-    else f"{profile} profile: no records written"
-)
+seconds = dict(embed=embed_seconds, test=test_seconds, t2=t2_seconds)
+args = (runs, tests, t2, seconds, ts["shots"], COMBOS, d, session)
+rd.print_written(rd.write_stage1_records(*args), profile)
 
 # %% [markdown]
 # ## DC − GAP over training seeds
@@ -524,27 +367,17 @@ print(
 
 # %%
 OTHERS = [seed for seed in ts["seeds"] if seed != SEED]
-seed_tests = {}
+seed_runs, seed_tests = {}, {}
 for seed, pooling in ((s, p) for s in OTHERS for p in ("gap", "dc")):
-    stem = f"ch05_resnet12_{pooling}"
-    run = stage1.stage1_network(
-        NETWORKS["resnet12"],
-        pooling,
-        stem,
-        train_x,
-        profile,
-        seed,
-        RETRAIN,
-        device,
+    stem, resnet = f"ch05_resnet12_{pooling}", NETWORKS["resnet12"]
+    seed_runs[seed, pooling] = run = stage1.stage1_network(
+        resnet, pooling, stem, train_x, profile, seed, RETRAIN, device
     )
     maps = FewShotMaps.from_maps(embed(run.model, test_x, device=device))
     tau = float(run.classifier.tau.detach())
     for shot in ts["shots"]:
         res = evaluate_poolings(maps, 5, shot, QUERY, TASKS, SEED, COMBOS, tau)
         seed_tests[seed, pooling, shot] = res["novel"]
-        for combo in COMBOS:  # one record each, as above
-            res, wall = seed_tests[seed, pooling, shot][combo], run.wall_time_s
-            write(run, "resnet12", pooling, res, combo, shot, wall, seed=seed)
 
 # %% [markdown]
 # DC − GAP per seed, as Table 1 tests them (DC with GMP, GAP with GAP) and as Table 4 does
@@ -552,23 +385,8 @@ for seed, pooling in ((s, p) for s in OTHERS for p in ("gap", "dc")):
 
 
 # %% tags=["hide-input"]
-def per_task(seed, pooling, shot, combo):
-    if seed == SEED:
-        return tests[("resnet12", pooling), shot, combo].per_episode
-    return seed_tests[seed, pooling, shot][combo].per_episode
-
-
-rows = []
-for seed, shot in ((s, k) for s in [SEED, *OTHERS] for k in ts["shots"]):
-    gap = per_task(seed, "gap", shot, ("gap", "gap"))
-    cells = []
-    for combo in (("gmp", "gmp"), ("gap", "dc")):
-        mean, hw = paired_difference(per_task(seed, "dc", shot, combo), gap)
-        cells.append(f"{100 * mean:+.2f} ± {100 * hw:.2f}")
-    rows.append([str(seed), str(shot), *cells])
-table(
-    ["training seed", "shot", "DC (GMP) − GAP", "DC (DC queries) − GAP"], rows
-)
+rd.write_seed_records(seed_runs, seed_tests, COMBOS, d, session)  # as above
+rd.seed_gap_table(tests, seed_tests, [SEED, *OTHERS], ts["shots"])
 
 # %% [markdown]
 # ## Figure 3: class activation maps
@@ -609,35 +427,7 @@ for pooling in ("gap", "dc"):
 # of pixels where it is above one half.
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(3, 2 * n_show, figsize=(2 * n_show * 1.4, 3 * 1.5))
-for half, (kind, imgs) in enumerate(
-    [("base", base_imgs), ("novel", novel_imgs)]
-):
-    for i in range(n_show):
-        col, img = half * n_show + i, imgs[i].permute(1, 2, 0).numpy()
-        axes[0, col].imshow(img)
-        axes[0, col].set_title(kind, fontsize=8)
-        for row, pooling in ((1, "gap"), (2, "dc")):
-            axes[row, col].imshow(img)
-            axes[row, col].imshow(
-                cams[kind, pooling][i], cmap="jet", alpha=0.5, vmin=0, vmax=1
-            )
-for ax in axes.flat:
-    ax.set(xticks=[], yticks=[])
-for row, label in enumerate(["image", "GAP-trained", "DC-trained"]):
-    axes[row, 0].set_ylabel(label, fontsize=8)
-fig.suptitle(
-    f"probability of the true class at each location ({profile} profile)",
-    fontsize=10,
-)
-fig.tight_layout()
-plt.show()
-for kind, pooling in ((k, p) for k in ("base", "novel") for p in ("gap", "dc")):
-    c = cams[kind, pooling]
-    print(
-        f"{kind:5s} {pooling.upper()}: mean true-class probability {c.mean():.3f}, "
-        f"fraction of pixels above 0.5: {(c > 0.5).float().mean():.2f}"
-    )
+rd.plot_cams(cams, base_imgs, novel_imgs, profile)
 
 # %% [markdown]
 # ## FC100 (Table 5)
@@ -651,66 +441,8 @@ for kind, pooling in ((k, p) for k in ("base", "novel") for p in ("gap", "dc")):
 # stops. The code repeats this chapter's training and tests on FC100, so it is folded away.
 
 # %% tags=["hide-input"]
-fc = stage1.load_fc100(profile)  # (train, test), or None without CIFAR-100
-if fc is not None:
-    (fc_train, fc_test), resnet, rows = fc, NETWORKS["resnet12"], []
-    for pooling in ("gap", "dc"):
-        fc_cfg = dense.fc100_config(profile, pooling, SEED)
-        stem = f"ch05_fc100_resnet12_{pooling}"  # chapter 6 loads the DC one
-        fc_run = stage1.stage1_network(
-            resnet,
-            pooling,
-            stem,
-            fc_train,
-            profile,
-            SEED,
-            RETRAIN,
-            device,
-            dataset="fc100",
-        )
-        maps = FewShotMaps.from_maps(
-            embed(fc_run.model, fc_test, device=device)
-        )
-        combo, tau = (
-            stage1.TABLE4_TEST[pooling],
-            float(fc_run.classifier.tau.detach()),
-        )
-        ours = []
-        for shot in ts["shots"]:
-            res = evaluate_poolings(
-                maps, 5, shot, ts["query"], ts["episodes"], SEED, [combo], tau
-            )
-            ours.append(str(res["novel"][combo]).split(" (")[0])
-            record = make_record(
-                **RUN,
-                dataset="fc100",
-                method=stage1.method_name("resnet12", pooling, combo),
-                result=res["novel"][combo],
-                wall_time_s=fc_run.wall_time_s,
-                config={
-                    **fc_cfg.__dict__,
-                    "network": "resnet12",
-                    "widths": list(proto["widths"]),
-                    "test_per_class": fc_test.shape[1],
-                },
-                train_iterations=fc_run.iterations_done,
-                paper_rows=existing(
-                    [cell_id(f"table-5/{pooling}", shot, "fc100")]
-                ),
-            )
-            write_result(record)
-        paper = printed(
-            cell_id(f"table-5/{pooling}", s, "fc100") for s in (1, 5, 10)
-        )
-        rows.append([pooling.upper(), *ours, paper])
-    table(
-        [
-            "stage 1",
-            *(f"{s}-shot" for s in ts["shots"]),
-            "paper 1 / 5 / 10-shot",
-        ],
-        rows,
-    )
+# FC100's GAP and DC networks, tested and filed as above (skipped without CIFAR-100)
+rd.fc100_table5(NETWORKS["resnet12"], proto["widths"], ts, session, RETRAIN)
 
 # %% [markdown]
 # ## What we found
@@ -718,65 +450,8 @@ if fc is not None:
 # Computed from this run (the code only formats the numbers above):
 
 # %% tags=["hide-input"]
-s5 = 5 if 5 in ts["shots"] else ts["shots"][-1]
-a = tests[("resnet12", "gap"), s5, ("gap", "gap")]
-b = tests[("resnet12", "dc"), s5, ("gap", "dc")]
-c_gap = tests[("c128f", "gap"), s5, ("gap", "gap")]
-c_dc = tests[("c128f", "dc"), s5, ("gmp", "gmp")]
-diff = 100 * (b.per_episode - a.per_episode)
-nets_diff = 100 * (
-    a.per_episode - c_gap.per_episode
-)  # ResNet-12 - C128F, both GAP, same tasks
-
-
-def paper(cell: str) -> float:
-    return by_id(
-        cell_id(cell, s5)
-    ).accuracy  # Lifchitz et al.'s published accuracy, in %
-
-
-seed_gaps = [
-    100
-    * float(
-        (
-            per_task(k, "dc", s5, ("gap", "dc"))
-            - per_task(k, "gap", s5, ("gap", "gap"))
-        ).mean()
-    )
-    for k in [SEED, *OTHERS]
-]
-behind = (
-    f". Here the deeper network is *behind*: with {runs['resnet12', 'gap'].iterations_done} "
-    "iterations it has seen each training image well under once, and a 12-layer network with "
-    "a quarter of the paper's width starts slower than a 4-layer one; the paper's ordering is "
-    "a statement about trained networks."
-)
-display(
-    Markdown(
-        f"- In this **{profile}** run{EARLY}, ResNet-12 5-way {s5}-shot: GAP-trained (GAP/GAP) "
-        f"{100 * a.accuracy:.2f}%, DC-trained (GAP supports, DC queries) {100 * b.accuracy:.2f}%"
-        f", a paired difference of {diff.mean():+.2f} ± {ci95(diff):.2f} points on the same "
-        f"tasks (the paper: {paper('table-4/dc') - paper('table-4/gap'):+.2f}).\n"
-        f"- C128F: GAP {100 * c_gap.accuracy:.2f}%, DC (GMP/GMP) {100 * c_dc.accuracy:.2f}% (the "
-        f"paper: {paper('table-1/c128f-gap'):.2f} vs {paper('table-1/c128f-dc'):.2f}, DC hurts "
-        f"the shallow network). ResNet-12 - C128F (both GAP): {nets_diff.mean():+.2f} ± "
-        f"{ci95(nets_diff):.2f} points (the paper: "
-        f"{paper('table-1/resnet-12-gap') - paper('table-1/c128f-gap'):+.2f})"
-        + (behind if nets_diff.mean() < 0 else ".")
-        + f"\n- Over training seeds {', '.join(map(str, [SEED, *OTHERS]))}, DC − GAP at {s5} "
-        "shots (DC queries) is "
-        + " / ".join(f"{g:+.2f}" for g in seed_gaps)
-        + " points: "
-        + (
-            "the same sign on every seed."
-            if len({g > 0 for g in seed_gaps}) == 1
-            else "its sign changes with the seed, so one network per pooling cannot show "
-            "which pooling is better here (the Results page's verdict adds the seeds' spread)."
-        )
-        + f"\n- Stage-1 training took {sum(r.wall_time_s for r in runs.values()) / 60:.1f} min "
-        f"for the four networks; the whole notebook {session.elapsed() / 60:.1f} min on {device}."
-    )
-)
+args = (tests, runs, seed_tests, [SEED, *OTHERS], ts, session)
+display(Markdown(rd.dense_findings(*args)))
 
 # %% [markdown]
 # ## Summary

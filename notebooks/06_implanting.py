@@ -63,8 +63,8 @@ if DRIVE:
 # first, or they are trained here).
 
 # %% tags=["parameters"]
-# Runtime: on Colab, pick Runtime > Change runtime type > GPU for the `full` profile (the
-# papers' protocol); a CPU runtime runs the shorter `cpu` profile.
+# Runtime: on Colab, pick Runtime > Change runtime type > GPU for the `full`
+# profile (the papers' protocol); a CPU runtime runs the shorter `cpu` profile.
 PROFILE = None  # "smoke", "cpu", "full" or "auto"; None reads FEWSHOT_PROFILE
 SEED = 0
 RETRAIN = False  # True trains the stage-1 networks again despite checkpoints
@@ -75,10 +75,11 @@ import time
 
 import matplotlib.pyplot as plt
 import torch
-from fewshot_utils import dense, diagrams, implanting, stage1
+from fewshot_utils import diagrams, implanting, stage1
+from fewshot_utils import report_dense as rd
 from fewshot_utils.dense import FewShotMaps, evaluate_poolings
 from fewshot_utils.display import show_source
-from fewshot_utils.evaluation import embed, paired_difference
+from fewshot_utils.evaluation import embed
 from fewshot_utils.implanting import (
     ImplantConfig,
     evaluate_implanting,
@@ -86,22 +87,12 @@ from fewshot_utils.implanting import (
     train_implants,
 )
 from fewshot_utils.models import ResNet12
-from fewshot_utils.paper_numbers import by_id, existing, printed
-from fewshot_utils.profiles import (
-    exercises_on,
-    fastest_threads,
-    pick,
-    start,
-    time_estimate,
-)
-from fewshot_utils.results import make_record, write_result
+from fewshot_utils.profiles import exercises_on, pick, start
+from fewshot_utils.report_dense import paired
 from IPython.display import Markdown, display
 
 session = start(PROFILE, SEED)  # profile, device, seed, provenance line
 profile, device = session.profile, session.device
-RUN = dict(
-    experiment="ch06_implanting", profile=profile, device=device
-)  # in every record
 
 # %% [markdown]
 # ## Data and the stage-1 networks
@@ -135,41 +126,7 @@ NETS = {  # name -> (stage-1 pooling, widths, checkpoint stem)
 # each record names its `threads`.
 
 # %% tags=["hide-input"]
-cfg = dense.stage1_config(profile, "dc", SEED)
-rates = {}  # iterations/s of the networks this chapter trains, measured before training
-by_threads = fastest_threads(
-    lambda: dense.measure_iterations_per_s(
-        ResNet12(widths=wide), train_x, cfg, 2, device
-    ),
-    device,
-)
-if by_threads:
-    rates["dc+wide"] = by_threads[torch.get_num_threads()]
-    print(
-        f"training and testing with {torch.get_num_threads()} thread(s): "
-        + ", ".join(
-            f"{n}: {r * cfg.batch_size:.0f} images/s"
-            for n, r in by_threads.items()
-        )
-    )
-to_train = {}  # seconds of the networks without a checkpoint (chapter 5's are usually there)
-for name, (pooling, w, stem) in NETS.items():
-    if RETRAIN or not stage1.stage1_checkpoint(stem, profile, SEED).exists():
-        cfg = dense.stage1_config(profile, pooling, SEED)
-        if name not in rates:
-            rates[name] = dense.measure_iterations_per_s(
-                ResNet12(widths=w), train_x, cfg, 2, device
-            )
-        to_train[f"training {name}"] = cfg.iterations / rates[name]
-print(
-    time_estimate(
-        to_train or {"training networks (all checkpointed)": 0.0},
-        device,
-        session.elapsed(),
-        not_estimated="the implanted tasks (measured below, once "
-        "the networks exist), testing and FC100",
-    )
-)
+rd.predict_implanting_networks_time(NETS, train_x, session, RETRAIN)
 
 # %% [markdown]
 # The three networks, loaded from their checkpoints (or trained, with the seed chapter 5
@@ -190,17 +147,7 @@ for name, (pooling, w, stem) in NETS.items():
     )
 
 # %% tags=["hide-input"]
-if profile == "cpu":
-    display(
-        Markdown(
-            f"**`cpu` profile:** chapter 5's ResNet-12 of widths {'-'.join(map(str, widths))} after "
-            f"{proto['iterations']} iterations of batch {proto['batch_size']}; implants of 16 "
-            f"channels on its 128-channel last block (the paper: 512), {st['epochs']} AdamW epochs "
-            f"per task as in the paper, but {st['implant_tasks']} implanted tasks per number (the "
-            f"paper: 5,000) and {st['test_per_class']} test images per class: "
-            "[how to read the `cpu` numbers](../book/intro.md#how-to-read-cpu-numbers)."
-        )
-    )
+rd.implanting_cpu_note(d, st, profile)
 
 # %% [markdown]
 # ## Implants
@@ -285,32 +232,7 @@ def implant(
 # Two implanted tasks, timed, predict how long the implanted tasks of this chapter take:
 
 # %% tags=["hide-input"]
-probe = implant(st["shots"][0], 2, seed=SEED + 99, progress=False)
-per_task = {
-    s: sum(probe.task_seconds) / len(probe.task_seconds)
-    for s in st["shots"][:1]
-}
-per_task[st["shots"][-1]] = (
-    per_task[st["shots"][0]] * st["shots"][-1] / st["shots"][0]
-)
-n_implanted = st["implant_tasks"] * len(st["shots"]) + 3 * st["table3_tasks"]
-planned = (
-    st["implant_tasks"] * sum(per_task.values())
-    + 3 * st["table3_tasks"] * per_task[st["shots"][0]]
-)
-print(
-    f"one implanted {st['shots'][0]}-shot task: {per_task[st['shots'][0]]:.2f} s "
-    f"({sum(probe.train_seconds) / 2:.2f} s of implant training); expected time for the "
-    f"{n_implanted} implanted tasks below: about {planned / 60:.1f} min"
-)
-print(
-    time_estimate(
-        {f"{n_implanted} implanted tasks": planned},
-        device,
-        session.elapsed(),
-        not_estimated="the stage-1 rows' tests and FC100",
-    )
-)
+rd.predict_implanting_time(implant, st, session)  # times two implanted tasks
 
 # %% [markdown]
 # ## Table 4: GAP, DC, DC + WIDE, DC + IMP
@@ -360,80 +282,7 @@ for shot in st["shots"]:
 # more channels trained in stage 1). `paired(a, b)` writes `b - a` with its 95% interval.
 
 # %% tags=["hide-input"]
-LIFCHITZ = (
-    "lifchitz2019dense"  # the published numbers: fewshot_utils.paper_numbers
-)
-
-
-def paper_t4(name: str, shot: int) -> str:
-    """Id of Lifchitz et al.'s Table 4 cell for method ``name`` at ``shot`` shots."""
-    return f"{LIFCHITZ}/table-4/{name}/miniimagenet/5w{shot}s"
-
-
-def paper_gain(shot: int) -> str:
-    """DC -> DC + IMP in Lifchitz et al.'s Table 4, in points ("n/a" where it has no cell)."""
-    try:
-        gain = (
-            by_id(paper_t4("dc+imp", shot)).accuracy
-            - by_id(paper_t4("dc", shot)).accuracy
-        )
-    except KeyError:
-        return "n/a"
-    return f"{gain:+.2f}"
-
-
-def paired(a, b) -> str:
-    """``b - a`` in points on the same tasks, with the 95% interval of the paired mean."""
-    mean, hw = paired_difference(b.per_episode, a.per_episode)
-    return f"{100 * mean:+.2f} ± {100 * hw:.2f} points over {a.per_episode.numel()} tasks"
-
-
-rows = [
-    "| method | "
-    + " | ".join(f"{s}-shot (ours)" for s in st["shots"])
-    + " | paper 5 / 10-shot |",
-    "|---|" + "---:|" * len(st["shots"]) + "---|",
-]
-for name in ("gap", "dc", "dc+wide"):
-    cells = [str(table4[name, s]).split(" (")[0] for s in st["shots"]]
-    rows.append(
-        f"| {name.upper()} | "
-        + " | ".join(cells)
-        + " | "
-        + printed(paper_t4(name, s) for s in (5, 10))
-        + " |"
-    )
-cells = [
-    str(implant_runs[s].implanted["dc"]).split(" (")[0] for s in st["shots"]
-]
-rows.append(
-    "| DC+IMP | "
-    + " | ".join(cells)
-    + " | "
-    + printed(paper_t4("dc+imp", s) for s in (5, 10))
-    + " |"
-)
-display(
-    Markdown(
-        f"**{profile} profile**, 5-way, {st['query']} queries per class; stage-1 rows over "
-        f"{st['episodes']} tasks, DC+IMP over {st['implant_tasks']} tasks\n\n"
-        + "\n".join(rows)
-    )
-)
-
-
-for shot in st["shots"]:
-    r = implant_runs[shot]
-    print(
-        f"{shot}-shot: DC {100 * r.baseline['dc'].accuracy:.2f}% -> DC+IMP "
-        f"{100 * r.implanted['dc'].accuracy:.2f}%, {paired(r.baseline['dc'], r.implanted['dc'])}"
-        f" (the paper: {paper_gain(shot)}); leave-one-out training accuracy at the last epoch "
-        f"{100 * sum(r.final_train_acc) / len(r.final_train_acc):.1f}%"
-    )
-    print(
-        f"{shot}-shot: DC+WIDE - DC (stage 1, same tasks): "
-        f"{paired(table4['dc', shot], table4['dc+wide', shot])}"
-    )
+rd.show_table4(table4, implant_runs, st, profile)
 
 # %% [markdown]
 # Two things to read in these rows. In the `cpu` profile the stage-1 rows rest on thousands
@@ -469,51 +318,7 @@ for sp, qp in STAGE2:
 # tasks):
 
 # %% tags=["hide-input"]
-rows = [
-    "| stage 2 support | stage 2 query | test GAP | test GMP | test DC | paper (GAP / GMP / DC) |",
-    "|---|---|---:|---:|---:|---|",
-]
-for (sp, qp), r in table3.items():
-    cells = [str(r.implanted[t]).split(" (")[0] for t in TEST_POOL]
-    rows.append(
-        f"| {sp.upper()} | {qp.upper()} | "
-        + " | ".join(cells)
-        + " | "
-        + printed(
-            f"{LIFCHITZ}/table-3/stage-2-{sp}-{qp}/test-queries-{t}/miniimagenet/5w5s"
-            for t in TEST_POOL
-        )
-        + " |"
-    )
-base_cells = [
-    str(table3["gap", "gap"].baseline[t]).split(" (")[0] for t in TEST_POOL
-]
-# Without implants: the DC network with GAP supports, as every row here. Table 2 has the same
-# test for GAP and DC queries; its GMP column pools the supports with GMP too: no cell.
-no_implants = {"gap": "gap-gap", "dc": "gap-dc"}
-paper_base = [
-    printed(
-        [
-            f"{LIFCHITZ}/table-2/dc-novel-classes/test-{no_implants[t]}/miniimagenet/5w5s"
-        ]
-    )
-    if t in no_implants
-    else "—"
-    for t in TEST_POOL
-]
-rows.append(
-    "| no implants (DC network) | | "
-    + " | ".join(base_cells)
-    + " | "
-    + " / ".join(paper_base)
-    + " (Table 2) |"
-)
-display(
-    Markdown(
-        f"**{profile} profile**, 5-way {shot}-shot, {st['table3_tasks']} tasks per "
-        "row\n\n" + "\n".join(rows)
-    )
-)
+rd.show_table3(table3, shot, st, profile)
 
 # %% [markdown]
 # The rows share their tasks, so their differences can be taken task by task, which removes
@@ -543,19 +348,7 @@ cfg_one = ImplantConfig(epochs=st["epochs"])  # tau = 10
 _, hist = train_implants(block, x_one, labels_one, 5, cfg_one, seed=SEED)
 
 # %% tags=["hide-input"]
-fig, ax = plt.subplots(1, 2, figsize=(8, 2.8))
-ax[0].plot(hist["loss"])
-ax[0].set_title("leave-one-out loss", fontsize=10)
-ax[1].plot([100 * a for a in hist["acc"]])
-ax[1].set_title("leave-one-out accuracy (%)", fontsize=10)
-for a in ax:
-    a.set_xlabel("epoch")
-fig.suptitle(
-    f"implant training on one 5-way {st['shots'][0]}-shot task ({profile} profile)",
-    fontsize=10,
-)
-fig.tight_layout()
-plt.show()
+rd.plot_implant_curves(hist, st["shots"][0], profile)
 
 # %% [markdown]
 # ## Results records
@@ -565,118 +358,13 @@ plt.show()
 
 
 # %% tags=["hide-input"]
-def cells(*ids, shot, dataset="miniimagenet"):
-    """Ids of the published cells (fewshot_utils.paper_numbers) that exist among ``ids``."""
-    return existing(f"{LIFCHITZ}/{i}/{dataset}/5w{shot}s" for i in ids)
-
-
-def paper_of(ids):
-    return by_id(ids[0]).accuracy / 100 if ids else None
-
-
-def write_implanting(
-    r, stage2, dataset, wall_time_s, widths, n_test, extra_cells=()
-):
-    """The records of one :class:`ImplantingResult` (stage-2 poolings ``stage2``), one per
-    test query pooling, each with its paired baseline (the same tasks without implants)."""
-    sp, qp = stage2
-    n = 0
-    for t, res in r.implanted.items():
-        ids = cells(
-            f"table-3/stage-2-{sp}-{qp}/test-queries-{t}",
-            *(extra_cells if t == "dc" else ()),
-            shot=res.shot,
-            dataset=dataset,
-        )
-        gain, gain_ci95 = paired_difference(
-            res.per_episode, r.baseline[t].per_episode
-        )
-        n += (
-            write_result(
-                make_record(
-                    **RUN,
-                    dataset=dataset,
-                    method=f"resnet12-dc-imp-stage2-{sp}-{qp}-support-gap-query-{t}",
-                    result=res,
-                    wall_time_s=wall_time_s,
-                    config={
-                        **ImplantConfig(
-                            epochs=st["epochs"], support_pool=sp, query_pool=qp
-                        ).__dict__,
-                        "network": "resnet12",
-                        "widths": list(widths),
-                        "test_per_class": n_test,
-                    },
-                    baseline_accuracy=r.baseline[t].accuracy,
-                    baseline_ci95=r.baseline[t].ci95,
-                    paired_difference=gain,
-                    paired_ci95=gain_ci95,
-                    seconds_per_task=sum(r.task_seconds) / len(r.task_seconds),
-                    implant_train_seconds_per_task=sum(r.train_seconds)
-                    / len(r.train_seconds),
-                    paper_rows=ids,
-                    paper_accuracy=paper_of(ids),
-                )
-            )
-            is not None
-        )
-    return n
-
-
-written = 0
-for name, run in nets.items():
-    for shot in st["shots"]:
-        res = table4[name, shot]
-        ids = cells(f"table-4/{name}", shot=res.shot)
-        written += (
-            write_result(
-                make_record(
-                    **RUN,
-                    dataset="miniimagenet",
-                    method=f"resnet12-{name.replace('+', '-')}-support-gap-query-{QUERY_POOL[name]}",
-                    result=res,
-                    wall_time_s=run.wall_time_s + t4_seconds[name],
-                    config={
-                        **dense.stage1_config(
-                            profile, NETS[name][0], SEED
-                        ).__dict__,
-                        "network": "resnet12",
-                        "widths": list(NETS[name][1]),
-                        "test_per_class": test_x.shape[1],
-                    },
-                    train_iterations=run.iterations_done,
-                    paper_rows=ids,
-                    paper_accuracy=paper_of(ids),
-                )
-            )
-            is not None
-        )
-for r in implant_runs.values():
-    wall = nets["dc"].wall_time_s + prefix_s + sum(r.task_seconds)
-    written += write_implanting(
-        r,
-        ("gap", "gap"),
-        "miniimagenet",
-        wall,
-        widths,
-        test_x.shape[1],
-        extra_cells=["table-4/dc+imp"],
-    )
-for stage2, r in table3.items():
-    if stage2 != ("gap", "gap"):  # GAP/GAP is the DC + IMP run above
-        written += write_implanting(
-            r,
-            stage2,
-            "miniimagenet",
-            sum(r.task_seconds),
-            widths,
-            test_x.shape[1],
-        )
-print(
-    f"{written} records written"
-    if written
-    else f"{profile} profile: no records written"
+args = (nets, NETS, QUERY_POOL, table4, t4_seconds, d, session)
+written = rd.write_table4_records(*args)
+spent = nets["dc"].wall_time_s + prefix_s  # before the implanted tasks
+written += rd.write_implanting_records(
+    implant_runs, table3, spent, st, d, session
 )
+rd.print_written(written, profile)
 
 # %% [markdown]
 # ## FC100 (Table 5)
@@ -686,45 +374,8 @@ print(
 # (trained here if its checkpoint is missing), with that network's learnt $\tau$.
 
 # %% tags=["hide-input"]
-fc = stage1.load_fc100(profile)  # (train, test), or None without CIFAR-100
-if fc is not None:
-    fc_train, fc_test = fc
-    fc_net = stage1.stage1_network(
-        lambda: ResNet12(widths=widths),
-        "dc",
-        "ch05_fc100_resnet12_dc",
-        fc_train,
-        profile,
-        SEED,
-        device=device,
-        dataset="fc100",
-    )
-    fc_tau = float(fc_net.classifier.tau.detach())
-    fc_prefix = prefix_features(fc_net.model, fc_test, device=device)
-    for shot in st["shots"]:
-        r = implant(
-            shot,
-            st["implant_tasks"],
-            net=fc_net,
-            maps=fc_prefix,
-            test_tau=fc_tau,
-        )
-        ids = cells("table-5/dc+imp", shot=shot, dataset="fc100")
-        print(
-            f"FC100 5-way {shot}-shot (tau {fc_tau:.1f}): DC {r.baseline['dc']}, DC+IMP "
-            f"{r.implanted['dc']}, {paired(r.baseline['dc'], r.implanted['dc'])} (the paper: "
-            f"DC+IMP {printed(ids) if ids else 'n/a'})"
-        )
-        wall = fc_net.wall_time_s + sum(r.task_seconds)
-        written += write_implanting(
-            r,
-            ("gap", "gap"),
-            "fc100",
-            wall,
-            widths,
-            fc_test.shape[1],
-            extra_cells=["table-5/dc+imp"],
-        )
+# DC and DC + IMP on FC100, printed and filed as above (skipped without CIFAR-100)
+written += rd.fc100_implanting(implant, widths, st, session)
 
 # %% [markdown]
 # ## What we found
@@ -732,32 +383,8 @@ if fc is not None:
 # Computed from this run (the code only formats the numbers above):
 
 # %% tags=["hide-input"]
-total_s = session.elapsed()
-all_tasks = list(implant_runs.values()) + [
-    r for k, r in table3.items() if k != ("gap", "gap")
-]
-n_tasks = sum(len(r.task_seconds) for r in all_tasks)
-sec_task = sum(sum(r.task_seconds) for r in all_tasks) / n_tasks
-s0 = st["shots"][0]
-r0 = implant_runs[s0]
-display(
-    Markdown(
-        f"- In this **{profile}** run, 5-way {s0}-shot: DC {100 * r0.baseline['dc'].accuracy:.2f}% "
-        f"and DC+IMP {100 * r0.implanted['dc'].accuracy:.2f}% on the same tasks, "
-        f"{paired(r0.baseline['dc'], r0.implanted['dc'])} (the paper: {paper_gain(s0)}). DC+WIDE "
-        f"(stage 1): {paired(table4['dc', s0], table4['dc+wide', s0])} against DC.\n"
-        f"- {n_tasks} implanted tasks took {sec_task:.2f} s each on average on {device} "
-        f"({st['epochs']} epochs; the layers before the last block ran once per image, "
-        f"{prefix_s:.1f} s for all test images); the notebook took {total_s / 60:.1f} min.\n"
-        + (
-            "- Narrow, briefly trained networks and tens of tasks: the method working and its "
-            "cost, not Tables 3-4 ([how to read the `cpu` numbers]"
-            "(../book/intro.md#how-to-read-cpu-numbers))."
-            if profile != "full"
-            else "- These are `full`-protocol numbers, comparable with Tables 3 and 4."
-        )
-    )
-)
+args = (implant_runs, table3, table4, prefix_s, st, session)
+display(Markdown(rd.implanting_findings(*args)))
 
 # %% [markdown]
 # ## Summary

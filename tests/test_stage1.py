@@ -1,4 +1,6 @@
-"""Chapters 5 and 6's shared set-up: the data cut, the test settings, the stage-1 networks."""
+"""Chapters 5 and 6's shared set-up: the data cut, the test settings, the stage-1 networks.
+
+Their records' names and published cells are tested in test_report_dense.py."""
 
 import pytest
 import torch
@@ -102,64 +104,3 @@ def test_stage1_network_on_fc100_uses_fc100_config(tmp_path, monkeypatch):
 def test_load_fc100_without_cifar_says_why_and_returns_none(data_home, capsys):
     assert stage1.load_fc100("smoke") is None
     assert "FC100 skipped:" in capsys.readouterr().out
-
-
-def test_paper_cells_name_the_published_cells_a_result_reproduces():
-    from fewshot_utils.paper_numbers import by_id
-
-    def short(ids):  # "table-1/resnet-12-dc" of "lifchitz2019dense/table-1/.../5w5s"
-        return [i.split("/", 1)[1].rsplit("/", 2)[0] for i in ids]
-
-    # ResNet-12 DC tested as Table 1 (GMP) is Table 1's and Table 2's cell, not Table 4's
-    assert short(stage1.paper_cells("resnet12", "dc", 5, ("gmp", "gmp"))) == [
-        "table-1/resnet-12-dc",
-        "table-2/dc-novel-classes/test-gmp-gmp",
-    ]
-    # DC queries are Table 4's test; Table 2 prints 5-shot only, so 1-shot has Table 4 alone
-    assert short(stage1.paper_cells("resnet12", "dc", 1, ("gap", "dc"))) == ["table-4/dc"]
-    assert short(stage1.paper_cells("resnet12", "gap", 10, ("gap", "gap"))) == [
-        "table-1/resnet-12-gap",
-        "table-4/gap",
-    ]
-    # C128F is in Table 1 only, and only as Table 1 tests it
-    assert short(stage1.paper_cells("c128f", "gap", 10, ("gap", "gap"))) == ["table-1/c128f-gap"]
-    assert stage1.paper_cells("c128f", "dc", 5, ("gap", "dc")) == []
-    # base and both classes: Table 2's rows, never Table 1's or 4's
-    base = stage1.paper_cells("resnet12", "gap", 5, ("gap", "gap"), "base")
-    assert short(base) == ["table-2/gap-base-classes/test-gap-gap"]
-    assert stage1.paper_cells("c128f", "dc", 5, ("gmp", "gmp"), "both") == []
-    for ids, shot in [(base, 5), (stage1.paper_cells("resnet12", "dc", 10, ("gap", "dc")), 10)]:
-        assert ids and all(by_id(i).shot == shot for i in ids)
-    with pytest.raises(ValueError, match="kind must be one of"):
-        stage1.paper_cells("resnet12", "dc", 5, ("gap", "dc"), "all")
-
-
-def test_method_names_are_those_the_results_page_pairs():
-    from fewshot_utils import effects
-
-    assert stage1.method_name("resnet12", "dc", ("gmp", "gmp")) == effects._R12.format(
-        "dc", "gmp", "gmp"
-    )
-    assert (
-        stage1.method_name("resnet12", "gap", ("gap", "dc"), "both")
-        == "resnet12-gap-support-gap-query-dc-both-classes"
-    )
-    assert stage1.cell_id("table-5/dc", 1, "fc100") == "lifchitz2019dense/table-5/dc/fc100/5w1s"
-    with pytest.raises(ValueError, match="kind must be one of"):
-        stage1.method_name("resnet12", "dc", ("gap", "dc"), "test")
-
-
-def test_record_config_names_the_network_and_the_data_cut(monkeypatch):
-    import json
-
-    monkeypatch.setattr(data, "load_miniimagenet", _fake_split)
-    d = stage1.load_stage1_data("cpu", stage1.test_settings("cpu", 5))
-    res = stage1.record_config(d, "cpu", "resnet12", "dc", seed=2)
-    cfg = stage1_config("cpu", "dc", 2)
-    assert res["iterations"] == cfg.iterations and res["seed"] == 2 and res["pooling"] == "dc"
-    assert res["widths"] == list(stage1_protocol("cpu")["widths"])
-    assert stage1.record_config(d, "cpu", "c128f", "gap")["widths"] == [64, 64, 128, 128]
-    counts = [res[k] for k in ("train_per_class", "test_per_class", "heldout_base_per_class")]
-    assert counts == [d.train.shape[1], d.test.shape[1], d.heldout.shape[1]]
-    assert len(set(counts)) == 3, "the three counts must not be confused"
-    json.dumps(res)  # a record's config is JSON
