@@ -168,19 +168,25 @@ def lr_factor(step: int, total: int, drops: int = 3, every: float = 1 / 12) -> f
 # ------------------------------------------------------------------- metric scaling
 
 
-def alpha_gradient(d: torch.Tensor, labels: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Closed-form ``dL/dalpha`` of the mean loss ``L = mean_i -log softmax(-alpha d[i])_{y_i}``:
+def alpha_gradient(
+    d: torch.Tensor,
+    labels: torch.Tensor,
+    alpha: float,
+) -> torch.Tensor:
+    """Closed-form ``dL/dalpha`` of the mean loss
+    ``L = mean_i -log softmax(-alpha d[i])_{y_i}``:
 
         dL/dalpha = mean_i ( d[i, y_i] - sum_k p[i, k] d[i, k] ),
 
-    the distance to the own prototype minus its softmax-weighted mean. Negative while the own
-    prototype is nearer than average (then a larger ``alpha`` lowers the loss): a learned
-    ``alpha`` grows until the softmax is sharp enough, and no further.
+    the distance to the own prototype minus its softmax-weighted mean.
+    Negative while the own prototype is nearer than average (then a larger
+    ``alpha`` lowers the loss): a learned ``alpha`` grows until the softmax
+    is sharp enough, and no further.
     """
     if d.shape[:-1] != labels.shape:
         raise ValueError(
-            f"distances {tuple(d.shape)} need labels shaped {tuple(d.shape[:-1])}, got "
-            f"{tuple(labels.shape)}"
+            f"distances {tuple(d.shape)} need labels shaped "
+            f"{tuple(d.shape[:-1])}, got {tuple(labels.shape)}"
         )
     p = torch.softmax(-alpha * d, dim=-1)
     own = d.gather(-1, labels[..., None])[..., 0]
@@ -188,18 +194,24 @@ def alpha_gradient(d: torch.Tensor, labels: torch.Tensor, alpha: float) -> torch
 
 
 def near_zero_fraction(
-    d: torch.Tensor, labels: torch.Tensor, alpha: float, threshold: float = NEAR_ZERO
+    d: torch.Tensor,
+    labels: torch.Tensor,
+    alpha: float,
+    threshold: float = NEAR_ZERO,
 ) -> float:
-    """Fraction of query-prototype pairs whose gradient ``dl_i / dd[i, k]``, divided by
-    ``alpha``, is below ``threshold``: the pairs a saturated softmax no longer trains.
+    """Fraction of query-prototype pairs whose gradient ``dl_i / dd[i, k]``,
+    divided by ``alpha``, is below ``threshold``: the pairs a saturated
+    softmax no longer trains.
 
-    Dividing by ``alpha`` leaves the softmax factor ``1{k = y_i} - p[i, k]`` (TADAM's Lemma 1
-    normalises the same way), so a small ``alpha`` is not counted as "sparse" merely because it
-    shrinks every gradient. ``alpha <= 0`` (a learned scale gone wrong) gives NaN.
+    Dividing by ``alpha`` leaves the softmax factor ``1{k = y_i} - p[i, k]``
+    (TADAM's Lemma 1 normalises the same way), so a small ``alpha`` is not
+    counted as "sparse" merely because it shrinks every gradient.
+    ``alpha <= 0`` (a learned scale gone wrong) gives NaN.
     """
     if not alpha > 0:
         return float("nan")
-    return sparsity(distance_gradient(d, labels, alpha) / alpha, threshold)
+    grads = distance_gradient(d, labels, alpha) / alpha
+    return sparsity(grads, threshold)
 
 
 # ------------------------------------------------------------------- task conditioning
@@ -271,19 +283,25 @@ class TaskEmbeddingNetwork(nn.Module):
         self.gamma0 = nn.Parameter(torch.zeros(len(self.channels), units))
         self.beta0 = nn.Parameter(torch.zeros(len(self.channels), units))
 
-    def forward(self, task: torch.Tensor) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
-        """``[[(gamma, beta)] * units] * blocks``, each ``[1, C]``, from ``task`` ``[D]`` or
-        ``[1, D]`` (one task at a time: the parameters broadcast over the batch)."""
+    def forward(
+        self,
+        task: torch.Tensor,
+    ) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+        """``[[(gamma, beta)] * units] * blocks``, each ``[1, C]``, from
+        ``task`` ``[D]`` or ``[1, D]`` (one task at a time: the parameters
+        broadcast over the batch)."""
         if task.dim() == 1:
             task = task[None]
         if task.dim() != 2 or task.shape != (1, self.task_dim):
-            raise ValueError(
-                f"task representation must be [{self.task_dim}] or [1, {self.task_dim}], got "
-                f"{tuple(task.shape)}"
-            )
+            d, got = self.task_dim, tuple(task.shape)
+            shapes = f"[{d}] or [1, {d}]"
+            raise ValueError(f"task representation must be {shapes}, got {got}")
         return [
             [
-                (1 + self.gamma0[b, u] * self.h[b][u](task), self.beta0[b, u] * self.g[b][u](task))
+                (
+                    1 + self.gamma0[b, u] * self.h[b][u](task),
+                    self.beta0[b, u] * self.g[b][u](task),
+                )
                 for u in range(self.units)
             ]
             for b in range(len(self.channels))
@@ -292,7 +310,8 @@ class TaskEmbeddingNetwork(nn.Module):
     def penalty(self) -> torch.Tensor:
         """``penalty_weight * (sum gamma0^2 + sum beta0^2) / 2``: TensorFlow's
         ``l2_regularizer(0.01)``, the form of the official code."""
-        return self.penalty_weight * 0.5 * (self.gamma0.pow(2).sum() + self.beta0.pow(2).sum())
+        squares = self.gamma0.pow(2).sum() + self.beta0.pow(2).sum()
+        return self.penalty_weight * 0.5 * squares
 
 
 # ------------------------------------------------------------------- the network
@@ -389,11 +408,16 @@ class TadamNet(nn.Module):
             raise ValueError("this network has no task embedding network (ten=None)")
         return self.ten(prototypes(support_emb).mean(0, keepdim=True))
 
-    def episode_logits(self, support: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
-        """Logits ``[way * n_query, way]`` of one episode: support ``[way, shot, ...]`` and
-        query ``[way, n_query, ...]`` images, embedded together in one pass (as
-        ``train_protonet`` does); with a TEN, the support is first embedded without
-        conditioning to get the task's FiLM parameters."""
+    def episode_logits(
+        self,
+        support: torch.Tensor,
+        query: torch.Tensor,
+    ) -> torch.Tensor:
+        """Logits ``[way * n_query, way]`` of one episode: support
+        ``[way, shot, ...]`` and query ``[way, n_query, ...]`` images, embedded
+        together in one pass (as ``train_protonet`` does); with a TEN, the
+        support is first embedded without conditioning to get the task's FiLM
+        parameters."""
         way, shot = support.shape[:2]
         s, q = support.flatten(0, 1), query.flatten(0, 1)
         film = None
@@ -402,7 +426,11 @@ class TadamNet(nn.Module):
         emb = self.embed(torch.cat([s, q]), film).float()
         protos = prototypes(emb[: way * shot].view(way, shot, -1))
         return protonet_logits(
-            emb[way * shot :], protos, self.distance, self.alpha, **self.distance_kwargs
+            emb[way * shot :],
+            protos,
+            self.distance,
+            self.alpha,
+            **self.distance_kwargs,
         )
 
     def penalty(self) -> torch.Tensor:
