@@ -78,10 +78,10 @@ def method_name(name: str) -> str:
 
 def checkpoint_stem(name: str, spec: dict, in_grid: bool, profile: str, seed: int) -> str:
     """File name of the checkpoint of chapter 7's model ``name`` (specification ``spec``)
-    trained with ``seed``: its ``method_name``, then ``_alpha<α>`` where ``α`` was chosen on
-    validation (a model with a fixed ``alpha`` outside the grid ``in_grid``, i.e. the
-    ablation's), the profile and the seed. Finished checkpoints are found by it, so the
-    mapping must not change."""
+    trained with ``seed``: its ``method_name``; then ``_alpha<α>`` when its fixed ``α`` was
+    chosen on validation, i.e. it is neither learned nor one of the grid's models
+    (``in_grid``): the ablation's; then the profile and the seed. Finished checkpoints are
+    found by it, so the mapping must not change."""
     alpha = "" if spec["learn"] or in_grid else f"_alpha{spec['alpha']:g}"
     return f"ch07_{method_name(name)}{alpha}_{profile}_seed{seed}.pt"
 
