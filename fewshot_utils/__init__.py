@@ -14,6 +14,7 @@
 **The book's machinery** (how the book runs, records and checks itself; not needed to
 learn the methods):
 
+- ``report_tadam`` (chapter 7: Table 2 beside ours, records, claims, time estimates, findings);
 - ``profiles`` (smoke / cpu / full, devices, seeds, time estimates), ``checkpoints``
   (atomic saves and exact resume), ``results`` (provenance records), ``paper_numbers``
   (the published tables), ``reproduction`` (records beside the published numbers),

@@ -312,18 +312,27 @@ def _one_seed(new: dict, ref: dict | None) -> tuple[float, float, str, list[floa
     return diff, 100 * math.hypot(new["ci95"], ref["ci95"]), "unpaired", None
 
 
-def measure(claim: Claim, records: Iterable[dict], profile: str) -> Effect:
-    """``claim`` in ``profile``'s records: the paired difference over the test tasks, and over
-    training seeds where several (the 95% half-width then adds the seeds' t-interval to the
-    tasks' in quadrature, since every seed meets the same tasks)."""
+def measure(
+    claim: Claim,
+    records: Iterable[dict],
+    profile: str,
+) -> Effect:
+    """``claim`` in ``profile``'s records: the paired difference over the test
+    tasks, and over training seeds where several (the 95% half-width then
+    adds the seeds' t-interval to the tasks' in quadrature, since every seed
+    meets the same tasks)."""
     records = list(records)
     new = _pick(records, claim, claim.new, profile)
-    ref = _pick(records, claim, claim.ref, profile) if claim.ref is not None else None
+    ref = None
+    if claim.ref is not None:
+        ref = _pick(records, claim, claim.ref, profile)
     if not new and (ref is None or not ref):
-        return Effect(claim, profile, reason=f"no `{profile}` record yet ({claim.experiment})")
+        reason = f"no `{profile}` record yet ({claim.experiment})"
+        return Effect(claim, profile, reason=reason)
     seeds = sorted(new if ref is None else set(new) & set(ref))
     if not seeds:
-        return Effect(claim, profile, reason="only one of the two models has a record")
+        reason = "only one of the two models has a record"
+        return Effect(claim, profile, reason=reason)
     per_seed, per_task, hws, hows = [], [], [], set()
     for s in seeds:
         d, hw, how, tasks = _one_seed(new[s], None if ref is None else ref[s])
@@ -333,25 +342,39 @@ def measure(claim: Claim, records: Iterable[dict], profile: str) -> Effect:
         hows.add(how)
     if len(seeds) == 1:
         task_hw = hws[0]
-    elif all(t is not None for t in per_task):  # the seeds' mean model, task by task
-        mean_tasks = torch.tensor([sum(col) / len(col) for col in zip(*per_task)])
-        task_hw = 100 * ci95(mean_tasks)
-    else:  # the seeds meet the same tasks: their task noise is shared, not averaged away
+    elif all(t is not None for t in per_task):
+        # the seeds' mean model, task by task
+        mean_tasks = [sum(col) / len(col) for col in zip(*per_task)]
+        task_hw = 100 * ci95(torch.tensor(mean_tasks))
+    else:
+        # the seeds meet the same tasks: their task noise is shared, not
+        # averaged away
         task_hw = statistics.mean(hws)
     mean = sum(per_seed) / len(per_seed)
     total = task_hw
-    if len(seeds) > 1:
-        seed_hw = t975(len(seeds) - 1) * statistics.stdev(per_seed) / math.sqrt(len(seeds))
+    n = len(seeds)
+    if n > 1:
+        seed_hw = t975(n - 1) * statistics.stdev(per_seed) / math.sqrt(n)
         total = math.hypot(task_hw, seed_hw)
     commits = {str(new[s].get("commit", ""))[:7] for s in seeds}
-    how = " and ".join(sorted(hows)) + f", {len(seeds)} training seed{'s' * (len(seeds) > 1)}"
+    how = " and ".join(sorted(hows)) + f", {n} training seed{'s' * (n > 1)}"
     train_shot = new[seeds[0]].get("train_shot")
     departure = ""
     if train_shot is not None and train_shot != claim.shot:
-        departure = f"{claim.shot}-shot test of models trained on {train_shot}-shot episodes"
+        trained = f"models trained on {train_shot}-shot episodes"
+        departure = f"{claim.shot}-shot test of {trained}"
     commits_s = ", ".join(sorted(commits))
     return Effect(
-        claim, profile, mean, total, task_hw, tuple(per_seed), how, commits_s, "", departure
+        claim,
+        profile,
+        mean,
+        total,
+        task_hw,
+        tuple(per_seed),
+        how,
+        commits_s,
+        "",
+        departure,
     )
 
 

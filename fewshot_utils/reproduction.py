@@ -68,14 +68,18 @@ def _name(record: dict) -> str:
     )
 
 
-def record_cells(record: dict, numbers: Sequence[PaperNumber] = PAPER_NUMBERS) -> list[str]:
+def record_cells(
+    record: dict,
+    numbers: Sequence[PaperNumber] = PAPER_NUMBERS,
+) -> list[str]:
     """Ids of the published cells ``record`` reproduces.
 
-    Its ``paper_rows`` field (a list of ids, or one id) when present, each checked to exist;
-    otherwise every cell of the same dataset, way and shot whose accuracy is the record's
-    ``paper_accuracy`` (a fraction), and none when the record has no ``paper_accuracy``. Cells
-    of two different experiments that print the same number are an error: the record must
-    name its cell.
+    Its ``paper_rows`` field (a list of ids, or one id) when present, each
+    checked to exist; otherwise every cell of the same dataset, way and shot
+    whose accuracy is the record's ``paper_accuracy`` (a fraction), and none
+    when the record has no ``paper_accuracy``. Cells of two different
+    experiments that print the same number are an error: the record must name
+    its cell.
     """
     explicit = record.get("paper_rows")
     if explicit is not None:
@@ -84,22 +88,27 @@ def record_cells(record: dict, numbers: Sequence[PaperNumber] = PAPER_NUMBERS) -
             try:
                 by_id(i)
             except KeyError as err:
-                raise KeyError(f"record {_name(record)}: {err.args[0]}") from None
+                msg = f"record {_name(record)}: {err.args[0]}"
+                raise KeyError(msg) from None
         return ids
     published = record.get("paper_accuracy")
     if published is None:
         return []
+    task = (record["dataset"], record["way"], record["shot"])
+    printed = 100.0 * published
     ids = [
         p.id
         for p in numbers
-        if (p.dataset, p.way, p.shot) == (record["dataset"], record["way"], record["shot"])
-        and abs(p.accuracy - 100.0 * published) < _TOL
+        if (p.dataset, p.way, p.shot) == task
+        if abs(p.accuracy - printed) < _TOL
     ]
-    if len(ids) > 1 and not any(set(ids) <= group for group in SAME_EXPERIMENT):
+    same = any(set(ids) <= group for group in SAME_EXPERIMENT)
+    if len(ids) > 1 and not same:
         raise ValueError(
-            f"record {_name(record)}: its paper_accuracy {100 * published:.2f} is printed by "
-            f"cells of different experiments {ids}; name the one it reproduces in the record's "
-            "paper_rows"
+            f"record {_name(record)}: its paper_accuracy "
+            f"{100 * published:.2f} is printed by cells of different "
+            f"experiments {ids}; name the one it reproduces in the "
+            "record's paper_rows"
         )
     return ids
 

@@ -21,11 +21,8 @@ atomically after every epoch and exact resume, as ``training.train_protonet`` do
 own FiLM parameters, so it embeds each episode, over exactly the episodes that
 ``evaluation.evaluate_embeddings`` draws from the same seed.
 
-Chapter 7's bookkeeping: ``method_name`` (a model's record and checkpoint name),
-``chapter_record`` (its results record),
-``table2_cell`` and ``table2_difference`` (the paper's Table 2, from ``effects.CLAIMS``), and
-``estimate_seconds`` (with ``evaluation_images`` and ``seconds_per_image``), the chapter's
-time estimate.
+``measure_tadam_seconds`` times training steps on this machine. Chapter 7's bookkeeping
+(record names and records, the paper's Table 2, the time estimate) is in ``report_tadam``.
 """
 
 from __future__ import annotations
@@ -42,13 +39,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import checkpoints, effects, paper_numbers
+from . import checkpoints
 from .distances import DISTANCES, protonet_logits, protonet_loss, prototypes
 from .episodes import check_episode, query_labels, sample_episode, sample_indices
 from .evaluation import EvalResult, _autocast, ci95, embed, evaluate_embeddings
 from .models import activation_layer
 from .profiles import resolve_device
-from .results import make_record
 from .saturation import distance_gradient, sparsity
 from .training import (
     EPISODIC_KEYS,
@@ -78,13 +74,6 @@ __all__ = [
     "train_tadam",
     "measure_tadam_seconds",
     "evaluate_tadam",
-    "method_name",
-    "chapter_record",
-    "table2_cell",
-    "table2_difference",
-    "evaluation_images",
-    "seconds_per_image",
-    "estimate_seconds",
 ]
 
 FILM_PENALTY = 0.01
@@ -168,19 +157,25 @@ def lr_factor(step: int, total: int, drops: int = 3, every: float = 1 / 12) -> f
 # ------------------------------------------------------------------- metric scaling
 
 
-def alpha_gradient(d: torch.Tensor, labels: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Closed-form ``dL/dalpha`` of the mean loss ``L = mean_i -log softmax(-alpha d[i])_{y_i}``:
+def alpha_gradient(
+    d: torch.Tensor,
+    labels: torch.Tensor,
+    alpha: float,
+) -> torch.Tensor:
+    """Closed-form ``dL/dalpha`` of the mean loss
+    ``L = mean_i -log softmax(-alpha d[i])_{y_i}``:
 
         dL/dalpha = mean_i ( d[i, y_i] - sum_k p[i, k] d[i, k] ),
 
-    the distance to the own prototype minus its softmax-weighted mean. Negative while the own
-    prototype is nearer than average (then a larger ``alpha`` lowers the loss): a learned
-    ``alpha`` grows until the softmax is sharp enough, and no further.
+    the distance to the own prototype minus its softmax-weighted mean.
+    Negative while the own prototype is nearer than average (then a larger
+    ``alpha`` lowers the loss): a learned ``alpha`` grows until the softmax
+    is sharp enough, and no further.
     """
     if d.shape[:-1] != labels.shape:
         raise ValueError(
-            f"distances {tuple(d.shape)} need labels shaped {tuple(d.shape[:-1])}, got "
-            f"{tuple(labels.shape)}"
+            f"distances {tuple(d.shape)} need labels shaped "
+            f"{tuple(d.shape[:-1])}, got {tuple(labels.shape)}"
         )
     p = torch.softmax(-alpha * d, dim=-1)
     own = d.gather(-1, labels[..., None])[..., 0]
@@ -188,18 +183,24 @@ def alpha_gradient(d: torch.Tensor, labels: torch.Tensor, alpha: float) -> torch
 
 
 def near_zero_fraction(
-    d: torch.Tensor, labels: torch.Tensor, alpha: float, threshold: float = NEAR_ZERO
+    d: torch.Tensor,
+    labels: torch.Tensor,
+    alpha: float,
+    threshold: float = NEAR_ZERO,
 ) -> float:
-    """Fraction of query-prototype pairs whose gradient ``dl_i / dd[i, k]``, divided by
-    ``alpha``, is below ``threshold``: the pairs a saturated softmax no longer trains.
+    """Fraction of query-prototype pairs whose gradient ``dl_i / dd[i, k]``,
+    divided by ``alpha``, is below ``threshold``: the pairs a saturated
+    softmax no longer trains.
 
-    Dividing by ``alpha`` leaves the softmax factor ``1{k = y_i} - p[i, k]`` (TADAM's Lemma 1
-    normalises the same way), so a small ``alpha`` is not counted as "sparse" merely because it
-    shrinks every gradient. ``alpha <= 0`` (a learned scale gone wrong) gives NaN.
+    Dividing by ``alpha`` leaves the softmax factor ``1{k = y_i} - p[i, k]``
+    (TADAM's Lemma 1 normalises the same way), so a small ``alpha`` is not
+    counted as "sparse" merely because it shrinks every gradient.
+    ``alpha <= 0`` (a learned scale gone wrong) gives NaN.
     """
     if not alpha > 0:
         return float("nan")
-    return sparsity(distance_gradient(d, labels, alpha) / alpha, threshold)
+    grads = distance_gradient(d, labels, alpha) / alpha
+    return sparsity(grads, threshold)
 
 
 # ------------------------------------------------------------------- task conditioning
@@ -271,19 +272,25 @@ class TaskEmbeddingNetwork(nn.Module):
         self.gamma0 = nn.Parameter(torch.zeros(len(self.channels), units))
         self.beta0 = nn.Parameter(torch.zeros(len(self.channels), units))
 
-    def forward(self, task: torch.Tensor) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
-        """``[[(gamma, beta)] * units] * blocks``, each ``[1, C]``, from ``task`` ``[D]`` or
-        ``[1, D]`` (one task at a time: the parameters broadcast over the batch)."""
+    def forward(
+        self,
+        task: torch.Tensor,
+    ) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+        """``[[(gamma, beta)] * units] * blocks``, each ``[1, C]``, from
+        ``task`` ``[D]`` or ``[1, D]`` (one task at a time: the parameters
+        broadcast over the batch)."""
         if task.dim() == 1:
             task = task[None]
         if task.dim() != 2 or task.shape != (1, self.task_dim):
-            raise ValueError(
-                f"task representation must be [{self.task_dim}] or [1, {self.task_dim}], got "
-                f"{tuple(task.shape)}"
-            )
+            d, got = self.task_dim, tuple(task.shape)
+            shapes = f"[{d}] or [1, {d}]"
+            raise ValueError(f"task representation must be {shapes}, got {got}")
         return [
             [
-                (1 + self.gamma0[b, u] * self.h[b][u](task), self.beta0[b, u] * self.g[b][u](task))
+                (
+                    1 + self.gamma0[b, u] * self.h[b][u](task),
+                    self.beta0[b, u] * self.g[b][u](task),
+                )
                 for u in range(self.units)
             ]
             for b in range(len(self.channels))
@@ -292,7 +299,8 @@ class TaskEmbeddingNetwork(nn.Module):
     def penalty(self) -> torch.Tensor:
         """``penalty_weight * (sum gamma0^2 + sum beta0^2) / 2``: TensorFlow's
         ``l2_regularizer(0.01)``, the form of the official code."""
-        return self.penalty_weight * 0.5 * (self.gamma0.pow(2).sum() + self.beta0.pow(2).sum())
+        squares = self.gamma0.pow(2).sum() + self.beta0.pow(2).sum()
+        return self.penalty_weight * 0.5 * squares
 
 
 # ------------------------------------------------------------------- the network
@@ -389,11 +397,16 @@ class TadamNet(nn.Module):
             raise ValueError("this network has no task embedding network (ten=None)")
         return self.ten(prototypes(support_emb).mean(0, keepdim=True))
 
-    def episode_logits(self, support: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
-        """Logits ``[way * n_query, way]`` of one episode: support ``[way, shot, ...]`` and
-        query ``[way, n_query, ...]`` images, embedded together in one pass (as
-        ``train_protonet`` does); with a TEN, the support is first embedded without
-        conditioning to get the task's FiLM parameters."""
+    def episode_logits(
+        self,
+        support: torch.Tensor,
+        query: torch.Tensor,
+    ) -> torch.Tensor:
+        """Logits ``[way * n_query, way]`` of one episode: support
+        ``[way, shot, ...]`` and query ``[way, n_query, ...]`` images, embedded
+        together in one pass (as ``train_protonet`` does); with a TEN, the
+        support is first embedded without conditioning to get the task's FiLM
+        parameters."""
         way, shot = support.shape[:2]
         s, q = support.flatten(0, 1), query.flatten(0, 1)
         film = None
@@ -402,7 +415,11 @@ class TadamNet(nn.Module):
         emb = self.embed(torch.cat([s, q]), film).float()
         protos = prototypes(emb[: way * shot].view(way, shot, -1))
         return protonet_logits(
-            emb[way * shot :], protos, self.distance, self.alpha, **self.distance_kwargs
+            emb[way * shot :],
+            protos,
+            self.distance,
+            self.alpha,
+            **self.distance_kwargs,
         )
 
     def penalty(self) -> torch.Tensor:
@@ -662,169 +679,6 @@ def _episode_indices(n_cls, per_class, way, shot, query, episodes, seed):
         for b in range(0, episodes, 1000)
     ]
     return torch.cat([c for c, _ in blocks]), torch.cat([i for _, i in blocks])
-
-
-# ------------------------------------------------------------------- chapter 7's bookkeeping
-
-
-def method_name(name: str) -> str:
-    """The ``method`` of chapter 7's record for the model called ``name`` (its checkpoint's
-    stem too): ``"sq, α = 0.01"`` -> ``"sq_alpha=0.01"``, ``"α + AT"`` -> ``"alpha_AT"``.
-    Record file names are built from it, so the mapping must not change."""
-    return name.replace("α", "alpha").replace(" ", "").replace(",", "_").replace("+", "_")
-
-
-def chapter_record(
-    name: str,
-    run: TrainResult,
-    result: EvalResult,
-    config: TadamConfig,
-    test_seconds: float,
-    alpha_choice: str,
-    ablation_rows: Sequence[str],
-    *,
-    profile: str,
-    device: str | torch.device,
-    widths: Sequence[int],
-    image_side: int,
-    test_per_class: int,
-) -> dict:
-    """The results record of chapter 7's model ``name``: trained as ``run`` with ``config``
-    (whose ``seed`` is the training seed), tested as ``result`` in ``test_seconds``.
-
-    It keeps the training configuration with the model's parts and the profile's reductions
-    (``widths``, ``image_side``, ``test_per_class``), the final ``alpha`` and how it was set
-    (``alpha_choice``), the validation accuracy of the epoch kept, the mean near-zero share of
-    training, and the rows of TADAM's Table 2 it stands for (``ablation_rows``) with their
-    published cells (``paper_rows``, where our sources have one)."""
-    h = run.history
-    return make_record(
-        experiment="ch07_tadam",
-        dataset="miniimagenet",
-        method=method_name(name),
-        result=result,
-        profile=profile,
-        device=device,
-        wall_time_s=run.wall_time_s + test_seconds,
-        config={
-            **config.__dict__,
-            "model": run.model.describe(),
-            "backbone": f"resnet12-{'-'.join(map(str, widths))}",
-            "image_side": image_side,
-            "test_per_class": test_per_class,
-        },
-        train_episodes=run.episodes_done,
-        final_alpha=run.model.alpha.item(),
-        alpha_choice=alpha_choice,
-        val_accuracy=h["val_acc"][run.best_epoch - 1],
-        near_zero_train=sum(h["near_zero"]) / len(h["near_zero"]),
-        ablation_rows=list(ablation_rows),
-        paper_rows=[cell for cell in map(table2_cell, ablation_rows) if cell],
-        train_seed=config.seed,
-    )
-
-
-def table2_cell(row: str) -> str | None:
-    """Id of the :mod:`paper_numbers` cell of TADAM's Table 2 (miniImageNet 5-way 5-shot) for
-    the ablation row ``row`` ("baseline", "α", "α + AT", "α + TC", "α + AT + TC"), read from
-    the claims of ``effects.CLAIMS``; None where our sources print no number (α + TC)."""
-    for claim in effects.CLAIMS:
-        if claim.experiment != "ch07_tadam":
-            continue
-        if claim.new == {"ablation_rows": row} and claim.paper_new:
-            return claim.paper_new
-        if claim.ref == {"ablation_rows": row} and claim.paper_ref:
-            return claim.paper_ref
-    return None
-
-
-def table2_difference(row: str, ref: str) -> float:
-    """TADAM's Table 2 (5-shot): the published accuracy of ``row`` minus that of ``ref``, in
-    points. A row without a published number is an error, never a guess."""
-    cells = {r: table2_cell(r) for r in (row, ref)}
-    missing = [r for r, cell in cells.items() if cell is None]
-    if missing:
-        raise KeyError(f"TADAM's Table 2 has no 5-shot number for {missing} in our sources")
-    return paper_numbers.by_id(cells[row]).accuracy - paper_numbers.by_id(cells[ref]).accuracy
-
-
-def evaluation_images(
-    task_conditioned: bool,
-    *,
-    epochs: int,
-    val_episodes: int,
-    test_episodes: int,
-    val_images: int,
-    test_images: int,
-    episode_images: int,
-) -> int:
-    """Images one model embeds for validation (after each of ``epochs`` epochs) and testing,
-    for chapter 7's time estimate. Without a TEN each split is embedded whole (``val_images``
-    every epoch, ``test_images`` once) and the episodes are drawn from the embeddings; with a
-    TEN every episode is embedded on its own, ``episode_images`` each (the support counted
-    twice: once to condition, once conditioned)."""
-    if task_conditioned:
-        return (epochs * val_episodes + test_episodes) * episode_images
-    return epochs * val_images + test_images
-
-
-def seconds_per_image(
-    model: nn.Module, images: torch.Tensor, device: str | torch.device | None = "auto"
-) -> float:
-    """Wall seconds per image of ``evaluation.embed(model, images)`` (uint8
-    ``[classes, per_class, C, H, W]``) on ``device``, after a warm-up pass on the first class."""
-    n = images.shape[0] * images.shape[1]
-    if n == 0:
-        raise ValueError("seconds_per_image needs at least one image")
-    embed(model, images[:1], device=device)  # warm-up: first calls allocate and dispatch
-    t0 = time.perf_counter()
-    embed(model, images, device=device)
-    sync(resolve_device(device))
-    return (time.perf_counter() - t0) / n
-
-
-def estimate_seconds(
-    make: Callable[[bool, bool], TadamNet],
-    kinds: Sequence[tuple[bool, bool]],
-    train_data: torch.Tensor,
-    val_data: torch.Tensor,
-    test_data: torch.Tensor,
-    config: TadamConfig,
-    test_episodes: int,
-    probe_episodes: int = 3,
-    device: str | torch.device | None = "auto",
-    test_query: int = 15,
-    overhead: float = 1.3,
-) -> dict[str, float]:
-    """Expected seconds of chapter 7's runs on this machine: ``{"training": ...,
-    "validation and test": ...}``, for ``profiles.time_estimate``.
-
-    ``kinds`` lists one ``(auxiliary task, task conditioning)`` pair per model to train;
-    ``make(at, tc)`` builds a model of that kind. Each kind's seconds per episode and per
-    auxiliary batch are measured once (``measure_tadam_seconds``, ``probe_episodes`` timed
-    steps); validation and testing count the images ``evaluation_images`` says each model
-    embeds, at the embedding speed of the first 4 base classes (at most 50 images each),
-    times ``overhead`` for the episodes' own work. Test episodes have ``config.val_way``
-    classes, the training shot and ``test_query`` queries per class."""
-    cost = {
-        kind: measure_tadam_seconds(make(*kind), train_data, config, probe_episodes, device)
-        for kind in dict.fromkeys(kinds)
-    }
-    per_image = seconds_per_image(make(False, False), train_data[:4, :50], device)
-    shot = config.val_shot or config.shot
-    counts = dict(
-        epochs=config.max_episodes // config.episodes_per_epoch,
-        val_episodes=config.val_episodes,
-        test_episodes=test_episodes,
-        val_images=val_data.shape[0] * val_data.shape[1],
-        test_images=test_data.shape[0] * test_data.shape[1],
-        episode_images=config.val_way * (2 * shot + max(config.val_query, test_query)),
-    )
-    images = sum(evaluation_images(tc, **counts) for _, tc in kinds)
-    return {
-        "training": sum(cost[kind]["predicted_s"] for kind in kinds),
-        "validation and test": overhead * images * per_image,
-    }
 
 
 # ------------------------------------------------------------------- internals

@@ -73,8 +73,8 @@ if DRIVE:
 # reduced protocol (section 7.1 and [the protocols page](../book/protocols.md)).
 
 # %% tags=["parameters"]
-# Runtime: on Colab, pick Runtime > Change runtime type > GPU for the `full` profile (the
-# papers' protocol); a CPU runtime runs the shorter `cpu` profile.
+# Runtime: on Colab, pick Runtime > Change runtime type > GPU for the `full`
+# profile (the papers' protocol); a CPU runtime runs the shorter `cpu` profile.
 PROFILE = None  # "smoke", "cpu", "full" or "auto"; None reads FEWSHOT_PROFILE
 SEED = 0
 RETRAIN = False  # True trains again even when a finished checkpoint exists
@@ -86,25 +86,18 @@ import time
 
 import matplotlib.pyplot as plt
 import torch
-from fewshot_utils import data, diagrams, gradients, paper_numbers, plots, tadam
+from fewshot_utils import data, diagrams, gradients, plots, report_tadam, tadam
 from fewshot_utils.checkpoints import checkpoint_dir
-from fewshot_utils.display import show_source, table
+from fewshot_utils.display import show_source
 from fewshot_utils.distances import DISTANCES
 from fewshot_utils.episodes import sample_episode
-from fewshot_utils.evaluation import (
-    embed,
-    evaluate_embeddings,
-    paired_difference,
-)
+from fewshot_utils.evaluation import embed, evaluate_embeddings
 from fewshot_utils.models import ResNet12
 from fewshot_utils.profiles import column, exercises_on, start, time_estimate
-from fewshot_utils.results import write_result
 from fewshot_utils.tadam import TadamConfig, TadamNet, TaskEmbeddingNetwork
-from IPython.display import Markdown, display
 
-session = start(
-    PROFILE, SEED
-)  # profile, device, torch.manual_seed(SEED), provenance line
+# the profile, the device, torch.manual_seed(SEED) and a provenance line:
+session = start(PROFILE, SEED)
 profile, device = session.profile, session.device
 
 
@@ -126,11 +119,8 @@ profile, device = session.profile, session.device
 SETTINGS = {  # name: (smoke, cpu, full)
     "side": (21, 42, 84),  # image side in pixels
     "widths": ((8, 8, 16, 16), (16, 32, 64, 128), (64, 128, 256, 512)),
-    "train_classes": (
-        8,
-        None,
-        None,
-    ),  # None: all the classes, or all the images
+    # None: all the classes, or all the images
+    "train_classes": (8, None, None),
     "per_class": (20, None, None),
     "val_per_class": (20, 60, None),
     "test_per_class": (20, 100, None),
@@ -139,31 +129,17 @@ SETTINGS = {  # name: (smoke, cpu, full)
     "val_episodes": (2, 50, 500),
     "test_episodes": (3, 1000, 10_000),
     "aux_batch": (8, 32, 64),  # images per auxiliary batch
-    "sq_grid": (
-        (0.1, 1.0),
-        (0.01, 0.1, 1.0),
-        (0.01, 0.1, 1.0, 10.0),
-    ),  # α, squared Euclidean
-    "cos_grid": ((1.0,), (1.0, 10.0), (1.0, 5.0, 10.0, 20.0)),  # α, cosine
-    "fresh_episodes": (
-        2,
-        10,
-        50,
-    ),  # episodes of the fresh network's gradients (7.2)
+    # the grids of α: squared Euclidean, cosine
+    "sq_grid": ((0.1, 1.0), (0.01, 0.1, 1.0), (0.01, 0.1, 1.0, 10.0)),
+    "cos_grid": ((1.0,), (1.0, 10.0), (1.0, 5.0, 10.0, 20.0)),
+    "fresh_episodes": (2, 10, 50),  # episodes of the fresh network (7.2)
     "test_query": (15, 15, 15),
     "probe_episodes": (1, 2, 5),  # timed episodes per kind of model
-    "seeds": (
-        (0, 1),
-        (0, 1, 2),
-        (0,),
-    ),  # training seeds of the baseline and α (7.6)
+    "seeds": ((0, 1), (0, 1, 2), (0,)),  # training seeds, baseline and α (7.6)
 }
 settings = column(profile, SETTINGS)
-WAY, SHOT, QUERY = (
-    5,
-    5,
-    6,
-)  # training episodes: TADAM's 5-way 5-shot, 32 queries ~ 6 per class
+# training episodes: TADAM's 5-way 5-shot, 32 queries ~ 6 per class
+WAY, SHOT, QUERY = 5, 5, 6
 
 # %% [markdown]
 # The data, cut and downsampled to the profile's size:
@@ -240,7 +216,7 @@ LSED, SQ = {"s": 4.0, "r": 0.01}, "squared_euclidean"
 
 
 def backbone(seed: int = SEED) -> ResNet12:
-    """The chapter's ResNet-12, with the same initial weights for the same seed."""
+    """The chapter's ResNet-12: the same initial weights for the same seed."""
     torch.manual_seed(seed)
     return ResNet12(settings["widths"])
 
@@ -283,37 +259,22 @@ fresh_sweep = {name: sweep(name, alphas) for name in (SQ, "cosine")}
 at_1 = {name: sweep(name, [1.0])[0] for name in KW}
 lsed_fresh = at_1["lsed"]
 d_sq = torch.cat(dist[SQ])
-grad = [
+grads = [
     tadam.alpha_gradient(d, y, 1.0).item() for d, y in zip(dist[SQ], labels)
 ]
+dl_dalpha = sum(grads) / len(grads)
 print(
     f"squared distances: median {d_sq.median():.3g}, max {d_sq.max():.3g} "
     f"({fresh.feature_dim} dimensions)\n"
-    f"dL/dalpha at alpha = 1 (squared Euclidean): {sum(grad) / len(grad):+.3g}\n"
+    f"dL/dalpha at alpha = 1 (squared Euclidean): {dl_dalpha:+.3g}\n"
     f"near-zero at alpha = 1: squared Euclidean {100 * at_1[SQ]:.1f}%, "
     f"cosine {100 * at_1['cosine']:.1f}%, LSED {100 * at_1['lsed']:.1f}%"
 )
 
 # %% tags=["hide-input"]
-fig, ax = plt.subplots(figsize=(7, 3.6), constrained_layout=True)
-for name, label in ((SQ, "squared Euclidean"), ("cosine", "cosine (1 - cos)")):
-    ax.plot(
-        alphas, [100 * f for f in fresh_sweep[name]], marker=".", label=label
-    )
-ax.axhline(
-    100 * lsed_fresh,
-    color="tab:green",
-    ls="--",
-    label="LSED s=4, r=0.01 (α = 1)",
+report_tadam.plot_fresh_sweep(
+    alphas, fresh_sweep, lsed_fresh, len(labels), profile
 )
-ax.axvline(1.0, color="gray", lw=0.8)
-ax.set(xscale="log", xlabel="metric scale α", ylabel="near-zero gradients (%)")
-ax.set_title(
-    f"fresh ResNet-12, {len(labels)} training episodes ({profile} profile)"
-)
-ax.grid(alpha=0.3)
-ax.legend(fontsize=8)
-plt.show()
 
 # %% [markdown]
 # The same episodes as chapter 2's histograms, $\ln(|\partial \ell / \partial d| / \alpha +
@@ -321,19 +282,7 @@ plt.show()
 # `gradients.episode_gradients`, the function chapter 2 uses):
 
 # %% tags=["hide-input"]
-panels = [(SQ, a, {}) for a in (0.01, 0.1, 1.0)] + [("lsed", 1.0, LSED)]
-fig, axes = plt.subplots(1, 4, figsize=(15, 3.2), constrained_layout=True)
-for ax, (name, a, kw) in zip(axes, panels):
-    snaps = []
-    for q, c, y in embedded:
-        _, snap = gradients.episode_gradients(
-            q.cpu(), c.cpu(), y.cpu(), name, a, **kw
-        )
-        snaps.append(snap._replace(grads=snap.grads / a))
-    title = f"{'LSED' if name == 'lsed' else 'squared Euclidean'}, α = {a:g}"
-    gradients.gradient_histogram(ax, gradients.pool(snaps), title)
-axes[0].legend(fontsize=7)
-plt.show()
+report_tadam.plot_fresh_gradients(embedded, LSED)
 
 # %% [markdown]
 # ## 7.3 Training with a scaled metric
@@ -389,7 +338,8 @@ SCALING.update(
     {f"cos, α = {a:g}": spec("cosine", a) for a in settings["cos_grid"]}
 )
 SCALING["LSED"] = spec("lsed", kw=LSED)
-LEARNED = {  # a separate experiment: alpha learned from 1 (not the paper's protocol)
+# a separate experiment: α learned from 1 (not the paper's protocol)
+LEARNED = {
     "sq, α learned": spec(SQ, learn=True),
     "cos, α learned": spec("cosine", learn=True),
 }
@@ -398,30 +348,16 @@ ABLATION_PARTS = {
     "α + TC": dict(tc=True),
     "TADAM": dict(at=True, tc=True),
 }
-MODELS = {
-    **SCALING,
-    **LEARNED,
-}  # the ablation models join once alpha is chosen (7.6)
+MODELS = {**SCALING, **LEARNED}  # the ablation joins once α is chosen (7.6)
 
 
 def build(s: dict, seed: int = SEED) -> TadamNet:
-    """The model of spec ``s``; the backbone's initial weights are the same for all."""
-    bb = backbone(seed)
-    ten = (
-        TaskEmbeddingNetwork(bb.feature_dim, settings["widths"])
-        if s["tc"]
-        else None
-    )
+    """The model of spec ``s``, from the same initial backbone for all."""
+    bb, w = backbone(seed), settings["widths"]
+    ten = TaskEmbeddingNetwork(bb.feature_dim, w) if s["tc"] else None
     aux = train_x.shape[0] if s["at"] else None
-    return TadamNet(
-        bb,
-        s["distance"],
-        s["alpha"],
-        s["learn"],
-        ten,
-        aux,
-        distance_kwargs=s["kw"],
-    )
+    args = (s["distance"], s["alpha"], s["learn"], ten, aux)
+    return TadamNet(bb, *args, distance_kwargs=s["kw"])
 
 
 # %% [markdown]
@@ -429,21 +365,11 @@ def build(s: dict, seed: int = SEED) -> TadamNet:
 # auxiliary batch measured on this machine for each kind of model, and the embedding speed:
 
 # %% tags=["hide-input"]
-retrained = sum(
-    seed != SEED for seed in settings["seeds"]
-)  # 7.6: baseline and α again
-every_model = [
-    *MODELS.values(),
-    *(spec(SQ, **p) for p in ABLATION_PARTS.values()),
-]
-every_model += [spec(SQ)] * (2 * retrained)
-kinds = [
-    (s["at"], s["tc"]) for s in every_model
-]  # (AT, TC) of each model to train
 make = lambda at, tc: build(spec(SQ, at=at, tc=tc))  # noqa: E731
-counts = (settings["test_episodes"], settings["probe_episodes"])
-parts = tadam.estimate_seconds(
-    make, kinds, train_x, val_x, test_x, cfg, *counts, device
+specs = [*MODELS.values(), *(spec(SQ, **p) for p in ABLATION_PARTS.values())]
+splits = (train_x, val_x, test_x)
+parts = report_tadam.chapter_estimate(
+    make, specs, splits, cfg, settings, SEED, device
 )
 print(time_estimate(parts, device, session.elapsed()))
 
@@ -457,26 +383,20 @@ runs = {}
 
 
 def seed_key(name: str, seed: int):
-    """How runs, tests and records name a model: ``name``, or (name, seed) for a new seed."""
+    """How runs, tests and records name a model: name, or (name, new seed)."""
     return name if seed == SEED else (name, seed)
 
 
 def train(name: str, seed: int = SEED):
     s = MODELS[name]
-    alpha = "" if s["learn"] or name in SCALING else f"_alpha{s['alpha']:g}"
-    stem = f"ch07_{tadam.method_name(name)}{alpha}_{profile}_seed{seed}.pt"
-    c = dataclasses.replace(
-        cfg, seed=seed
-    )  # its episodes, as its initial weights
-    ckpt = checkpoint_dir() / stem
-    run = tadam.train_tadam(
-        build(s, seed), train_x, val_x, c, ckpt, RETRAIN, device
-    )
+    stem = report_tadam.checkpoint_stem(name, s, name in SCALING, profile, seed)
+    c = dataclasses.replace(cfg, seed=seed)  # its episodes, as its weights
+    model, ckpt = build(s, seed), checkpoint_dir() / stem
+    run = tadam.train_tadam(model, train_x, val_x, c, ckpt, RETRAIN, device)
     runs[seed_key(name, seed)] = run
     done = f"{run.episodes_done} episodes, best epoch {run.best_epoch}"
-    print(
-        f"{name:14s} {done}, α {run.model.alpha.item():.3g}{' (loaded)' * run.loaded}"
-    )
+    loaded = " (loaded)" * run.loaded
+    print(f"{name:14s} {done}, α {run.model.alpha.item():.3g}{loaded}")
     return run
 
 
@@ -513,53 +433,9 @@ for name in MODELS:
 
 
 # %% tags=["hide-input"]
-def val_accuracy(key) -> float:
-    """Validation accuracy of model ``key`` at the epoch its checkpoint keeps."""
-    return runs[key].history["val_acc"][runs[key].best_epoch - 1]
-
-
-def near_zero_during(h: dict) -> float:
-    return sum(h["near_zero"]) / len(h["near_zero"])
-
-
-def gap(a, b="sq, α = 1") -> str:
-    """Test accuracy of model ``a`` minus model ``b``, paired on the same episodes."""
-    mean, hw = paired_difference(tests[a].per_episode, tests[b].per_episode)
-    return f"{100 * mean:+.2f} ± {100 * hw:.2f}"
-
-
-def accuracy(key) -> str:
-    return f"{100 * tests[key].accuracy:.2f} ± {100 * tests[key].ci95:.2f}"
-
-
-def minutes(key) -> str:
-    return f"{runs[key].wall_time_s / 60:.1f} + {test_seconds[key] / 60:.1f}"
-
-
-rows = [
-    [
-        name + (" *(learned, not the paper's)*" if s["learn"] else ""),
-        f"{100 * val_accuracy(name):.2f}",
-        accuracy(name),
-        "—" if name == "sq, α = 1" else gap(name),
-        f"{runs[name].model.alpha.item():.3g}",
-        f"{100 * near_zero_during(runs[name].history):.1f}",
-        minutes(name),
-    ]
-    for name, s in MODELS.items()
-]
-header = [
-    "model",
-    "validation acc. (%)",
-    "test acc. (%)",
-    "vs sq, α = 1 (paired)",
-    "final α",
-]
-table(
-    header
-    + ["near-zero grads in training (%)", "wall time, train + test (min)"],
-    rows,
-)
+board = report_tadam.Scores(runs, tests, test_seconds)
+gap, accuracy, val_accuracy = board.gap, board.accuracy, board.val_accuracy
+report_tadam.models_table(MODELS, board)
 
 # %% [markdown]
 # ### Choosing $\alpha$ on validation
@@ -585,24 +461,7 @@ for distance in (SQ, "cosine"):
 # softmax left near zero, epoch by epoch:
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), constrained_layout=True)
-for i, (name, s) in enumerate(MODELS.items()):
-    h, style = runs[name].history, dict(marker="o", color=f"C{i}", label=name)
-    if s["learn"]:
-        axes[0].plot([0] + h["episode"], [1.0] + h["alpha"], **style)
-    axes[1].plot(h["episode"], [100 * f for f in h["near_zero"]], **style)
-axes[0].set(
-    xlabel="training episodes", ylabel="α", yscale="log", title="learned α"
-)
-axes[1].set(
-    xlabel="training episodes",
-    ylabel="near-zero gradients (%)",
-    title="epoch means",
-)
-for ax in axes:
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-plt.show()
+report_tadam.plot_training(MODELS, runs)
 
 # %% [markdown]
 # Every model's result is written to `results/` as a record, with the row of TADAM's Table 2
@@ -611,41 +470,25 @@ plt.show()
 
 # %% tags=["hide-input"]
 ALPHA_SQ = ALPHA[SQ]
-ABLATION = {  # TADAM Table 2 rows -> our models, squared Euclidean with alpha chosen above
+ABLATION = {  # TADAM Table 2 rows -> our models (squared Euclidean, ALPHA_SQ)
     "baseline": "sq, α = 1",
     "α": f"sq, α = {ALPHA_SQ:g}",
     "α + AT": "α + AT",
     "α + TC": "α + TC",
     "α + AT + TC": "TADAM",
 }
+facts = dict(profile=profile, device=device, widths=settings["widths"])
+facts.update(image_side=settings["side"], test_per_class=test_x.shape[1])
+chapter = (MODELS, SCALING, ABLATION, cfg, board, facts)
 
 
 def record(key):  # a model's name, or (name, training seed)
-    name, seed = (key, SEED) if isinstance(key, str) else key
-    rows = [row for row, model in ABLATION.items() if model == name]
-    choice = "validation grid" if name in SCALING else "chosen on validation"
-    choice = "learned" if MODELS[name]["learn"] else choice
-    c = dataclasses.replace(cfg, seed=seed)
-    run, res, seconds = runs[key], tests[key], test_seconds[key]
-    rec = tadam.chapter_record(
-        name, run, res, c, seconds, choice, rows, **facts
-    )
-    print(
-        f"{name:14s}",
-        write_result(rec) or f"{profile} profile: record not written",
-    )
+    report_tadam.write_record(key, SEED, *chapter)
 
 
-facts = dict(
-    profile=profile, device=device, widths=settings["widths"]
-)  # the records carry
-facts.update(image_side=settings["side"], test_per_class=test_x.shape[1])
 for name in MODELS:
     record(name)
-for (
-    name,
-    parts,
-) in ABLATION_PARTS.items():  # the ablation's models, trained in 7.6
+for name, parts in ABLATION_PARTS.items():  # the ablation's models (7.6)
     MODELS[name] = spec(SQ, ALPHA_SQ, **parts)
 
 # %% [markdown]
@@ -695,9 +538,8 @@ with torch.no_grad():
 n_ten, n_bb = (
     sum(p.numel() for p in m.parameters()) for m in (check.ten, check.backbone)
 )
-print(
-    f"TEN: {n_ten:,} parameters, {len(film) * len(film[0])} FiLM layers (backbone: {n_bb:,})"
-)
+layers = len(film) * len(film[0])
+print(f"TEN: {n_ten:,} parameters, {layers} FiLM layers (backbone: {n_bb:,})")
 print(f"a fresh TEN leaves the features unchanged: {same}")
 
 # %% [markdown]
@@ -710,23 +552,7 @@ print(f"a fresh TEN leaves the features unchanged: {same}")
 # momentum, as in the official code.
 
 # %% tags=["hide-input"]
-T = cfg.max_episodes
-fig, ax = plt.subplots(figsize=(7, 3), constrained_layout=True)
-for stairs, label in (
-    (False, "0.9^(20 t / T)"),
-    (True, "official code (20 stages)"),
-):
-    ax.plot(
-        [tadam.aux_probability(t, T, staircase=stairs) for t in range(T)],
-        label=label,
-    )
-ax.set(xlabel="training step t", ylabel="P(auxiliary batch)", ylim=(0, 1.05))
-ax.set_title(
-    f"auxiliary task schedule, T = {T}: {tadam.expected_aux_steps(T):.0f} expected"
-)
-ax.grid(alpha=0.3)
-ax.legend(fontsize=8)
-plt.show()
+report_tadam.plot_aux_schedule(cfg.max_episodes)
 
 # %% [markdown]
 # ## 7.6 The ablation (TADAM Table 2, 5-way 5-shot)
@@ -748,30 +574,7 @@ for name in ABLATION_PARTS:
 
 
 # %% tags=["hide-input"]
-base, cell = (
-    ABLATION["baseline"],
-    {row: tadam.table2_cell(row) for row in ABLATION},
-)
-rows = [
-    [row, accuracy(name), "—" if row == "baseline" else gap(name, base)]
-    + [
-        f"{runs[name].model.alpha.item():.3g}",
-        str(sum(runs[name].history["aux_steps"])),
-    ]
-    + [minutes(name)]
-    + [
-        f"{paper_numbers.by_id(cell[row]).accuracy:.1f}"
-        if cell[row]
-        else "not in our sources"
-    ]
-    for row, name in ABLATION.items()
-]
-header = ["TADAM Table 2 row", "ours (%)", "vs baseline (paired)", "final α"]
-table(
-    header
-    + ["auxiliary batches", "wall time, train + test (min)", "paper (%)"],
-    rows,
-)
+report_tadam.ablation_table(ABLATION, board)
 
 # %%
 fig = plots.learning_curves(
@@ -808,15 +611,7 @@ for seed in OTHERS:
         record(seed_key(name, seed))
 
 # %% tags=["hide-input"]
-rows = []
-for seed in [SEED, *OTHERS]:
-    base, alpha = (seed_key(n, seed) for n in PAIR)
-    accs = [f"{100 * tests[k].accuracy:.2f}" for k in (base, alpha)]
-    rows.append([str(seed), *accs, gap(alpha, base)])
-table(
-    ["training seed", "baseline (%)", "α (%)", "α − baseline (paired, 95%)"],
-    rows,
-)
+report_tadam.seeds_table(PAIR, [SEED, *OTHERS], board, seed_key)
 
 # %% [markdown]
 # ## 7.7 What we found
@@ -824,44 +619,11 @@ table(
 # Computed from this run (the code only formats the numbers above):
 
 # %% tags=["hide-input"]
-z1, z_small = sweep(SQ, [1.0, 0.01])
-both = (
-    "both reduce" if z_small < z1 and lsed_fresh < z1 else "do not both reduce"
+near_zero = (*sweep(SQ, [1.0, 0.01]), lsed_fresh)
+elapsed = session.elapsed()
+report_tadam.findings(
+    near_zero, ALPHA, ABLATION, board, elapsed, device, profile
 )
-a_sq, cos = ABLATION["α"], f"cos, α = {ALPHA['cosine']:g}"
-learned = {d: runs[f"{d}, α learned"].model.alpha.item() for d in ("sq", "cos")}
-moved = {d: "rose" if a > 1 else "fell" for d, a in learned.items()}
-best = max(ABLATION, key=lambda row: tests[ABLATION[row]].accuracy)
-accs = [100 * r.accuracy for r in tests.values()]
-
-
-def published(row, ref):
-    return f"the paper: {tadam.table2_difference(row, ref):+.1f}"
-
-
-lines = [
-    f"- At initialisation {100 * z1:.1f}% of the squared Euclidean gradients are near zero at "
-    f"α = 1, {100 * z_small:.1f}% at α = 0.01 and {100 * lsed_fresh:.1f}% with LSED: here a "
-    f"smaller α and LSED {both} it.",
-    f"- Metric scaling as the paper does it (α fixed, chosen on validation): squared Euclidean "
-    f"α = {ALPHA_SQ:g}, {gap(a_sq)} points against α = 1 on the same test episodes "
-    f"({published('α', 'baseline')}); cosine α = {ALPHA['cosine']:g}, {accuracy(cos)}%.",
-    f"- Learned α (ours, not the paper's) {moved['sq']} from 1 to {learned['sq']:.3g} for "
-    f"squared Euclidean ({gap('sq, α learned')} points against α = 1) and {moved['cos']} to "
-    f"{learned['cos']:.3g} for cosine, following ∂L/∂α of 7.2.",
-    f"- LSED against squared Euclidean at α = 1, same episodes: {gap('LSED')} points.",
-    f"- Each component against α alone: +AT {gap('α + AT', a_sq)} "
-    f"({published('α + AT', 'α')}), +TC {gap('α + TC', a_sq)}, +AT+TC {gap('TADAM', a_sq)} "
-    f"({published('α + AT + TC', 'α')}) points; TADAM against the baseline {gap('TADAM')} "
-    f"({published('α + AT + TC', 'baseline')}). The best row here is *{best}*.",
-    f"- The whole notebook took {session.elapsed() / 60:.1f} min on {device}.",
-]
-if profile != "full":
-    lines.append(
-        f"- **`{profile}` profile** (7.1): every model is between {min(accs):.1f}% and "
-        f"{max(accs):.1f}% (chance: 20%), early in training."
-    )
-display(Markdown("\n".join(lines)))
 
 # %% [markdown]
 # ## Summary

@@ -52,9 +52,9 @@ if DRIVE:
     use_drive()
 
 # %% tags=["parameters"]
-# Runtime: any; this chapter trains nothing (Runtime > Change runtime type > CPU is enough).
+# Runtime: any; this chapter trains nothing (a CPU runtime is enough).
 PROFILE = None  # "smoke", "cpu", "full" or "auto"; None reads FEWSHOT_PROFILE
-RESULTS = None  # folder of the records; None: the repository's results/ (cloned on Colab)
+RESULTS = None  # folder of the records; None: results/ (cloned on Colab)
 
 # %%
 from collections import Counter
@@ -70,14 +70,15 @@ from IPython.display import Markdown, display
 
 profile = resolve_profile(PROFILE)
 print(
-    f"profile {profile}: the same in every profile, expected run time a few seconds"
+    f"profile {profile}: the same in every profile, "
+    "expected run time a few seconds"
 )
 
 # %% [markdown]
 # The records: one JSON file per measured number, written by the chapters.
 
 # %%
-# A pip install (Colab) has no results/: then the records of a clone of REPOSITORY.
+# A pip install (Colab) has no results/: then those of a clone of REPOSITORY.
 folder = Path(RESULTS) if RESULTS else results_folder(REPOSITORY)
 records = load_results(folder)
 shown = (

@@ -59,7 +59,7 @@ if DRIVE:
 # cases; here they meet the chapter's settings.
 
 # %% tags=["parameters"]
-# Runtime: any; a CPU runtime is enough (nothing in this chapter trains for long).
+# Runtime: any; a CPU runtime is enough (nothing here trains for long).
 PROFILE = None  # "smoke", "cpu", "full" or "auto"; None reads FEWSHOT_PROFILE
 SEED = 0
 

@@ -1,7 +1,7 @@
 """TADAM: FiLM identity at gamma0 = beta0 = 0, TEN shapes and gradients, the auxiliary-task
 schedule, the learned-alpha gradient, the L2 penalty, training with exact resume, evaluation over
-the same episodes as evaluate_embeddings, the errors, and chapter 7's bookkeeping (record names,
-Table 2 cells, the time estimate's image counts)."""
+the same episodes as evaluate_embeddings, and the errors (chapter 7's bookkeeping:
+test_report_tadam.py)."""
 
 import math
 
@@ -19,19 +19,12 @@ from fewshot_utils.tadam import (
     TaskEmbeddingNetwork,
     alpha_gradient,
     aux_probability,
-    chapter_record,
     downsample,
-    estimate_seconds,
     evaluate_tadam,
-    evaluation_images,
     expected_aux_steps,
     lr_factor,
     measure_tadam_seconds,
-    method_name,
     near_zero_fraction,
-    seconds_per_image,
-    table2_cell,
-    table2_difference,
     train_tadam,
 )
 
@@ -417,108 +410,3 @@ def test_film_multipliers_get_their_own_penalty_not_weight_decay():
     assert not {n for n in decayed if n.endswith(("gamma0", "beta0"))}
     assert any(n.endswith("gamma0") for n in names.values())  # the TEN is there
     assert net.describe()["film_decay"] == "own penalty only"
-
-
-# ------------------------------------------------------------------- chapter 7's bookkeeping
-
-
-@pytest.mark.parametrize(
-    ("name", "method"),
-    [  # the methods of the records in results/: a changed mapping would orphan them
-        ("sq, α = 0.01", "sq_alpha=0.01"),
-        ("cos, α = 10", "cos_alpha=10"),
-        ("sq, α learned", "sq_alphalearned"),
-        ("LSED", "LSED"),
-        ("α + AT", "alpha_AT"),
-        ("α + TC", "alpha_TC"),
-        ("TADAM", "TADAM"),
-    ],
-)
-def test_method_name_keeps_the_record_names(name, method):
-    assert method_name(name) == method
-
-
-def test_table2_cells_are_the_papers_5_shot_rows():
-    from fewshot_utils.paper_numbers import by_id
-
-    cell = "oreshkin2018tadam/table-2/{}/miniimagenet/5w5s"
-    rows = {"baseline": "baseline", "α": "alpha", "α + AT": "alpha+at"}
-    for row, stem in {**rows, "α + AT + TC": "tadam-alpha+at+tc"}.items():
-        assert table2_cell(row) == cell.format(stem)
-        assert by_id(table2_cell(row)).shot == 5
-    assert table2_cell("α + TC") is None  # no number in our sources: none made up
-    assert table2_cell("no such row") is None
-    full = by_id(cell.format("tadam-alpha+at+tc")).accuracy
-    assert table2_difference("α + AT + TC", "baseline") == pytest.approx(
-        full - by_id(cell.format("baseline")).accuracy
-    )
-    assert table2_difference("α", "α") == 0
-    with pytest.raises(KeyError, match="α \\+ TC"):
-        table2_difference("α + TC", "α")
-
-
-def test_evaluation_images_counts_each_kind_of_model():
-    counts = dict(
-        epochs=10,
-        val_episodes=50,
-        test_episodes=1000,
-        val_images=960,
-        test_images=2000,
-        episode_images=125,
-    )
-    # without a TEN: the splits once per pass, whatever the number of episodes
-    assert evaluation_images(False, **counts) == 10 * 960 + 2000
-    assert evaluation_images(False, **{**counts, "test_episodes": 1}) == 10 * 960 + 2000
-    # with a TEN: every validation and test episode embedded on its own
-    assert evaluation_images(True, **counts) == (10 * 50 + 1000) * 125
-
-
-def test_seconds_per_image_counts_every_image():
-    net = _net()
-    s = seconds_per_image(net, _images(classes=3, per_class=4), device="cpu")
-    assert 0 < s < 1 and net.training  # measured on an inference copy: the model untouched
-    with pytest.raises(ValueError, match="at least one image"):
-        seconds_per_image(net, _images()[:0], device="cpu")
-
-
-def test_estimate_seconds_measures_each_kind_once_and_counts_every_model():
-    built = []
-
-    def make(at, tc):
-        built.append((at, tc))
-        return _net(tc=tc, aux=6 if at else None)
-
-    data, cfg = _images()[:6], _config()
-    kinds = [(False, False), (False, False), (True, True)]
-    est = estimate_seconds(make, kinds, data, data, data, cfg, 5, 1, "cpu")
-    assert set(est) == {"training", "validation and test"}
-    assert all(v > 0 for v in est.values())
-    # one probe per kind, first-seen order, then the embedding-speed probe
-    assert built == [(False, False), (True, True), (False, False)]
-    once = estimate_seconds(make, kinds[1:], data, data, data, cfg, 5, 1, "cpu")
-    assert est["training"] > once["training"]  # the plain model is counted twice
-
-
-def test_chapter_record_keeps_what_the_results_page_reads():
-    from fewshot_utils.evaluation import EvalResult
-    from fewshot_utils.training import TrainResult
-
-    history = {"val_acc": [0.3, 0.5, 0.4], "near_zero": [0.2, 0.1, 0.0]}
-    run = TrainResult(_net(), history, 2, 12, 30.0, resumed=False, loaded=False)
-    res = EvalResult(0.4, 0.02, 1.2, 4, torch.tensor([0.3, 0.4, 0.5, 0.4]), 5, 5, 15)
-    cfg = _config(seed=3)
-    facts = dict(profile="cpu", device="cpu", widths=WIDTHS, image_side=16, test_per_class=8)
-    rows = ["baseline", "α"]
-    rec = chapter_record("sq, α = 1", run, res, cfg, 6.0, "validation grid", rows, **facts)
-    assert (rec["experiment"], rec["method"]) == ("ch07_tadam", "sq_alpha=1")
-    assert rec["val_accuracy"] == 0.5  # the epoch kept (best_epoch 2), not the last
-    assert rec["near_zero_train"] == pytest.approx(0.1)
-    assert rec["train_seed"] == 3 and rec["config"]["seed"] == 3
-    assert rec["config"]["query"] == cfg.query and rec["query"] == 15  # training vs test
-    assert rec["config"]["backbone"] == "resnet12-4-6-8-10"
-    assert rec["config"]["model"] == run.model.describe()
-    assert rec["wall_time_s"] == 36.0 and rec["final_alpha"] == 1.0
-    assert rec["ablation_rows"] == rows
-    assert rec["paper_rows"] == [table2_cell("baseline"), table2_cell("α")]
-    tc = chapter_record("α + TC", run, res, cfg, 6.0, "chosen on validation", ["α + TC"], **facts)
-    assert tc["method"] == "alpha_TC" and tc["paper_rows"] == []  # no published cell
