@@ -100,27 +100,17 @@ profile, device = session.profile, session.device
 # (lsed-s0-is-a-temperature)=
 # ## One softmax, four ways
 #
-# This section derives the statement the rest of the book refers to: **LSED with $s = 0$ is
-# a scale of $r$.** It needs four pieces; the first three come from earlier chapters.
-#
-# - A Prototypical Network {cite}`snell2017prototypical` classifies the *queries* of an
-#   *episode* (a small task of a few classes with a few labelled *support* images each) by
-#   comparing each query's embedding $\mathbf z$ with the *prototype* $\mathbf c_k$ of every
-#   class $k$, the mean embedding of its support images ([chapter
-#   0](00_episodes_and_prototypes.ipynb)). With the squared Euclidean distance
-#   $d_k = \lVert \mathbf z - \mathbf c_k \rVert^2$ the class probabilities are
-#   $p_k = \mathrm{softmax}_k(-d_k) = e^{-d_k} / \sum_j e^{-d_j}$.
-# - Multiplying every distance by a factor $\alpha > 0$ first, $\mathrm{softmax}_k(-\alpha
-#   d_k)$, is TADAM's *metric scaling* {cite}`oreshkin2018tadam`: a *temperature*
-#   $T = 1/\alpha$. A small $\alpha$ flattens the probabilities and takes the softmax out of
-#   *saturation*, where one class takes all the probability and each distance's gradient is
-#   0 or $\pm 1$ ([chapter 1](01_softmax_saturation.ipynb)).
-# - LSED keeps a squared distance up to a threshold $s$ and lets it grow with slope $r$
-#   above it ([chapter 2](02_lsed.ipynb)): $d_\mathrm{LSED} = d$ if $d \le s$, else
-#   $s + (d - s)\,r$.
-# - Conv-4, the book's embedding network, ends with a convolution, *batch normalisation*,
-#   ReLU and 2x2 max-pooling. Batch normalisation first normalises each channel,
-#   $\hat x = (x - \mu)/\sigma$, then applies a learned map $\gamma \hat x + \beta$.
+# This section gathers the four ways of writing one softmax that the rest of the book refers
+# to: **LSED with $s = 0$ is a scale of $r$.** Chapter 2 gave forms 1 and 2 in a line; forms
+# 3 and 4 are new. The pieces, each from its chapter: the class probabilities
+# $p_k = \mathrm{softmax}_k(-d_k)$ over the squared distances $d_k$ of a query to the
+# prototypes ([chapter 0](00_episodes_and_prototypes.ipynb)); metric scaling,
+# $\mathrm{softmax}_k(-\alpha d_k)$ with temperature $1/\alpha$
+# ([chapter 1](01_softmax_saturation.ipynb)); LSED, $d_\mathrm{LSED} = d$ if $d \le s$, else
+# $s + (d - s)\,r$ ([chapter 2](02_lsed.ipynb)). New here is batch normalisation: Conv-4,
+# the book's embedding network, ends with a convolution, *batch normalisation*, ReLU and 2x2
+# max-pooling, and batch normalisation first normalises each channel,
+# $\hat x = (x - \mu)/\sigma$, then applies a learned map $\gamma \hat x + \beta$.
 #
 # **Form 1 is form 2.** With $s = 0$ every positive distance is above the threshold, so
 # $d_\mathrm{LSED} = 0 + (d - 0)\,r = r\,d$ (and $d = 0$ gives 0 either way). Hence
