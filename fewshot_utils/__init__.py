@@ -22,6 +22,7 @@ learn the methods):
   ``effects`` and ``verdicts`` (the papers' claims as paired differences, and one verdict
   rule for them), ``plots``, ``diagrams`` and ``display`` (figures, pictures of the ideas,
   tables and shown source), ``colab`` (Google Drive on Colab).
+- ``report_lsed`` (chapters 0-2's findings text, tables, figures and records).
 """
 
 __version__ = "0.1.0"

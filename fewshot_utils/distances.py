@@ -76,7 +76,12 @@ def euclidean(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-12) -> torch.Ten
     return (squared_euclidean(x, y) + eps).sqrt()
 
 
-def lsed(x: torch.Tensor, y: torch.Tensor, s: float = 0.0, r: float = 0.01) -> torch.Tensor:
+def lsed(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    s: float = 0.0,
+    r: float = 0.01,
+) -> torch.Tensor:
     """Leaky squared Euclidean distance (Shen & Liu, eq. 6).
 
     ``d`` below ``s`` is kept; above ``s`` it grows with slope ``r``:
@@ -85,7 +90,8 @@ def lsed(x: torch.Tensor, y: torch.Tensor, s: float = 0.0, r: float = 0.01) -> t
     network from exploding, which keeps the softmax out of saturation.
     """
     if s < 0:
-        raise ValueError(f"lsed: s must be >= 0 (a distance threshold), got {s}")
+        msg = f"lsed: s must be >= 0 (a distance threshold), got {s}"
+        raise ValueError(msg)
     if r <= 0:
         raise ValueError(f"lsed: r must be > 0 (the slope above s), got {r}")
     d = squared_euclidean(x, y)
@@ -133,10 +139,9 @@ def prototypes(support: torch.Tensor) -> torch.Tensor:
     ``support`` is ``[..., way, shot, d]``; returns ``[..., way, d]``.
     """
     if support.dim() < 3:
-        raise ValueError(
-            "prototypes: expected support embeddings shaped [..., way, shot, d], "
-            f"got shape {tuple(support.shape)}"
-        )
+        shape = tuple(support.shape)
+        what = "prototypes: expected support embeddings shaped"
+        raise ValueError(f"{what} [..., way, shot, d], got shape {shape}")
     return support.mean(-2)
 
 
@@ -147,14 +152,17 @@ def protonet_logits(
     scale: float | torch.Tensor = 1.0,
     **distance_kwargs: float,
 ) -> torch.Tensor:
-    """Logits ``-scale * d(query, prototype)``: ``[..., n, d], [..., way, d] -> [..., n, way]``.
+    """Logits ``-scale * d(query, prototype)``:
+    ``[..., n, d], [..., way, d] -> [..., n, way]``.
 
     ``scale`` is TADAM's metric scaling ``alpha`` (1 gives plain ProtoNet). It
-    may be a learnable tensor. ``distance_kwargs`` go to the distance (``s``, ``r``
-    for LSED).
+    may be a learnable tensor. ``distance_kwargs`` go to the distance (``s``,
+    ``r`` for LSED).
     """
     if distance not in DISTANCES:
-        raise ValueError(f"unknown distance {distance!r}; choose one of {sorted(DISTANCES)}")
+        known = sorted(DISTANCES)
+        msg = f"unknown distance {distance!r}; choose one of {known}"
+        raise ValueError(msg)
     return -scale * DISTANCES[distance](query, protos, **distance_kwargs)
 
 

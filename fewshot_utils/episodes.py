@@ -90,16 +90,20 @@ def sample_episode(
     query: int,
     generator: torch.Generator | None = None,
 ) -> Episode:
-    """One ``way``-way ``shot``-shot episode with ``query`` queries per class from ``data``.
+    """One ``way``-way ``shot``-shot episode with ``query`` queries per class
+    from ``data``.
 
     ``data`` may live on any device; indices are drawn on the CPU (so the same
     generator gives the same episode everywhere) and moved to ``data``'s device.
     """
     if data.dim() < 2:
-        raise ValueError(f"data must be [classes, per_class, ...], got shape {tuple(data.shape)}")
-    check_episode(data.shape[0], data.shape[1], way, shot, query)
-    classes, items = sample_indices(data.shape[0], data.shape[1], way, shot + query, generator)
-    classes, items = classes.to(data.device), items.to(data.device)
+        shape = tuple(data.shape)
+        msg = f"data must be [classes, per_class, ...], got shape {shape}"
+        raise ValueError(msg)
+    n_classes, per_class = data.shape[0], data.shape[1]
+    check_episode(n_classes, per_class, way, shot, query)
+    picks = sample_indices(n_classes, per_class, way, shot + query, generator)
+    classes, items = (t.to(data.device) for t in picks)
     picked = data[classes[:, None], items]
     return Episode(picked[:, :shot], picked[:, shot:], classes)
 

@@ -199,19 +199,29 @@ def evaluate_embeddings(
     max_chunk_bytes: int = 2**23,
     **distance_kwargs: float,
 ) -> EvalResult:
-    """Score ``episodes`` random ``way``-way ``shot``-shot episodes over embeddings
-    ``[classes, per_class, d]``, many episodes per batched tensor operation.
+    """Score ``episodes`` random ``way``-way ``shot``-shot episodes over
+    embeddings ``[classes, per_class, d]``, many episodes per batched tensor
+    operation.
 
-    Episodes go in chunks of about ``max_chunk_bytes`` of gathered embeddings: 8 MB keeps
-    a chunk in the CPU caches (twice as fast here as 256 MB chunks); the chunk size never
-    changes which episodes a seed gives."""
+    Episodes go in chunks of about ``max_chunk_bytes`` of gathered embeddings:
+    8 MB keeps a chunk in the CPU caches (twice as fast here as 256 MB chunks);
+    the chunk size never changes which episodes a seed gives."""
     n_cls, per_class, dim = emb.shape
     check_episode(n_cls, per_class, way, shot, query)
-    # Indices for every episode first, in fixed blocks: the episodes a seed gives do not
-    # depend on the chunk size, so models of different widths meet the same episodes.
+    # Indices for every episode first, in fixed blocks: the episodes a seed
+    # gives do not depend on the chunk size, so models of different widths meet
+    # the same episodes.
     gen = torch.Generator().manual_seed(seed)
+    n_per_class = shot + query
     blocks = [
-        sample_indices(n_cls, per_class, way, shot + query, gen, episodes=min(1000, episodes - b))
+        sample_indices(
+            n_cls,
+            per_class,
+            way,
+            n_per_class,
+            gen,
+            episodes=min(1000, episodes - b),
+        )
         for b in range(0, episodes, 1000)
     ]
     all_classes = torch.cat([c for c, _ in blocks]).to(emb.device)
@@ -227,13 +237,21 @@ def evaluate_embeddings(
         x = emb[classes[..., None], items]  # [e, way, shot + query, d]
         protos = x[:, :, :shot].mean(2)
         queries = x[:, :, shot:].reshape(e, way * query, dim)
-        logits = protonet_logits(queries, protos, distance, scale, **distance_kwargs)
+        logits = protonet_logits(
+            queries,
+            protos,
+            distance,
+            scale,
+            **distance_kwargs,
+        )
         logp = logits.log_softmax(-1)
-        losses.append(-logp.gather(-1, labels.expand(e, -1)[..., None]).mean((1, 2)))
+        own = logp.gather(-1, labels.expand(e, -1)[..., None])
+        losses.append(-own.mean((1, 2)))
         accs.append((logits.argmax(-1) == labels).float().mean(1))
     acc = torch.cat(accs).cpu()
     loss = torch.cat(losses).mean().item()
-    return EvalResult(acc.mean().item(), ci95(acc), loss, episodes, acc, way, shot, query)
+    mean = acc.mean().item()
+    return EvalResult(mean, ci95(acc), loss, episodes, acc, way, shot, query)
 
 
 def _autocast(device: torch.device, enabled: bool):

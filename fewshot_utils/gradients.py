@@ -84,15 +84,17 @@ def episode_gradients(
     iteration: int = 0,
     **distance_kwargs: float,
 ) -> tuple[torch.Tensor, GradientSnapshot]:
-    """The episode's mean loss (with its graph, ready for a training step) and a snapshot of
-    its distances and of ``dl_i / dd[i, k]``, by autograd.
+    """The episode's mean loss (with its graph, ready for a training step) and a
+    snapshot of its distances and of ``dl_i / dd[i, k]``, by autograd.
 
-    The mean loss has the per-query gradients divided by the number of queries ``N``; the
-    snapshot multiplies them back, so each row is one query's own gradient, as in eq. 5. With a
-    metric ``scale`` alpha the logits are ``-alpha * d``, and the gradient is alpha times larger.
+    The mean loss has the per-query gradients divided by the number of queries
+    ``N``; the snapshot multiplies them back, so each row is one query's own
+    gradient, as in eq. 5. With a metric ``scale`` alpha the logits are
+    ``-alpha * d``, and the gradient is alpha times larger.
     """
     d = -protonet_logits(queries, protos, distance, 1.0, **distance_kwargs)
-    if not d.requires_grad:  # embeddings computed without a graph: differentiate from d on
+    if not d.requires_grad:
+        # embeddings computed without a graph: differentiate from d on
         d = d.detach().requires_grad_()
     loss, acc = protonet_loss(-scale * d, labels)
     (grad,) = torch.autograd.grad(loss, d, retain_graph=True)
@@ -116,29 +118,33 @@ def capture_training_gradients(
     cache: str | os.PathLike | None = None,
     recompute: bool = False,
 ) -> dict[int, GradientSnapshot]:
-    """Train ``model`` for ``max(iterations)`` episodes as ``train_protonet(config)`` would, and
-    return the snapshot of the training episode at each requested iteration (0: the fresh
-    network), keyed by iteration.
+    """Train ``model`` for ``max(iterations)`` episodes as
+    ``train_protonet(config)`` would, and return the snapshot of the training
+    episode at each requested iteration (0: the fresh network), keyed by
+    iteration.
 
-    Episodes, initial weights and Adam steps are those of the first iterations of
-    ``train_protonet`` with the same ``config`` and the same initial ``model`` (float32, no
-    learning-rate halving: the first halving comes after 2000 episodes). A snapshot is taken
-    before its iteration's update. With ``cache``, a finished capture of the same
-    configuration and initial weights is loaded instead of recomputed (unless ``recompute``).
+    Episodes, initial weights and Adam steps are those of the first iterations
+    of ``train_protonet`` with the same ``config`` and the same initial
+    ``model`` (float32, no learning-rate halving: the first halving comes after
+    2000 episodes). A snapshot is taken before its iteration's update. With
+    ``cache``, a finished capture of the same configuration and initial weights
+    is loaded instead of recomputed (unless ``recompute``).
     """
     cfg = config
     if not iterations or min(iterations) < 0:
-        raise ValueError(f"iterations must be a non-empty list of counts >= 0, got {iterations}")
-    if max(iterations) >= cfg.lr_halve_every:
-        raise ValueError(
-            f"capture covers the first {cfg.lr_halve_every} iterations (before the first "
-            f"learning-rate halving); got up to {max(iterations)}"
-        )
+        msg = "iterations must be a non-empty list of counts >= 0"
+        raise ValueError(f"{msg}, got {iterations}")
+    last = max(iterations)
+    if last >= cfg.lr_halve_every:
+        first = f"capture covers the first {cfg.lr_halve_every} iterations"
+        then = "(before the first learning-rate halving)"
+        raise ValueError(f"{first} {then}; got up to {last}")
     key = _cache_key(model, train_data, cfg, iterations)
     if cache is not None and Path(cache).exists() and not recompute:
         stored = torch.load(cache, map_location="cpu", weights_only=False)
         if stored.get("key") == key:
-            return {it: GradientSnapshot(*s) for it, s in stored["snapshots"].items()}
+            stored_snaps = stored["snapshots"].items()
+            return {it: GradientSnapshot(*s) for it, s in stored_snaps}
     device = resolve_device(device)
     model.to(device)
     if device.type == "cpu":
@@ -151,7 +157,11 @@ def capture_training_gradients(
     for it in range(max(iterations) + 1):
         ep = sample_episode(data, cfg.way, cfg.shot, cfg.query, gen)
         loss, snap = episode_gradients(
-            *embed_episode(model, ep), cfg.distance, cfg.scale, it, **cfg.distance_kwargs
+            *embed_episode(model, ep),
+            cfg.distance,
+            cfg.scale,
+            it,
+            **cfg.distance_kwargs,
         )
         if it in iterations:
             snapshots[it] = snap
@@ -160,7 +170,8 @@ def capture_training_gradients(
             loss.backward()
             optimiser.step()
     if cache is not None:
-        save_atomic({"key": key, "snapshots": {k: tuple(s) for k, s in snapshots.items()}}, cache)
+        stored_snaps = {k: tuple(s) for k, s in snapshots.items()}
+        save_atomic({"key": key, "snapshots": stored_snaps}, cache)
     return snapshots
 
 

@@ -47,14 +47,20 @@ AREA_NAMES = {1: "I (linear)", 2: "II (non-linear)", 3: "III (saturated)"}
 # ------------------------------------------------------------------------- the gradient
 
 
-def distance_gradient(d: torch.Tensor, labels: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
-    """Closed-form ``dl_i / dd[i, k] = alpha * (1{k = y_i} - softmax(-alpha d[i])_k)``.
+def distance_gradient(
+    d: torch.Tensor,
+    labels: torch.Tensor,
+    alpha: float = 1.0,
+) -> torch.Tensor:
+    """Closed-form gradient of each query's loss with respect to its distances:
+    ``dl_i / dd[i, k] = alpha * (1{k = y_i} - softmax(-alpha d[i])_k)``.
 
-    ``d`` is ``[..., n, way]`` (query-prototype distances), ``labels`` ``[..., n]``. This is
-    the gradient of each query's own loss ``-log p(y_i | z_i)``; the mean loss over ``N``
-    queries has this divided by ``N``. With ``alpha = 1`` it is the LSED paper's eq. 5 (up
-    to the sign, see the module docstring); divided by ``alpha`` it gives the weights of
-    the prototype gradients in TADAM's Lemma 1.
+    ``d`` is ``[..., n, way]`` (query-prototype distances), ``labels``
+    ``[..., n]``. This is the gradient of each query's own loss
+    ``-log p(y_i | z_i)``; the mean loss over ``N`` queries has this divided by
+    ``N``. With ``alpha = 1`` it is the LSED paper's eq. 5 (up to the sign, see
+    the module docstring); divided by ``alpha`` it gives the weights of the
+    prototype gradients in TADAM's Lemma 1.
     """
     _check_distances(d, labels)
     if not alpha > 0:

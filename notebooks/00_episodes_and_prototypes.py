@@ -60,8 +60,8 @@ if DRIVE:
 # test it; this one defines the terms, and its Exercise 1 tries $\alpha = 0.01$ on Omniglot.
 
 # %% tags=["parameters"]
-# Runtime: on Colab, pick Runtime > Change runtime type > GPU for the `full` profile (the
-# papers' protocol); a CPU runtime runs the shorter `cpu` profile.
+# Runtime: on Colab, pick Runtime > Change runtime type > GPU for the `full`
+# profile (the papers' protocol); a CPU runtime runs the shorter `cpu` profile.
 PROFILE = None  # "smoke", "cpu", "full" or "auto"; None reads FEWSHOT_PROFILE
 SEED = 0
 RETRAIN = False  # True trains again even when a finished checkpoint exists
@@ -78,8 +78,8 @@ from fewshot_utils import (
     diagrams,
     distances,
     episodes,
-    paper_numbers,
     plots,
+    report_lsed,
 )
 from fewshot_utils.checkpoints import checkpoint_dir
 from fewshot_utils.display import show_source
@@ -87,9 +87,8 @@ from fewshot_utils.episodes import sample_episode
 from fewshot_utils.evaluation import embed, evaluate_embeddings
 from fewshot_utils.models import conv4_for
 from fewshot_utils.profiles import column, exercises_on, pick, start
-from fewshot_utils.results import make_record, write_result
+from fewshot_utils.report_lsed import pca_plot
 from fewshot_utils.training import TrainConfig, train_protonet
-from IPython.display import Markdown, display
 
 session = start(PROFILE, SEED)  # profile, device, seed, provenance line
 profile, device = session.profile, session.device
@@ -114,22 +113,7 @@ for split, x in omni.items():
     print(f"{split:5s} {tuple(x.shape)} {x.dtype}")
 
 # %% tags=["hide-input"]
-alphabets = {
-    split: {name.split("/")[0] for name in data.split_names("omniglot", split)}
-    for split in omni
-}
-shared = sorted(alphabets["train"] & alphabets["test"])
-gurmukhi = {
-    split: sum(
-        n.startswith("Gurmukhi/") for n in data.split_names("omniglot", split)
-    )
-    for split in omni
-}
-print(
-    f"{len(shared)} of the {len(alphabets['test'])} test alphabets also have characters in "
-    f"training, e.g. Gurmukhi: {gurmukhi['train']} training and {gurmukhi['test']} test "
-    "classes (a character's four rotations stay on one side)"
-)
+print(report_lsed.omniglot_alphabet_overlap())
 
 # %%
 names = data.split_names("omniglot", "train")
@@ -220,37 +204,8 @@ show_source(distances.protonet_logits)
 # The network is Conv-4: four blocks of a 3x3 convolution with 64 filters, batch
 # normalisation, ReLU and 2x2 max-pooling, which turns a 28x28 character into a 64-dimensional
 # vector. Below, a 5-way 5-shot episode is embedded by an *untrained* Conv-4 and projected on
-# its first two principal components (`pca_plot`, a plotting helper, is folded). Even random
+# its first two principal components (`pca_plot`, a plotting helper of the package). Even random
 # convolutions separate some classes, and the prototypes (stars) sit at the class means.
-
-
-# %% tags=["hide-input"]
-def pca_plot(
-    net: torch.nn.Module, ep: episodes.Episode, title: str, ax
-) -> None:
-    """Support, query and prototype embeddings of one episode on two principal axes."""
-    with torch.no_grad():
-        sup = net(ep.support.flatten(0, 1)).view(*ep.support.shape[:2], -1)
-        qry = net(ep.query.flatten(0, 1)).view(*ep.query.shape[:2], -1)
-    allz = torch.cat([sup.flatten(0, 1), qry.flatten(0, 1)])
-    mean = allz.mean(0)
-    _, _, v = torch.pca_lowrank(allz - mean, q=2, center=False)
-    proj = lambda z: (z - mean) @ v  # noqa: E731
-    protos = distances.prototypes(sup)
-    for k in range(sup.shape[0]):
-        ax.scatter(*proj(qry[k]).T, s=12, color=f"C{k}", alpha=0.5)
-        ax.scatter(
-            *proj(sup[k]).T, s=25, color=f"C{k}", marker="o", edgecolor="k"
-        )
-        ax.scatter(
-            *proj(protos[k : k + 1]).T,
-            s=250,
-            color=f"C{k}",
-            marker="*",
-            edgecolor="k",
-        )
-    ax.set(title=title, xticks=[], yticks=[])
-
 
 # %%
 torch.manual_seed(SEED)
@@ -303,12 +258,7 @@ ckpt = checkpoint_dir() / f"ch00_protonet_omniglot_{profile}_seed{SEED}.pt"
 run = train_protonet(model, train_x, val_x, config, ckpt, RETRAIN, device)
 
 # %% tags=["hide-input"]
-train_time = run.wall_time_s
-print(
-    f"{'loaded finished run' if run.loaded else 'trained'}: {run.episodes_done} episodes, "
-    f"best epoch {run.best_epoch}, {run.episodes_per_s:.2f} training episodes/s, "
-    f"{train_time:.0f} s of training"
-)
+print(report_lsed.training_summary(run))
 
 # %%
 fig = plots.learning_curves({"ProtoNet": run.history})
@@ -346,39 +296,8 @@ for way in (5, 20):
 # [the Results page](90_results.ipynb) sets it beside the paper's.
 
 # %% tags=["hide-input"]
-SNELL = "snell2017prototypical/table-1/prototypical-networks/omniglot"
-published = {
-    way: paper_numbers.by_id(f"{SNELL}/{way}w1s").accuracy for way in tests
-}
-display(
-    Markdown(
-        "A short run does not reach Prototypical Networks' "
-        + " and ".join(f"{published[w]:.1f}% ({w}-way 1-shot)" for w in tests)
-        + " {cite}`snell2017prototypical`, which took tens of thousands of episodes."
-    )
-)
-for way, (res, seconds) in tests.items():
-    print(
-        f"{way}-way test: {seconds:.1f} s, after {embed_time:.1f} s embedding"
-    )
-    record = make_record(
-        experiment="ch00_first_protonet",
-        dataset="omniglot",
-        method="squared_euclidean",
-        result=res,
-        profile=profile,
-        device=device,
-        wall_time_s=train_time + embed_time + seconds,
-        config={
-            **config.__dict__,
-            "backbone": "conv4-64",
-        },  # training: config.query queries
-        train_query=config.query,
-        train_episodes=run.episodes_done,
-        best_epoch=run.best_epoch,
-        protonet_paper_accuracy=published[way] / 100,
-    )
-    print(write_result(record) or f"{profile} profile: record not written")
+args = (config, run, embed_time, profile, device)
+records = report_lsed.first_protonet_records(tests, *args)
 
 # %% [markdown]
 # Finally, one 5-way 1-shot test episode with the trained network's predictions: a green frame

@@ -55,22 +55,21 @@ if DRIVE:
 # useful gradient in its first training steps, and what does scaling its distances change?
 
 # %% tags=["parameters"]
-# Runtime: any; a CPU runtime is enough (nothing in this chapter trains for long).
+# Runtime: any; a CPU runtime is enough (nothing here trains for long).
 PROFILE = None  # "smoke", "cpu", "full" or "auto"; None reads FEWSHOT_PROFILE
 SEED = 0
 EXERCISES = None  # True runs the quick exercises at the end
 
 # %%
 import math
-import time
 
 import matplotlib.pyplot as plt
 import torch
-from fewshot_utils import data, distances, gradients, saturation
-from fewshot_utils.display import show_source, table
+from fewshot_utils import data, distances, report_lsed, saturation
+from fewshot_utils.display import show_source
 from fewshot_utils.episodes import query_labels, sample_episode
 from fewshot_utils.models import conv4_for
-from fewshot_utils.profiles import exercises_on, fastest_threads, pick, start
+from fewshot_utils.profiles import exercises_on, pick, start
 from tqdm.auto import tqdm
 
 session = start(PROFILE, SEED)  # profile, device, seed, provenance line
@@ -78,24 +77,7 @@ profile, device = session.profile, session.device
 
 
 # %% tags=["hide-input"]
-# On a CPU shared with other jobs one thread can beat several on this chapter's small
-# tensors: time both on a Conv-4 forward pass and keep the faster. The probe draws from a
-# forked generator, so the chapter's random numbers do not depend on it.
-def conv4_rate() -> float:
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
-        net = conv4_for("miniimagenet").train()
-        x = torch.randint(0, 256, (16, 3, 84, 84), dtype=torch.uint8)
-        net(x)  # warm-up
-        t0 = time.perf_counter()
-        net(x)
-    return 1 / (time.perf_counter() - t0)
-
-
-rates = fastest_threads(conv4_rate, device)
-if rates:
-    print(
-        f"Conv-4 probe, forward passes per s by threads: {rates}; using {torch.get_num_threads()}"
-    )
+rates = report_lsed.conv4_threads(device)  # one thread or all: the faster
 
 # %% [markdown]
 # ## 1.1 The gradient with respect to each distance
@@ -153,35 +135,7 @@ toys = {
 }
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
-for (name, toy), color in zip(toys.items(), ("C0", "C3")):
-    axes[0].semilogx(lambdas, toy.p0, color=color, label=name)
-    axes[1].semilogx(
-        lambdas, toy.grad_d0, color=color, label=r"$\partial\ell/\partial d_0$"
-    )
-    axes[1].semilogx(
-        lambdas,
-        toy.grad_d1,
-        color=color,
-        ls="--",
-        label=r"$\partial\ell/\partial d_1$",
-    )
-axes[0].set(
-    ylabel=r"$p_0 = p(y=0\mid z)$", title="probability of the true class"
-)
-axes[1].set(
-    ylabel="gradient",
-    title="gradients w.r.t. the two distances (colours as left)",
-)
-for ax in axes:
-    ax.set(xlabel=r"factor $\lambda$ on both distances")
-    ax.axvline(1, color="grey", lw=0.8, ls=":")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-fig.suptitle(
-    "Figure 1 of the LSED paper: same ratio $d_0/d_1$, different gradient",
-    fontsize=11,
-)
+report_lsed.figure1(lambdas, toys)
 plt.show()
 
 # %% [markdown]
@@ -213,40 +167,7 @@ L = math.log((1 - EPS) / EPS)  # area II: |d0 - d1| < L
 print(f"L = {L:.3f}: area II is a band {2 * L:.2f} distance units wide")
 
 # %% tags=["hide-input"]
-D1_VALUES = (10.0, 100.0, 1000.0)
-x_axis = torch.linspace(-8.0, 2.3, 4001, dtype=torch.float64)  # -log d0
-d0 = torch.exp(-x_axis)
-fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-for d1, color in zip(D1_VALUES, ("C0", "C1", "C2")):
-    loss = torch.nn.functional.softplus(d0 - d1)  # -log sigma(d1 - d0)
-    axes[0].semilogy(
-        x_axis, loss.clamp_min(1e-12), color=color, label=f"$d_1$ = {d1:g}"
-    )
-    axes[1].plot(
-        x_axis, torch.sigmoid(d0 - d1), color=color, label=f"$d_1$ = {d1:g}"
-    )
-    for ax in axes:  # area II: d1 - L < d0 < d1 + L
-        ax.axvspan(
-            -math.log(d1 + L),
-            -math.log(max(d1 - L, 1e-9)),
-            color=color,
-            alpha=0.2,
-        )
-for level in (EPS, 1 - EPS):
-    axes[1].axhline(level, color="k", lw=0.7, ls="--")
-axes[0].set(ylabel=r"$\ell = -\log p_0$", ylim=(1e-12, 1e4), title="the loss")
-axes[1].set(
-    ylabel=r"$\partial\ell/\partial d_0$",
-    title=r"the gradient; dashed: $\varepsilon$, $1-\varepsilon$",
-)
-for ax in axes:
-    ax.set(xlabel=r"$-\log d_0$  (left: far from its prototype; right: close)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, title="shaded: area II", title_fontsize=8)
-fig.suptitle(
-    "Figure 2(a) of the LSED paper: area I left of each band, area III right",
-    fontsize=11,
-)
+report_lsed.figure2a(L, EPS)
 plt.show()
 
 # %% [markdown]
@@ -361,40 +282,7 @@ for ci, (name, way, n_query, episodes) in enumerate(CONFIGS):
         measured[name, way].append(run)
 
 # %% tags=["hide-input"]
-summaries = {}
-for key, runs in measured.items():
-    per_episode = [
-        saturation.episode_statistics(
-            r["d"], r["grad"], r["labels"], r["dim"], EPS
-        )
-        for r in runs
-    ]
-    summaries[key] = {
-        k: sum(s[k] for s in per_episode) / len(runs) for k in per_episode[0]
-    }
-table(
-    [
-        "network",
-        "episodes",
-        "mean d",
-        "accuracy",
-        "sparsity",
-        "area I",
-        "area II",
-        "area III",
-    ],
-    [
-        [
-            name,
-            f"{len(measured[name, way])} × {way}-way",
-            f"{s['mean d']:.0f}",
-            f"{s['accuracy']:.2f}",
-            f"{s['sparsity']:.3f}",
-            *(f"{s[area]:.3f}" for area in ("I", "II", "III")),
-        ]
-        for (name, way), s in summaries.items()
-    ],
-)
+summaries = report_lsed.saturation_table(measured, EPS)
 
 # %% [markdown]
 # The table (means over episodes; accuracy at initialisation) answers section 1.3's
@@ -405,85 +293,15 @@ table(
 # (zero gradients pile up at $\ln 10^{-5} \approx -11.5$):
 
 # %% tags=["hide-input"]
-LN_RANGE = (
-    -11.75,
-    0.25,
-)  # ln(1e-5) ... ln(1), the range of chapter 2's histograms
-fig, axes = plt.subplots(
-    len(FIVE_WAY), 2, figsize=(11, 3.2 * len(FIVE_WAY)), squeeze=False
-)
-for row, key in enumerate(FIVE_WAY):
-    g = torch.cat([r["grad"].flatten() for r in measured[key]])
-    d = torch.cat([r["d"].flatten() for r in measured[key]])
-    axes[row, 0].hist(
-        gradients.log_abs_gradient(g), bins=60, range=LN_RANGE, color="C0"
-    )
-    axes[row, 0].set(
-        xlabel=r"$\ln(|\partial\ell/\partial d| + 10^{-5})$",
-        ylabel="count (log scale)",
-        yscale="log",
-        title=f"{key[0]}: {100 * saturation.sparsity(g):.1f}% of gradients below 1e-5",
-    )
-    axes[row, 1].hist(d, bins=60, color="C1")
-    axes[row, 1].axvline(
-        d.median(), color="k", ls="--", lw=1, label=f"median {d.median():.0f}"
-    )
-    axes[row, 1].set(
-        xlabel="squared distance d",
-        ylabel="count",
-        title=f"{key[0]}: distances",
-    )
-    axes[row, 1].legend(fontsize=8)
-fig.suptitle("Fresh Conv-4, training mode, 5-way 1-shot episodes", fontsize=11)
-fig.tight_layout()
+report_lsed.fresh_histograms(measured, FIVE_WAY)
 plt.show()
 
 # %% [markdown]
 # Last, the networks beside the random vectors:
 
 # %% tags=["hide-input"]
-relu_var = saturation.relu_gaussian_moments()[1]
-fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-D_line = torch.logspace(0, math.log10(1600), 50)
-axes[0].loglog(
-    D_line,
-    saturation.expected_squared_distance(D_line),
-    label="random N(0, 1): formula",
-)
-axes[0].loglog(
-    D_line,
-    saturation.expected_squared_distance(D_line, relu_var, relu_var),
-    label="random ReLU of N(0, 1): formula",
-)
-axes[1].semilogx(
-    dims, rand_sparsity, "o-", ms=3, label="random Gaussian episodes"
-)
-for name, marker in zip(NETWORKS, ("s", "D", "^")):
-    s, D = summaries[name, 5], measured[name, 5][0]["dim"]
-    axes[0].plot(
-        D, s["mean d"], marker, color="C3", ms=7, label=f"{name}, fresh Conv-4"
-    )
-    axes[1].plot(
-        D,
-        s["sparsity"],
-        marker,
-        color="C3",
-        ms=7,
-        label=f"{name}, fresh Conv-4",
-    )
-axes[0].set(
-    ylabel="mean squared query-prototype distance",
-    title="distances grow with D",
-)
-axes[1].set(
-    ylabel="sparsity (fraction below 1e-5)",
-    ylim=(-0.02, 1.02),
-    title="5-way 1-shot episodes",
-)
-for ax in axes:
-    ax.set(xlabel="dimension D of the embedding")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3, which="both")
+args = (dims, rand_sparsity, list(NETWORKS), summaries, measured)
+report_lsed.dimension_figure(*args)
 plt.show()
 
 # %% [markdown]
@@ -546,41 +364,8 @@ w_curve = torch.cat([weights(d_i, y_i, a) for a in alpha_fine.tolist()])
 w_small, w_large = saturation.lemma1_limit_weights(d_i, y_i)  # the limits
 
 # %% tags=["hide-input"]
-fig, ax = plt.subplots(figsize=(7.5, 4.2), constrained_layout=True)
-nearest_wrong = int(
-    d_i[0].masked_fill(torch.arange(5) == y_i, math.inf).argmin()
-)
-for k in d_i[0].argsort().tolist():
-    kind = (
-        "true"
-        if k == y_i
-        else ("nearest wrong" if k == nearest_wrong else "other")
-    )
-    label = f"prototype {k} ({kind}), d = {d_i[0, k]:.0f}"
-    ax.semilogx(
-        alpha_fine,
-        w_curve[:, k],
-        color=f"C{k}",
-        lw=2.5 if kind == "true" else 1.2,
-        label=label,
-    )
-    ax.plot(
-        alpha_fine[0], w_small[0, k], "<", color=f"C{k}", ms=8, clip_on=False
-    )
-    ax.plot(
-        alpha_fine[-1], w_large[0, k], ">", color=f"C{k}", ms=8, clip_on=False
-    )
-ax.axvline(1, color="k", ls="--", lw=0.8)
-ax.set(
-    xlabel=r"$\alpha$ (dashed: 1, plain ProtoNet)",
-    ylabel=r"weight $w_{ik}(\alpha)$",
-)
-ax.set_title(
-    "one query; arrows: Lemma 1's limits, α → 0 (left) and α → ∞ (right)",
-    fontsize=10,
-)
-ax.legend(fontsize=8)
-ax.grid(alpha=0.3)
+limits = (w_small, w_large)
+report_lsed.lemma1_figure(d_i, y_i, alpha_fine, w_curve, limits)
 plt.show()
 
 # %% [markdown]
@@ -608,31 +393,7 @@ for key in [k for k in measured if k[0] in (OMNI, MINI)]:
         sweep[key].append((saturation.sparsity(w), area2))
 
 # %% tags=["hide-input"]
-fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-for key, values in sweep.items():
-    label = f"{key[0]}, {key[1]}-way"
-    axes[0].semilogx(alpha_sweep, [v[0] for v in values], label=label)
-    axes[1].semilogx(alpha_sweep, [v[1] for v in values], label=label)
-for ax in axes:
-    ax.axvline(1.0, color="k", ls="--", lw=0.8)
-    ax.set(
-        xlabel=r"metric scale $\alpha$ (dashed: 1, plain ProtoNet)",
-        ylim=(-0.02, 1.02),
-    )
-    ax.grid(alpha=0.3, which="both")
-axes[0].set(
-    ylabel=r"fraction of $|w_{ik}| < 10^{-5}$",
-    title="zero gradients (sparsity)",
-)
-axes[1].set(
-    ylabel=rf"fraction in area II ($\varepsilon$ = {EPS:g})",
-    title="graded gradients",
-)
-axes[0].legend(fontsize=8)
-fig.suptitle(
-    r"Fresh Conv-4, the measured distances, softmax over $-\alpha d$",
-    fontsize=11,
-)
+report_lsed.alpha_sweep_figure(alpha_sweep, sweep, EPS)
 plt.show()
 
 # %% [markdown]

@@ -74,8 +74,8 @@ if DRIVE:
 # chapters 3 and 4.
 
 # %% tags=["parameters"]
-# Runtime: on Colab, pick Runtime > Change runtime type > GPU for the `full` profile (the
-# papers' protocol); a CPU runtime runs the shorter `cpu` profile.
+# Runtime: on Colab, pick Runtime > Change runtime type > GPU for the `full`
+# profile (the papers' protocol); a CPU runtime runs the shorter `cpu` profile.
 PROFILE = None  # "smoke", "cpu", "full" or "auto"; None reads FEWSHOT_PROFILE
 SEED = 0
 RETRAIN = False  # True trains again even when a finished checkpoint exists
@@ -86,9 +86,16 @@ import time
 
 import matplotlib.pyplot as plt
 import torch
-from fewshot_utils import data, distances, gradients, plots, verdicts
+from fewshot_utils import (
+    data,
+    distances,
+    gradients,
+    plots,
+    report_lsed,
+    verdicts,
+)
 from fewshot_utils.checkpoints import checkpoint_dir
-from fewshot_utils.display import show_source, table
+from fewshot_utils.display import show_source
 from fewshot_utils.evaluation import (
     embed,
     evaluate_embeddings,
@@ -96,26 +103,12 @@ from fewshot_utils.evaluation import (
 )
 from fewshot_utils.models import conv4_for
 from fewshot_utils.profiles import column, exercises_on, start
-from fewshot_utils.results import make_record, write_result
-from fewshot_utils.training import (
-    TrainConfig,
-    miniimagenet_config,
-    miniimagenet_protocol,
-    train_protonet,
-    training_time_estimate,
-)
+from fewshot_utils.report_lsed import judge
+from fewshot_utils.training import TrainConfig, train_protonet
 from IPython.display import Markdown, display
 
-session = start(
-    PROFILE, SEED
-)  # profile, device, torch.manual_seed(SEED), provenance line
+session = start(PROFILE, SEED)  # profile, device, seed, provenance line
 profile, device = session.profile, session.device
-
-
-def judge(*claims: tuple) -> None:
-    """Show the verdicts of the paper's claims (verdicts.lsed_*) as a table."""
-    display(Markdown(verdicts.claim_table(claims)))
-
 
 # %% [markdown]
 # What each profile runs: `smoke` checks that the code runs on a few classes, `cpu` measures
@@ -181,17 +174,7 @@ show_source(distances.lsed)
 # squared distance when $r = 1$ ([`tests/test_distances.py`](https://github.com/fewshot-book/fewshot-book/blob/main/tests/test_distances.py)).
 
 # %% tags=["hide-input"]
-fig = plots.lsed_curves(
-    {
-        "squared Euclidean (r = 1)": (0.0, 1.0),
-        "LSED s = 4, r = 0.1": (4.0, 0.1),
-        "LSED s = 4, r = 0.01": (4.0, 0.01),
-        "LSED s = 0, r = 0.01": (0.0, 0.01),
-    }
-)
-fig.suptitle(
-    "Figure 2(b): the leaky squared Euclidean distance (dotted: d = s = 4)"
-)
+report_lsed.figure2b()
 plt.show()
 
 # %% [markdown]
@@ -328,7 +311,7 @@ show_source(gradients.capture_training_gradients)
 def capture(
     dataset: str, train_x, cfg: TrainConfig, iters: list[int], tag: str
 ):
-    """Gradient snapshots of a fresh network (seed SEED) trained with cfg, cached."""
+    """Gradient snapshots of a fresh network (seed SEED) trained with cfg."""
     torch.manual_seed(SEED)
     model = conv4_for(dataset, last_pool=dataset != "omniglot")
     name = f"ch02_grads_{dataset}_{tag}_{profile}_seed{SEED}.pt"
@@ -361,32 +344,8 @@ for name, (distance, kw) in OMNI.items():
 
 
 # %% tags=["hide-input"]
-def evolution(caps: dict, titles: list[str], s: float | None = None) -> dict:
-    """Figures and summary table of the captures of one dataset; returns the summaries by
-    model name and iteration."""
-    for (name, snaps), title in zip(caps.items(), titles):
-        fig = gradients.histogram_figure(snaps, name)
-        fig.suptitle(f"{title}: {name}, 1-shot training episodes")
-        plt.show()
-    out = {
-        name: {
-            it: gradients.snapshot_summary(snap, s=s)
-            for it, snap in sorted(snaps.items())
-        }
-        for name, snaps in caps.items()
-    }
-    rows = {
-        f"{n}, {it} iterations": v
-        for n, by_it in out.items()
-        for it, v in by_it.items()
-    }
-    display(Markdown(gradients.summary_markdown(rows, "model")))
-    return out
-
-
-omni_ev = evolution(
-    omni_caps, [f"Figure {n}, Omniglot {cfg.way}-way" for n in (4, 5)]
-)
+titles = [f"Figure {n}, Omniglot {cfg.way}-way" for n in (4, 5)]
+omni_ev = report_lsed.evolution(omni_caps, titles)
 div = {
     it: gradients.spread(snap)
     for it, snap in omni_caps["ProtoNet(LSED)"].items()
@@ -411,7 +370,7 @@ MINI = {
 
 
 def mini_config(distance: str, kw: dict) -> TrainConfig:
-    """The miniImageNet training configuration of this profile (Figures 6 to 9)."""
+    """The miniImageNet training configuration of this profile (Figs. 6-9)."""
     return TrainConfig(
         way=settings["mini_way"],
         shot=1,
@@ -441,9 +400,8 @@ for name, (distance, kw) in MINI.items():
 # verdict compares the squared distances behind them (eq. 6 inverted, `lsed_inverse`).
 
 # %% tags=["hide-input"]
-mini_ev = evolution(
-    mini_caps, [f"Figure {n}, miniImageNet {cfg.way}-way" for n in (6, 7)], 4.0
-)
+titles = [f"Figure {n}, miniImageNet {cfg.way}-way" for n in (6, 7)]
+mini_ev = report_lsed.evolution(mini_caps, titles, 4.0)
 behind = {  # the median squared distance behind LSED's, at each iteration
     it: distances.lsed_inverse(snap.distances, 4.0, 0.01).median().item()
     for it, snap in mini_caps["ProtoNet(LSED)"].items()
@@ -466,7 +424,7 @@ judge(
 
 # %%
 def method_of(s: float, r: float) -> tuple[str, dict]:
-    """Distance name and arguments of a grid point; r = 1 is plain squared Euclidean."""
+    """The distance and its arguments at (s, r); r = 1 is squared Euclidean."""
     return ("squared_euclidean", {}) if r == 1.0 else ("lsed", {"s": s, "r": r})
 
 
@@ -486,39 +444,10 @@ print(f"{len(set(tags.values()))} models: {sorted(set(tags.values()))}")
 # same configuration, data and seed): they share its checkpoints instead of training twice.
 
 # %% tags=["hide-input"]
-n_models, sed_cfg = (
-    len(set(tags.values())),
-    mini_config("squared_euclidean", {}),
-)
-later = "validation, testing and the sections below"  # not in the estimate
-rate, estimate = training_time_estimate(
-    conv4_for("miniimagenet"),
-    mini_train,
-    sed_cfg,
-    n_models,
-    device,
-    session.elapsed(),
-    later,
-)
-print(estimate)
-SHARED = {
-    "squared_euclidean": "ch04_squared_euclidean_1shot",
-    "lsed_s4_r0.01": "ch04_lsed_1shot",
-}
-
-
-def checkpoint(tag: str, distance: str, kw: dict):
-    if profile == "full" and tag in SHARED:
-        same = miniimagenet_config(
-            miniimagenet_protocol(profile), 1, distance, SEED
-        )
-        if mini_config(distance, kw) != same:
-            raise RuntimeError(
-                f"{tag} is no longer chapter 4's model: do not share its checkpoint"
-            )
-        return checkpoint_dir() / f"{SHARED[tag]}_{profile}_seed{SEED}.pt"
-    return checkpoint_dir() / f"ch02_{tag}_{profile}_seed{SEED}.pt"
-
+sed_cfg = mini_config("squared_euclidean", {})
+n_models = len(set(tags.values()))
+args = (sed_cfg, n_models, mini_train, device, session.elapsed())
+print(report_lsed.grid_time_estimate(*args))
 
 # %% [markdown]
 # Every model of the grid trains from the same initial weights, keeps the epoch with the lowest
@@ -533,7 +462,8 @@ for s, r in points:
         continue
     distance, kw = method_of(s, r)
     torch.manual_seed(SEED)  # the same initial weights for every model
-    ckpt, cfg = checkpoint(tag, distance, kw), mini_config(distance, kw)
+    cfg = mini_config(distance, kw)
+    ckpt = report_lsed.grid_checkpoint(tag, cfg, profile, SEED)
     run = train_protonet(
         conv4_for("miniimagenet"),
         mini_train,
@@ -557,7 +487,7 @@ REF = tags[4.0, 0.01]
 
 
 def paired(tag: str, ref: str = REF) -> tuple[float, float]:
-    """Mean and 95% half-width of the per-episode accuracy difference tag - ref."""
+    """Mean and 95% half-width of the per-episode difference tag - ref."""
     return paired_difference(tests[tag].per_episode, tests[ref].per_episode)
 
 
@@ -567,59 +497,8 @@ def paired(tag: str, ref: str = REF) -> tuple[float, float]:
 
 
 # %% tags=["hide-input"]
-def sweep(grid: list[float], point) -> dict[float, tuple[float, float]]:
-    """Test accuracy and its 95% half-width of each model of a sweep, by swept value."""
-    return {
-        x: (tests[tags[point(x)]].accuracy, tests[tags[point(x)]].ci95)
-        for x in grid
-    }
-
-
-R_AXIS = "slope r (s = 4; r = 1 is squared Euclidean)"
-fig = plots.accuracy_sweeps(
-    {
-        "threshold s (r = 0.01)": sweep(
-            settings["s_grid"], lambda s: (s, 0.01)
-        ),
-        R_AXIS: sweep(settings["r_grid"], lambda r: (4.0, r)),
-    },
-    log_x=[R_AXIS],
-    ylabel="5-way 1-shot test accuracy (%)",
-)
-fig.suptitle(
-    f"Figure 8 ({profile} profile): {settings['mini_way']}-way 1-shot training, up to "
-    f"{settings['max_episodes']} episodes per model; bars: 95% intervals"
-)
-plt.show()
-rows = []
-for s, r in points:
-    res, (m, h) = tests[tags[s, r]], (100 * v for v in paired(tags[s, r]))
-    acc = f"{100 * res.accuracy:.2f} ± {100 * res.ci95:.2f}"
-    diff = "—" if tags[s, r] == REF else f"{m:+.2f} ± {h:.2f}"
-    rows.append([f"{s:g}", f"{r:g}", tags[s, r], acc, diff])
-table(
-    ["s", "r", "model", "test accuracy (%)", f"minus {REF}, paired (points)"],
-    rows,
-)
-j2 = max(settings["mini_iters"])  # the last captured iteration of section 2.5
-d_late = distances.lsed_inverse(
-    mini_caps["ProtoNet(LSED)"][j2].distances, 4.0, 0.01
-)
-s_max = max(settings["s_grid"])
-judge(
-    *verdicts.lsed_figure8(
-        {s: 100 * tests[tags[s, 0.01]].accuracy for s in settings["s_grid"]},
-        {
-            r: tuple(100 * v for v in paired(tags[4.0, r]))
-            for r in settings["r_grid"]
-            if r != 0.01
-        },
-        (d_late <= s_max).double().mean().item(),
-        s_max,
-        j2,
-        settings["max_episodes"],
-    )
-)
+lsed_caps = mini_caps["ProtoNet(LSED)"]
+report_lsed.figure8(tests, tags, paired, REF, settings, lsed_caps, profile)
 
 # %% [markdown]
 # Each model's test accuracy, with its configuration, training length and paired difference to
@@ -627,40 +506,9 @@ judge(
 # reads them):
 
 # %% tags=["hide-input"]
-for p in points:
-    tag = tags[p]
-    distance, kw = method_of(*p)
-    res, run = tests[tag], runs[tag]
-    m, h = paired(tag)
-    record = make_record(
-        experiment="ch02_lsed_grid",
-        dataset="miniimagenet",
-        method=tag,
-        way=5,
-        shot=1,
-        accuracy=res.accuracy,
-        ci95=res.ci95,
-        episodes=res.episodes,
-        profile=profile,
-        device=device,
-        wall_time_s=run.wall_time_s + test_time[tag],
-        config={
-            **mini_config(distance, kw).__dict__,
-            "backbone": "conv4-1600",
-            "test_images_per_class": mini_test.shape[1],
-            "seed": SEED,
-        },
-        query=15,
-        s=p[0] if distance == "lsed" else None,
-        r=p[1],
-        train_episodes=run.episodes_done,
-        best_epoch=run.best_epoch,
-        paired_minus_reference=m,
-        paired_ci95=h,
-        reference=REF,
-        training_stage="protocol" if profile == "full" else "early training",
-    )
-    print(write_result(record) or f"{profile} profile: record not written")
+configs = {p: mini_config(*method_of(*p)) for p in points}
+args = (tags, configs, tests, runs, test_time, paired, REF, mini_test.shape[1])
+records = report_lsed.grid_records(*args, profile, device)
 
 # %% [markdown]
 # ## 2.7 The first epoch (Figure 9)
@@ -685,17 +533,13 @@ for name, tag, r in [
     ("ProtoNet(LSED)", lsed_tag, 0.01),
 ]:
     cfg = mini_config(*method_of(4.0, r))
-    val = (
-        cfg.val_episodes,
-        cfg.seed + 1,
-        cfg.distance,
-    )  # the validation episodes
+    # the validation episodes
+    val = (cfg.val_episodes, cfg.seed + 1, cfg.distance)
     init = evaluate_embeddings(init_emb, 5, 1, 15, *val, **cfg.distance_kwargs)
     curves[name] = plots.with_start(runs[tag].history, init)
 fig = plots.learning_curves(curves)
-fig.suptitle(
-    f"Figure 9 ({profile} profile): epochs of {settings['episodes_per_epoch']} episodes"
-)
+epochs = settings["episodes_per_epoch"]
+fig.suptitle(f"Figure 9 ({profile} profile): epochs of {epochs} episodes")
 plt.show()
 
 # %% [markdown]
@@ -706,80 +550,19 @@ plt.show()
 
 # %% tags=["hide-input"]
 hs, hl = runs[sed_tag].history, runs[lsed_tag].history
-
-
-def epoch_gap(i: int) -> dict[str, float]:
-    """Accuracies of both models after validation i, and the validation gap with its paired
-    95% half-width (both models meet the same validation episodes)."""
-    if not all("val_per_episode" in h for h in (hs, hl)):
-        raise RuntimeError(
-            "these checkpoints predate per-episode validation accuracies (needed "
-            "for the paired gap): rerun with RETRAIN = True"
-        )
-    gap, gap_ci = paired_difference(
-        hl["val_per_episode"][i], hs["val_per_episode"][i]
-    )
-    return {
-        "episodes": hs["episode"][i],
-        "train": (hs["train_acc"][i], hl["train_acc"][i]),
-        "val": (hs["val_acc"][i], hl["val_acc"][i]),
-        "gap": 100 * gap,
-        "gap_ci": 100 * gap_ci,
-    }
-
-
-PAPER_EPOCH = (
-    100  # episodes per epoch in the paper's (Prototypical Networks') training
-)
-ours = epoch_gap(0)
-paper_i = next(
-    (i for i, e in enumerate(hs["episode"]) if e >= PAPER_EPOCH),
-    len(hs["episode"]) - 1,
-)
-at_paper = epoch_gap(paper_i)
-ahead = sum(a > b for a, b in zip(hl["val_acc"], hs["val_acc"]))
-judge(*verdicts.lsed_figure9(ours, at_paper, ahead, len(hs["episode"])))
+paper_i, at_paper = report_lsed.figure9_verdicts(hs, hl)
 
 # %% [markdown]
 # Both models' accuracies after the paper's first epoch, with their learning curves, are
 # written as records:
 
 # %% tags=["hide-input"]
-for tag, point in [(sed_tag, (4.0, 1.0)), (lsed_tag, (4.0, 0.01))]:
-    h = runs[tag].history
-    distance, kw = method_of(*point)
-    record = make_record(
-        experiment="ch02_first_epoch",
-        dataset="miniimagenet",
-        method=tag,
-        way=5,
-        shot=1,
-        accuracy=h["val_acc"][paper_i],
-        ci95=h["val_ci95"][paper_i],
-        episodes=settings["val_episodes"],
-        profile=profile,
-        device=device,
-        wall_time_s=sum(h["train_seconds"][: paper_i + 1]),
-        config={
-            **mini_config(distance, kw).__dict__,
-            "backbone": "conv4-1600",
-            "seed": SEED,
-        },
-        split="val",
-        query=15,
-        after_episodes=h["episode"][paper_i],
-        train_acc=h["train_acc"][paper_i],
-        first_validation_after_episodes=h["episode"][0],
-        first_validation_val_acc=h["val_acc"][0],
-        first_validation_val_ci95=h["val_ci95"][0],
-        first_validation_train_acc=h["train_acc"][0],
-        val_acc_per_epoch=h["val_acc"],
-        train_acc_per_epoch=h["train_acc"],
-        epoch_ends=h["episode"],
-        val_gap_lsed_minus_sed=at_paper["gap"] / 100,
-        val_gap_ci95=at_paper["gap_ci"] / 100,
-    )
-    print(write_result(record) or f"{profile} profile: record not written")
+models = {
+    tag: (runs[tag].history, mini_config(*method_of(*point)))
+    for tag, point in [(sed_tag, (4.0, 1.0)), (lsed_tag, (4.0, 0.01))]
+}
+args = (paper_i, at_paper, settings["val_episodes"], profile, device)
+records = report_lsed.first_epoch_records(models, *args)
 
 # %% [markdown]
 # ## 2.8 Five shots at initialisation (section 5.5)
