@@ -20,6 +20,7 @@ learn the methods):
   ``effects`` and ``verdicts`` (the papers' claims as paired differences, and one verdict
   rule for them), ``plots``, ``diagrams`` and ``display`` (figures, pictures of the ideas,
   tables and shown source), ``colab`` (Google Drive on Colab).
+- ``report_protonet`` (chapters 3-4b: results tables, records, seed and verdict summaries).
 """
 
 __version__ = "0.1.0"
