@@ -59,39 +59,50 @@ def last_batchnorm(model: nn.Module) -> nn.BatchNorm2d:
 
 @torch.no_grad()
 def scale_last_batchnorm_(model: nn.Module, k: float) -> nn.Module:
-    """Multiply the last batch norm's ``gamma`` and ``beta`` by ``k > 0``, in place: when only
-    positively homogeneous layers follow it (ReLU, max-pooling, flattening, as in Conv-4),
-    every embedding is multiplied by ``k``. Returns ``model``."""
+    """Multiply the last batch norm's ``gamma`` and ``beta`` by ``k > 0``, in
+    place: when only positively homogeneous layers follow it (ReLU, max-pooling,
+    flattening, as in Conv-4), every embedding is multiplied by ``k``. Returns
+    ``model``."""
     if not k > 0:
-        raise ValueError(f"k must be > 0 (a negative scale flips ReLU's side), got {k}")
+        raise ValueError(
+            f"k must be > 0 (a negative scale flips ReLU's side), got {k}",
+        )
     bn = last_batchnorm(model)
     bn.weight.mul_(k)
     bn.bias.mul_(k)
     return model
 
 
-def equivalent_logits(model: nn.Module, episode: Episode, r: float) -> dict[str, torch.Tensor]:
-    """The logits of one episode (training-mode batch norm, one forward pass as a training
-    step) written four ways that the derivation says are equal: LSED(s = 0, r); squared
-    Euclidean with metric scale ``alpha = r``; squared Euclidean on embeddings times
-    ``sqrt(r)``; squared Euclidean with the last batch norm's affine map times ``sqrt(r)``
-    (on a copy of ``model``)."""
+def equivalent_logits(
+    model: nn.Module,
+    episode: Episode,
+    r: float,
+) -> dict[str, torch.Tensor]:
+    """The logits of one episode (training-mode batch norm, one forward pass as
+    a training step) written four ways that the derivation says are equal:
+    LSED(s = 0, r); squared Euclidean with metric scale ``alpha = r``; squared
+    Euclidean on embeddings times ``sqrt(r)``; squared Euclidean with the last
+    batch norm's affine map times ``sqrt(r)`` (on a copy of ``model``)."""
     way, shot = episode.support.shape[:2]
-    images = torch.cat([episode.support.flatten(0, 1), episode.query.flatten(0, 1)])
+    n = way * shot
+    images = torch.cat(
+        [episode.support.flatten(0, 1), episode.query.flatten(0, 1)],
+    )
 
     def split(emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return emb[way * shot :], prototypes(emb[: way * shot].view(way, shot, -1))
+        return emb[n:], prototypes(emb[:n].view(way, shot, -1))
 
     model.train()
     with torch.no_grad():
         q, c = split(model(images).float())
-        scaled = copy.deepcopy(model)
-        qb, cb = split(scale_last_batchnorm_(scaled, math.sqrt(r))(images).float())
+        scaled = scale_last_batchnorm_(copy.deepcopy(model), math.sqrt(r))
+        qb, cb = split(scaled(images).float())
     root = math.sqrt(r)
+    sed = "squared_euclidean"
     out = {
         "LSED(s = 0, r)": protonet_logits(q, c, "lsed", s=0.0, r=r),
-        "metric scaling α = r": protonet_logits(q, c, "squared_euclidean", r),
-        "embeddings × √r": protonet_logits(root * q, root * c, "squared_euclidean"),
-        "last BN γ, β × √r": protonet_logits(qb, cb, "squared_euclidean"),
+        "metric scaling α = r": protonet_logits(q, c, sed, r),
+        "embeddings × √r": protonet_logits(root * q, root * c, sed),
+        "last BN γ, β × √r": protonet_logits(qb, cb, sed),
     }
     return out

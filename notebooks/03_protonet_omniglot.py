@@ -54,8 +54,8 @@ if DRIVE:
 # gain larger than the uncertainty of our own measurement?
 
 # %% tags=["parameters"]
-# Runtime: on Colab, pick Runtime > Change runtime type > GPU for the `full` profile (the
-# papers' protocol); a CPU runtime runs the shorter `cpu` profile.
+# Runtime: on Colab, pick Runtime > Change runtime type > GPU for the `full`
+# profile (the papers' protocol); a CPU runtime runs the shorter `cpu` profile.
 PROFILE = None  # "smoke", "cpu", "full" or "auto"; None reads FEWSHOT_PROFILE
 SEED = 0
 RETRAIN = False  # True trains again even when a finished checkpoint exists
@@ -68,27 +68,12 @@ import time
 
 import matplotlib.pyplot as plt
 import torch
-from fewshot_utils import data, distances, plots
+from fewshot_utils import data, distances, plots, report_protonet
 from fewshot_utils.checkpoints import checkpoint_dir
-from fewshot_utils.display import table
 from fewshot_utils.episodes import sample_episode
-from fewshot_utils.evaluation import (
-    embed,
-    evaluate_embeddings,
-    paired_difference,
-)
+from fewshot_utils.evaluation import embed, evaluate_embeddings
 from fewshot_utils.models import conv4_for
-from fewshot_utils.paper_numbers import protonet_accuracy
-from fewshot_utils.profiles import (
-    column,
-    exercises_on,
-    fastest_threads,
-    format_duration,
-    pick,
-    start,
-    time_estimate,
-)
-from fewshot_utils.results import protonet_record, write_result
+from fewshot_utils.profiles import column, exercises_on, pick, start
 from fewshot_utils.training import (
     TrainConfig,
     measure_episodes_per_s,
@@ -169,21 +154,7 @@ NAMES = {"squared_euclidean": "ProtoNet", "lsed": "ProtoNet(LSED)"}
 # are kept. [The protocols page](../book/protocols.md) has the rest. This run trains:
 
 # %% tags=["hide-input"]
-retraining = (
-    ", then each retrained on train + val for its best length."
-    if TRAINVAL
-    else "; retraining on train + val is off (`TRAINVAL = False`)."
-)
-runs_text = pick(
-    profile,
-    smoke="a check that the code runs, on a few classes; its numbers mean nothing.",
-    cpu=f"two 1-shot models, {settings['max_episodes']} training episodes each, the learning "
-    f"rate halved every {settings['lr_halve_every']}; **the 5-shot tests use the 1-shot "
-    "models** (the papers train separate 5-shot models).",
-    full="four models ({squared Euclidean, LSED} x {1-shot, 5-shot}), each stopped after 200 "
-    "epochs without a better validation loss" + retraining,
-)
-display(Markdown(f"**`{profile}` profile:** {runs_text}"))
+display(Markdown(report_protonet.omniglot_plan(profile, settings, TRAINVAL)))
 
 # %% [markdown]
 # One function gives every model's training configuration:
@@ -228,38 +199,9 @@ def probe(shot: int) -> float:
     return measure_episodes_per_s(model, train_x, cfg, episodes, device=device)
 
 
-first = settings["runs"][0]
-by_threads = fastest_threads(
-    lambda: probe(first), device
-)  # {}: GPU or 1 thread
-rates = {
-    s: by_threads[torch.get_num_threads()]
-    if s == first and by_threads
-    else probe(s)
-    for s in settings["runs"]
-}
 print(
-    f"{torch.get_num_threads()} thread(s)"
-    + (
-        " (by threads: %s)" % {n: round(r, 2) for n, r in by_threads.items()}
-        if by_threads
-        else ""
-    )
-    + "; "
-    + ", ".join(
-        f"{settings['way']}-way {s}-shot: {r:.2f} episodes/s"
-        for s, r in rates.items()
-    )
-)
-planned = sum(
-    len(METHODS) * settings["max_episodes"] / rates[s] for s in settings["runs"]
-)
-estimate = {"training (at most)": planned}
-if TRAINVAL:  # each model again on train + val, for at most as many episodes
-    estimate["retraining on train + val (at most)"] = planned
-print(
-    time_estimate(
-        estimate, device, session.elapsed(), "validation, testing and figures"
+    report_protonet.omniglot_time_estimate(
+        probe, settings, len(METHODS), TRAINVAL, session
     )
 )
 
@@ -402,40 +344,10 @@ for distance in METHODS:
 
 
 # %% tags=["hide-input"]
-def paper(
-    distance: str, way: int, shot: int, source="shen2018lsed"
-) -> float | None:
-    """A published accuracy as a fraction, None where ``source`` prints none."""
-    return protonet_accuracy(source, distance, "omniglot", way, shot)
-
-
-for (distance, way, test_shot), res in tests.items():
-    train_shot, seconds_embed, seconds = test_time[distance, way, test_shot]
-    config = {
-        **configs[distance, train_shot].__dict__,
-        "backbone": "conv4-576",
-        "train_data": "trainval" if TRAINVAL else "train",
-        "threads": torch.get_num_threads(),
-    }
-    record = protonet_record(
-        "ch03_protonet_omniglot",
-        "omniglot",
-        distance,
-        res,
-        runs[distance, train_shot],
-        config,
-        profile,
-        device,
-        test_seconds=(seconds_embed, seconds),
-        train_shot=train_shot,
-        paper_accuracy=paper(distance, way, test_shot),
-        protonet_paper_accuracy=paper(
-            distance, way, test_shot, "snell2017prototypical"
-        ),
-    )
-    print(
-        "   ", write_result(record) or f"{profile} profile: record not written"
-    )
+for line in report_protonet.write_omniglot_records(
+    tests, test_time, configs, runs, TRAINVAL, profile, device
+):
+    print("   ", line)
 
 # %% [markdown]
 # ## Our numbers beside the papers'
@@ -447,48 +359,7 @@ for (distance, way, test_shot), res in tests.items():
 
 
 # %% tags=["hide-input"]
-def pct(p: float | None, digits: int = 2) -> str:
-    return "-" if p is None else f"{100 * p:.{digits}f}"
-
-
-rows, diffs = [], {}
-for way, shot in [(5, 1), (5, 5), (20, 1), (20, 5)]:
-    a, b = tests["squared_euclidean", way, shot], tests["lsed", way, shot]
-    d, dci = (100 * v for v in paired_difference(b.per_episode, a.per_episode))
-    diffs[way, shot] = d, dci
-    train_shot = shot if shot in settings["runs"] else min(settings["runs"])
-    rows.append(
-        [
-            f"{way}-way {shot}-shot",
-            f"{settings['way']}-way {train_shot}-shot"
-            + (" (**not** a 5-shot model)" if train_shot != shot else ""),
-            f"{pct(a.accuracy)} ± {pct(a.ci95)}",
-            f"{pct(b.accuracy)} ± {pct(b.ci95)}",
-            f"{d:+.2f} ± {dci:.2f} ("
-            + ("beyond" if abs(d) > dci else "within")
-            + ")",
-            f"{pct(paper('squared_euclidean', way, shot))} / {pct(paper('lsed', way, shot))}",
-            pct(
-                paper("squared_euclidean", way, shot, "snell2017prototypical"),
-                1,
-            ),
-        ]
-    )
-print(
-    f"{profile} profile, {settings['test_episodes']:,} test episodes per number"
-)
-table(
-    [
-        "test",
-        "model trained",
-        "ProtoNet",
-        "ProtoNet(LSED)",
-        "LSED − ProtoNet, paired",
-        "LSED paper: ProtoNet / LSED",
-        "ProtoNet paper",
-    ],
-    rows,
-)
+diffs = report_protonet.omniglot_table(tests, settings, profile)
 
 # %% [markdown]
 # ## A test episode
@@ -521,35 +392,16 @@ plt.show()
 # [how to read the `cpu` numbers](../book/intro.md#how-to-read-cpu-numbers)):
 
 # %% tags=["hide-input"]
-a1, b1 = tests["squared_euclidean", 20, 1], tests["lsed", 20, 1]
-d1, dci1 = diffs[20, 1]
-paper_gap = 100 * (paper("lsed", 20, 1) - paper("squared_euclidean", 20, 1))
-others = ", ".join(
-    f"{d:+.2f} ± {c:.2f} ({w}-way {s}-shot)" for (w, s), (d, c) in diffs.items()
+findings = report_protonet.omniglot_findings(
+    tests,
+    diffs,
+    ahead,
+    len(h_sed["val_acc"]),
+    profile,
+    session.elapsed(),
+    any(r.loaded for r in runs.values()),
 )
-display(
-    Markdown(
-        f"- **20-way 1-shot**, the paper's headline test: ProtoNet {pct(a1.accuracy)} ± "
-        f"{pct(a1.ci95)}%, ProtoNet(LSED) {pct(b1.accuracy)} ± {pct(b1.ci95)}%. LSED − ProtoNet"
-        f" = {d1:+.2f} ± {dci1:.2f} points on the same episodes, "
-        + ("beyond" if abs(d1) > dci1 else "within")
-        + f" its interval; the LSED paper reports {paper_gap:+.2f} at the end of its training.\n"
-        f"- Over the four tests the paired difference is {others} points.\n"
-        f"- On validation, ProtoNet(LSED) was ahead at {ahead} of {len(h_sed['val_acc'])} "
-        "points.\n"
-        + (
-            "- A `smoke` run on a few classes: the numbers only show that the code runs.\n"
-            if profile == "smoke"
-            else ""
-        )
-        + f"- This run of the chapter took {format_duration(session.elapsed())}"
-        + (
-            "; the models were loaded from their checkpoints."
-            if any(r.loaded for r in runs.values())
-            else "."
-        )
-    )
-)
+display(Markdown(findings))
 
 # %% [markdown]
 # In the book's `cpu` run (its records are on [the Results page](90_results.ipynb)) LSED is

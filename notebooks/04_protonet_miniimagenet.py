@@ -54,36 +54,27 @@ if DRIVE:
 # itself varies from one training run to another?
 
 # %% tags=["parameters"]
-# Runtime: on Colab, pick Runtime > Change runtime type > GPU for the `full` profile (the
-# papers' protocol); a CPU runtime runs the shorter `cpu` profile.
+# Runtime: on Colab, pick Runtime > Change runtime type > GPU for the `full`
+# profile (the papers' protocol); a CPU runtime runs the shorter `cpu` profile.
 PROFILE = None  # "smoke", "cpu", "full" or "auto"; None reads FEWSHOT_PROFILE
 SEED = 0
 RETRAIN = False  # True trains again even when a finished checkpoint exists
 EXERCISES = None  # True runs the quick exercises at the end
 
 # %%
-import os
-import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
-from fewshot_utils import data, plots, training
+from fewshot_utils import data, plots, report_protonet, training
 from fewshot_utils.checkpoints import checkpoint_dir
-from fewshot_utils.display import table
 from fewshot_utils.distances import protonet_logits
 from fewshot_utils.episodes import sample_episode
-from fewshot_utils.evaluation import (
-    embed,
-    evaluate_embeddings,
-    paired_difference,
-)
+from fewshot_utils.evaluation import embed, evaluate_embeddings
 from fewshot_utils.models import conv4_for
-from fewshot_utils.paper_numbers import protonet_accuracy
-from fewshot_utils.profiles import exercises_on, start, time_estimate
-from fewshot_utils.results import protonet_record, write_result
+from fewshot_utils.profiles import exercises_on, start
+from fewshot_utils.report_protonet import paper
 from IPython.display import Markdown, display
 
 session = start(PROFILE, SEED)  # profile, device, seed, provenance line
@@ -114,15 +105,7 @@ profile, device = session.profile, session.device
 # ever cached.
 
 # %% tags=["hide-input"]
-saved = os.environ.pop("FEWSHOT_DATA_MIRROR", None)
-try:
-    with tempfile.TemporaryDirectory() as empty:
-        data.load_miniimagenet("test", root=empty)
-except data.DataError as err:
-    print(err)
-finally:
-    if saved is not None:
-        os.environ["FEWSHOT_DATA_MIRROR"] = saved
+print(report_protonet.missing_miniimagenet_message())
 
 # %%
 t0 = time.perf_counter()
@@ -179,34 +162,19 @@ print(
 # and predicts how long the training will take (an upper bound: early stopping may end it
 # sooner).
 
+
 # %% tags=["hide-input"]
-planned = 0.0
-for shot in settings["runs"]:
+def rate_of(shot: int) -> tuple[float, training.TrainConfig]:
+    """Measured training episodes per second of the ``shot``-shot model."""
     cfg = config_for(shot, "squared_euclidean")
     model = conv4_for("miniimagenet")
     rate = training.measure_episodes_per_s(model, train_x, cfg, episodes=3)
-    planned += len(METHODS) * cfg.max_episodes / rate
-    if shot == min(
-        settings["runs"]
-    ):  # the seed repeats and the long run: 1-shot models
-        longer = max(
-            0, (settings["long_episodes"] or 0) - cfg.max_episodes
-        )  # continues
-        extra = (len(settings["seeds"]) - 1) * cfg.max_episodes + longer
-        planned += len(METHODS) * extra / rate
-    print(
-        f"{cfg.way}-way {cfg.shot}-shot {cfg.query}-query: {rate:.2f} episodes/s"
-    )
-n_models = len(METHODS) * (
-    len(settings["runs"])
-    + len(settings["seeds"])
-    - 1
-    + bool(settings["long_episodes"])
-)
-parts = {f"training {n_models} models (at most)": planned}
+    return rate, cfg
+
+
 print(
-    time_estimate(
-        parts, device, session.elapsed(), "validation, testing and figures"
+    report_protonet.miniimagenet_time_estimate(
+        rate_of, settings, len(METHODS), session
     )
 )
 
@@ -275,35 +243,8 @@ for shot in settings["runs"]:
 
 # %% tags=["hide-input"]
 shot = min(settings["runs"])
-h_sed, h_lsed = (
-    runs["squared_euclidean", shot].history,
-    runs["lsed", shot].history,
-)
-step = max(1, len(h_sed["episode"]) // 20)  # at most about 20 rows
-rows = []
-for i in range(0, len(h_sed["episode"]), step):
-    a, b = 100 * h_sed["val_acc"][i], 100 * h_lsed["val_acc"][i]
-    ca, cb = 100 * h_sed["val_ci95"][i], 100 * h_lsed["val_ci95"][i]
-    ep = h_sed["episode"][i]
-    rows.append(
-        [ep, f"{a:.2f} ± {ca:.2f}", f"{b:.2f} ± {cb:.2f}", f"{b - a:+.2f}"]
-    )
-table(["after episodes", "ProtoNet", "ProtoNet(LSED)", "LSED − ProtoNet"], rows)
-if not all("val_per_episode" in h for h in (h_sed, h_lsed)):
-    raise RuntimeError(
-        "these checkpoints predate per-episode validation accuracies (needed for "
-        "the paired gap): rerun with RETRAIN = True"
-    )
-first_gap, first_ci = (  # the same validation episodes for both models: paired
-    100 * v
-    for v in paired_difference(
-        h_lsed["val_per_episode"][0], h_sed["val_per_episode"][0]
-    )
-)
-print(
-    f"after the first epoch ({h_sed['episode'][0]} episodes): LSED − ProtoNet validation "
-    f"accuracy = {first_gap:+.2f} ± {first_ci:.2f} points (paired)"
-)
+h_sed, h_lsed = (runs[d, shot].history for d in METHODS)
+first = report_protonet.validation_table(h_sed, h_lsed)
 
 # %% [markdown]
 # ## Test accuracy
@@ -346,11 +287,6 @@ def test(run, distance: str, shots=(1, 5)) -> tuple[dict, float]:
 
 
 # %% tags=["hide-input"]
-def paper(distance: str, shot: int, source="shen2018lsed") -> float:
-    """A published 5-way accuracy as a fraction."""
-    return protonet_accuracy(source, distance, "miniimagenet", 5, shot)
-
-
 def test_and_record(
     run,
     distance,
@@ -360,40 +296,23 @@ def test_and_record(
     shots=(1, 5),
     episodes=None,
 ):
-    """:func:`test` ``run``'s model on each test shot, print and record each result."""
+    """:func:`test` ``run``'s model on each test shot, print and record each
+    result; returns {test shot: result}."""
     results, embed_s = test(run, distance, shots)
-    for test_shot, (res, seconds) in results.items():
-        print(
-            f"{distance:17s} seed {seed} 5-way {test_shot}-shot: {res} ({embed_s:.1f} s "
-            f"embedding, {res.episodes / seconds:.0f} episodes/s)"
-        )
-        config = config_for(train_shot, distance, seed, episodes).__dict__
-        config = {
-            **config,
-            "backbone": "conv4-1600",
-            "test_per_class": test_x.shape[1],
-        }
-        record = protonet_record(
-            experiment,
-            "miniimagenet",
-            distance,
-            res,
-            run,
-            config,
-            profile,
-            device,
-            test_seconds=(embed_s, seconds),
-            train_shot=train_shot,
-            train_seed=seed,
-            paper_accuracy=paper(
-                distance, test_shot
-            ),  # every seed reproduces it
-        )
-        print(
-            "  ",
-            write_result(record) or f"{profile} profile: record not written",
-        )
-    return {shot: res for shot, (res, _) in results.items()}
+    config = config_for(train_shot, distance, seed, episodes)
+    return report_protonet.write_miniimagenet_records(
+        results,
+        embed_s,
+        run,
+        distance,
+        train_shot,
+        seed,
+        config,
+        test_x.shape[1],
+        experiment,
+        profile,
+        device,
+    )
 
 
 # %% [markdown]
@@ -419,42 +338,7 @@ for distance in METHODS:
 # [How to read the `cpu` numbers](../book/intro.md#how-to-read-cpu-numbers).
 
 # %% tags=["hide-input"]
-rows = []
-for test_shot in (1, 5):
-    a, b = tests["squared_euclidean", test_shot], tests["lsed", test_shot]
-    d, dci = (100 * v for v in paired_difference(b.per_episode, a.per_episode))
-    train_shot = (
-        test_shot if test_shot in settings["runs"] else min(settings["runs"])
-    )
-    way, shot, _ = settings["runs"][train_shot]
-    rows.append(
-        [
-            f"{test_shot}-shot",
-            f"{way}-way {shot}-shot"
-            + (" (**not** a 5-shot model)" if shot != test_shot else ""),
-            f"{100 * a.accuracy:.2f} ± {100 * a.ci95:.2f}",
-            f"{100 * b.accuracy:.2f} ± {100 * b.ci95:.2f}",
-            f"{d:+.2f} ± {dci:.2f} ("
-            + ("beyond" if abs(d) > dci else "within")
-            + ")",
-            f"{100 * paper('squared_euclidean', test_shot):.2f} / "
-            f"{100 * paper('lsed', test_shot):.2f}",
-            f"{100 * paper('squared_euclidean', test_shot, 'snell2017prototypical'):.2f}",
-        ]
-    )
-print(f"{profile} profile, {settings['test_episodes']} test episodes each")
-table(
-    [
-        "5-way test",
-        "model trained",
-        "ProtoNet",
-        "ProtoNet(LSED)",
-        "LSED − ProtoNet, paired",
-        "LSED paper: ProtoNet / LSED",
-        "ProtoNet paper",
-    ],
-    rows,
-)
+report_protonet.miniimagenet_table(tests, settings, profile)
 
 # %% [markdown]
 # ## Over training seeds
@@ -478,38 +362,7 @@ for seed in settings["seeds"][1:]:
 # [how to read the `cpu` numbers](../book/intro.md#how-to-read-cpu-numbers)):
 
 # %% tags=["hide-input"]
-rows, gaps = [], []
-for seed in settings["seeds"]:
-    a, b = seed_tests["squared_euclidean", seed], seed_tests["lsed", seed]
-    d, dci = (100 * v for v in paired_difference(b.per_episode, a.per_episode))
-    gaps.append(d)
-    rows.append(
-        [
-            seed,
-            f"{100 * a.accuracy:.2f} ± {100 * a.ci95:.2f}",
-            f"{100 * b.accuracy:.2f} ± {100 * b.ci95:.2f}",
-            f"{d:+.2f} ± {dci:.2f}",
-        ]
-    )
-if len(gaps) > 1:
-    sd = statistics.stdev(gaps)
-    mean = statistics.mean(gaps)
-    rows.append(
-        [
-            f"mean of {len(gaps)} seeds (sd)",
-            "",
-            "",
-            f"{mean:+.2f} (sd {sd:.2f})",
-        ]
-    )
-print(
-    f"{profile} profile, {settings['test_episodes']} test episodes, "
-    f"models of {settings['max_episodes']} training episodes"
-)
-table(
-    ["training seed", "ProtoNet", "ProtoNet(LSED)", "LSED − ProtoNet, paired"],
-    rows,
-)
+gaps = report_protonet.seeds_table(seed_tests, settings, profile)
 
 # %% [markdown]
 # ## Does squared Euclidean leave the plateau?
@@ -528,7 +381,10 @@ if settings["long_episodes"]:
     long_runs = {d: train(d, 1, SEED, n, "_long") for d in METHODS}
     labels = {"ProtoNet": "squared_euclidean", "ProtoNet(LSED)": "lsed"}
     curves = {name: long_runs[d].history for name, d in labels.items()}
-    finals = {f"{name}, paper": 100 * paper(d, 1) for name, d in labels.items()}
+    finals = {
+        f"{name}, paper": 100 * paper("miniimagenet", d, 5, 1)
+        for name, d in labels.items()
+    }
     fig = plots.learning_curves(curves, references=finals)
     fig.suptitle(
         f"miniImageNet 5-way 1-shot, {n} episodes, {profile}", fontsize=10
@@ -540,48 +396,21 @@ if settings["long_episodes"]:
 # episodes as above):
 
 # %% tags=["hide-input"]
+long = None
 if long_runs:
+    n = settings["long_episodes"]
     long_tests = {
         d: test_and_record(
-            long_runs[d],
-            d,
-            1,
-            experiment="ch04_long_training",
-            shots=(1,),
-            episodes=settings["long_episodes"],
+            long_runs[d], d, 1, SEED, "ch04_long_training", (1,), n
         )[1]
         for d in METHODS
     }
     h = long_runs["squared_euclidean"].history
-    best = h["val_acc"].index(max(h["val_acc"]))
-    print(
-        f"ProtoNet validation accuracy: {100 * h['val_acc'][0]:.1f}% after "
-        f"{h['episode'][0]} episodes, {100 * max(h['val_acc']):.1f}% at best (after "
-        f"{h['episode'][best]}), {100 * h['val_acc'][-1]:.1f}% after {h['episode'][-1]}"
+    text, moved, moved_ci = report_protonet.long_run_summary(
+        h, long_tests, settings, gaps[0]
     )
-    # the same validation episodes at every epoch: last against first, paired
-    moved, moved_ci = (
-        100 * v
-        for v in paired_difference(
-            h["val_per_episode"][-1], h["val_per_episode"][0]
-        )
-    )
-    left = moved > moved_ci
-    print(
-        f"ProtoNet, last validation − first: {moved:+.2f} ± {moved_ci:.2f} points (paired): "
-        + ("it has left the plateau" if left else "it has not left the plateau")
-    )
-    long_sed, long_lsed = long_tests["squared_euclidean"], long_tests["lsed"]
-    d, dci = (
-        100 * v
-        for v in paired_difference(long_lsed.per_episode, long_sed.per_episode)
-    )
-    print(
-        f"test after {settings['long_episodes']} episodes: ProtoNet "
-        f"{100 * long_sed.accuracy:.2f}%, ProtoNet(LSED) {100 * long_lsed.accuracy:.2f}%, "
-        f"LSED − ProtoNet {d:+.2f} ± {dci:.2f} points (after {settings['max_episodes']}: "
-        f"{gaps[0]:+.2f})"
-    )
+    print(text)
+    long = long_tests, moved, moved_ci
 
 # %% [markdown]
 # Two test episodes with the LSED model's predictions (green: right; red: wrong, with the
@@ -606,38 +435,10 @@ for _ in range(2):
 # [how to read the `cpu` numbers](../book/intro.md#how-to-read-cpu-numbers)):
 
 # %% tags=["hide-input"]
-ahead = sum(b > a for a, b in zip(h_sed["val_acc"], h_lsed["val_acc"]))
-a1, b1 = tests["squared_euclidean", 1], tests["lsed", 1]
-gap, gap_ci = (
-    100 * v for v in paired_difference(b1.per_episode, a1.per_episode)
+findings = report_protonet.miniimagenet_findings(
+    h_sed, h_lsed, first, tests, gaps, long, settings, profile
 )
-paper_gap = 100 * (paper("lsed", 1) - paper("squared_euclidean", 1))
-lines = [
-    f"- ProtoNet(LSED) was ahead on validation at {ahead} of {len(h_sed['val_acc'])} "
-    f"points; after the first epoch by {first_gap:+.2f} ± {first_ci:.2f} points (paired).",
-    f"- 5-way 1-shot test: ProtoNet {100 * a1.accuracy:.2f}%, ProtoNet(LSED) "
-    f"{100 * b1.accuracy:.2f}%, a paired difference of {gap:+.2f} ± {gap_ci:.2f} points; "
-    f"the paper reports {paper_gap:+.2f} at the end of its training.",
-]
-if len(gaps) > 1:
-    lines.append(
-        f"- Over {len(gaps)} training seeds the gap was {statistics.mean(gaps):+.2f} on "
-        f"average, with a standard deviation of {statistics.stdev(gaps):.2f} points "
-        f"(per seed: {', '.join(f'{g:+.2f}' for g in gaps)})."
-    )
-if long_runs:
-    lines.append(
-        f"- Trained for {settings['long_episodes']} episodes instead of "
-        f"{settings['max_episodes']}: ProtoNet {100 * long_sed.accuracy:.2f}%, "
-        f"ProtoNet(LSED) {100 * long_lsed.accuracy:.2f}%. ProtoNet's last validation "
-        f"accuracy against its first: {moved:+.2f} ± {moved_ci:.2f} points, so it has "
-        + ("left the plateau." if left else "not left the plateau.")
-    )
-if profile == "smoke":
-    lines.append(
-        "- A `smoke` run on a few classes: the numbers only show that the code runs."
-    )
-display(Markdown("\n".join(lines)))
+display(Markdown(findings))
 
 # %% [markdown]
 # In the book's `cpu` run (its records are on [the Results page](90_results.ipynb)) the

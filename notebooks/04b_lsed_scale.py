@@ -64,36 +64,36 @@ if DRIVE:
 # from the same seeds, whose differences separate the candidates.
 
 # %% tags=["parameters"]
-# Runtime: on Colab, pick Runtime > Change runtime type > GPU for the `full` profile (the
-# papers' protocol); a CPU runtime runs the shorter `cpu` profile.
+# Runtime: on Colab, pick Runtime > Change runtime type > GPU for the `full`
+# profile (the papers' protocol); a CPU runtime runs the shorter `cpu` profile.
 PROFILE = None  # "smoke", "cpu", "full" or "auto"; None reads FEWSHOT_PROFILE
 SEED = 0
 RETRAIN = False  # True trains again even when a finished checkpoint exists
 EXERCISES = None  # True runs the quick exercises at the end
 
 # %%
-import statistics
-
 import matplotlib.pyplot as plt
 import torch
-from fewshot_utils import data, effects, gradients, plots, scale, training
+from fewshot_utils import (
+    data,
+    effects,
+    gradients,
+    plots,
+    report_protonet,
+    scale,
+    training,
+)
 from fewshot_utils.checkpoints import checkpoint_dir
-from fewshot_utils.display import show_source, table
+from fewshot_utils.display import show_source
 from fewshot_utils.distances import protonet_logits, squared_euclidean
 from fewshot_utils.episodes import sample_episode
-from fewshot_utils.evaluation import (
-    embed,
-    evaluate_embeddings,
-    paired_difference,
-)
+from fewshot_utils.evaluation import embed, evaluate_embeddings
 from fewshot_utils.models import conv4_for
-from fewshot_utils.profiles import exercises_on, start, time_estimate
-from fewshot_utils.results import load_results, make_record, write_result
+from fewshot_utils.profiles import exercises_on, start
+from fewshot_utils.results import load_results
 from IPython.display import Markdown, display
 
-session = start(
-    PROFILE, SEED
-)  # profile, device, torch.manual_seed(SEED), provenance line
+session = start(PROFILE, SEED)  # profile, device, seed, provenance line
 profile, device = session.profile, session.device
 
 # %% [markdown]
@@ -191,22 +191,7 @@ for name, (model, x, way, query) in probes.items():
     forms[name] = scale.equivalent_logits(model, ep, r=0.01)
 
 # %% tags=["hide-input"]
-rows = []
-for name, logits in forms.items():
-    ref = logits["LSED(s = 0, r)"]
-    for form, value in logits.items():
-        err = ((value - ref).abs().max() / ref.abs().max()).item()
-        same = bool(torch.equal(value.argmax(-1), ref.argmax(-1)))
-        rows.append([name, form, f"{err:.1e}", "yes" if same else "**no**"])
-table(
-    [
-        "dataset",
-        "form",
-        "largest difference / largest logit",
-        "same predictions",
-    ],
-    rows,
-)
+report_protonet.forms_table(forms)
 
 # %% [markdown]
 # The four agree on both datasets: forms 1 and 2 exactly (they compute the same numbers),
@@ -340,24 +325,10 @@ rate = training.measure_episodes_per_s(
     episodes=3,
     device=device,
 )
-to_train = [
-    k
-    for k in ((n, s) for s in P["seeds"] for n in MODELS)
-    if not checkpoint(*k).exists()
-]
+missing = sum(not checkpoint(n, s).exists() for s in P["seeds"] for n in MODELS)
 print(
-    time_estimate(
-        {
-            f"training {len(to_train)} models": len(to_train)
-            * P["max_episodes"]
-            / rate,
-            "replaying the first iterations of 5 models": len(MODELS)
-            * max(ITERS)
-            / rate,
-        },
-        device,
-        session.elapsed(),
-        not_estimated="validation and testing",
+    report_protonet.lsed_scale_time_estimate(
+        rate, missing, len(MODELS), P["max_episodes"], max(ITERS), session
     )
 )
 
@@ -397,41 +368,8 @@ for name in MODELS:
 
 
 # %% tags=["hide-input"]
-def near_zero(snap, alpha: float) -> float:
-    return (snap.grads.abs() / alpha < gradients.BIAS).float().mean().item()
-
-
-fig, (ax_z, ax_d) = plt.subplots(
-    1, 2, figsize=(11, 3.6), constrained_layout=True
-)
-for name, by_iter in snaps.items():
-    alpha = MODELS[name][1]
-    ax_z.plot(
-        ITERS,
-        [100 * near_zero(by_iter[i], alpha) for i in ITERS],
-        marker="o",
-        label=name,
-    )
-    ax_d.plot(
-        ITERS,
-        [alpha * by_iter[i].distances.median().item() for i in ITERS],
-        marker="o",
-        label=name,
-    )
-ax_z.set(
-    xlabel="training iterations",
-    ylabel="near-zero gradients (%)",
-    title="sparse phase",
-)
-ax_d.set(
-    xlabel="training iterations",
-    ylabel="median distance the softmax sees",
-    yscale="log",
-    title="scale",
-)
-for ax in (ax_z, ax_d):
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+alphas = {name: m[1] for name, m in MODELS.items()}  # the fixed metric scales
+report_protonet.sparse_phase_figure(snaps, alphas, ITERS)
 plt.show()
 
 # %% [markdown]
@@ -455,17 +393,8 @@ plt.show()
 # $\alpha = 0.01$ (dashed) and the start, 1 (dotted):
 
 # %% tags=["hide-input"]
-fig, ax = plt.subplots(figsize=(6, 3.4), constrained_layout=True)
-for s in P["seeds"]:
-    h = runs["α learned", s].history
-    ax.plot(
-        [0, *h["episode"]], [1.0, *h["alpha"]], marker="o", label=f"seed {s}"
-    )
-ax.axhline(R, ls="--", color="0.4", label=f"fixed α = {R}")
-ax.axhline(1.0, ls=":", color="0.4")
-ax.set(xlabel="training episodes", ylabel="learned α", yscale="log")
-ax.set_title(f"learned α (log α at Adam rate {ALPHA_LR})", fontsize=10)
-ax.legend(fontsize=8)
+histories = {s: runs["α learned", s].history for s in P["seeds"]}
+report_protonet.learned_alpha_figure(histories, R, ALPHA_LR)
 plt.show()
 learned = [runs["α learned", s].model.alpha for s in P["seeds"]]
 print(
@@ -499,72 +428,11 @@ for (name, seed), run in runs.items():
 # against squared Euclidean.
 
 # %% tags=["hide-input"]
-CPU_LABEL = (
-    "[how to read the `cpu` numbers](../book/intro.md#how-to-read-cpu-numbers)"
+methods = {name: m[3] for name, m in MODELS.items()}  # the records' methods
+report_protonet.write_lsed_scale_records(
+    runs, tests, config, methods, profile, device
 )
-for (name, seed), run in runs.items():
-    cfg = config(name, seed)
-    write_result(
-        make_record(
-            experiment="ch04b_lsed_scale",
-            dataset="miniimagenet",
-            method=MODELS[name][3],
-            result=tests[name, seed],
-            profile=profile,
-            device=device,
-            wall_time_s=run.wall_time_s,
-            config={**cfg.__dict__, "backbone": "conv4-1600", "model": name},
-            train_seed=seed,
-            train_episodes=run.episodes_done,
-            best_epoch=run.best_epoch,
-            training_stage="protocol"
-            if profile == "full"
-            else "early training",
-            history={
-                k: v for k, v in run.history.items() if k != "val_per_episode"
-            },
-        )
-    )
-rows, gaps = [], {}
-for name in MODELS:
-    accs = [100 * tests[name, s].accuracy for s in P["seeds"]]
-    gaps[name] = [
-        100
-        * paired_difference(
-            tests[name, s].per_episode,
-            tests["squared Euclidean", s].per_episode,
-        )[0]
-        for s in P["seeds"]
-    ]
-    sd = (
-        f" (sd {statistics.stdev(gaps[name]):.2f})"
-        if len(gaps[name]) > 1
-        else ""
-    )
-    rows.append(
-        [
-            name,
-            " / ".join(f"{a:.2f}" for a in accs),
-            " / ".join(f"{g:+.2f}" for g in gaps[name]),
-            f"{statistics.mean(gaps[name]):+.2f}{sd}",
-        ]
-    )
-display(
-    Markdown(
-        f"**{profile} profile**, {P['max_episodes']} training episodes per model, "
-        f"{P['test_episodes']} test episodes, seeds {', '.join(map(str, P['seeds']))}"
-        + (f" ({CPU_LABEL})" if profile == "cpu" else "")
-    )
-)
-table(
-    [
-        "model",
-        "test accuracy per seed (%)",
-        "− squared Euclidean, per seed",
-        "mean (sd over seeds)",
-    ],
-    rows,
-)
+gaps = report_protonet.lsed_scale_table(tests, MODELS, P, profile)
 
 
 # %% [markdown]
@@ -580,107 +448,14 @@ table(
 # explanation alike.
 
 # %% tags=["hide-input"]
-ablation = [c for c in effects.CLAIMS if c.experiment == "ch04b_lsed_scale"]
-records = (
-    load_results()
-)  # read once: the effects below and chapter 4's long run
-found = {c.effect: effects.measure(c, records, profile) for c in ablation}
+records = load_results()  # read once: the effects and chapter 4's long run
+found = report_protonet.lsed_scale_effects(records, profile)
 display(Markdown(effects.markdown_table(list(found.values()))))
-
-ALPHA, KINK = "fixed α = 0.01 − squared Euclidean", "LSED − fixed α = 0.01"
-BN, LEARNED = (
-    "last BN γ × 0.1 − squared Euclidean",
-    "learned α − squared Euclidean",
+paths = {s: runs["α learned", s].history["alpha"] for s in P["seeds"]}
+findings = report_protonet.lsed_scale_findings(
+    found, paths, records, P, profile, SEED, ALPHA_LR
 )
-BN_KINK = "LSED − last BN γ × 0.1"
-sign = {k: effects.resolved(e) for k, e in found.items()}
-said = {k: effects.summary(e) for k, e in found.items()}
-measured = all(e.difference is not None for e in found.values())
-if not measured:
-    cause = "**Not measured in this profile** (no records: the smoke profile writes none)."
-elif sign[ALPHA] > 0 and sign[KINK] == 0 and sign[BN_KINK] == 0:
-    cause = (
-        "**A temperature accounts for most of LSED's gain.** A fixed α = 0.01 gains "
-        f"{said[ALPHA]} over squared Euclidean. What LSED adds on top of it is not resolved "
-        f"at {len(P['seeds'])} seeds: {said[KINK]}; against the last BN γ × 0.1, "
-        f"{said[BN_KINK]}. The kink's share is neither established nor ruled out."
-    )
-elif sign[KINK] > 0 or sign[BN_KINK] > 0:
-    cause = (
-        f"**The kink adds something.** LSED − fixed α = 0.01: {said[KINK]}; LSED − last BN "
-        f"γ × 0.1: {said[BN_KINK]}. A temperature alone does not explain LSED's gain here."
-    )
-else:
-    cause = (
-        f"**Inconclusive at {len(P['seeds'])} seeds.** By the same rule for both "
-        f"explanations: the temperature, fixed α = 0.01 − squared Euclidean, {said[ALPHA]}; "
-        f"the kink, LSED − fixed α = 0.01, {said[KINK]}. Neither interval excludes zero, so "
-        "neither explanation is established or ruled out; where both are positive for every "
-        "seed, both may contribute."
-    )
-lines = [f"- {cause}"]
-if measured:
-    lines.append(
-        f"- The last batch norm's γ started at 0.1 (the same start as α = 0.01, but a scale "
-        f"the optimiser moves) gains {said[BN]}; LSED against it: {said[BN_KINK]}."
-    )
-    path = {s: runs["α learned", s].history["alpha"] for s in P["seeds"]}
-    ends = ", ".join(f"{path[s][-1]:.3g}" for s in P["seeds"])
-    lows = ", ".join(f"{min(path[s]):.3g}" for s in P["seeds"])
-    small = all(path[s][-1] < 0.1 for s in P["seeds"])
-    lines.append(
-        f"- A learned α, started at 1 with its own Adam rate of {ALPHA_LR}, ends at {ends} "
-        f"(lowest on the way: {lows}) and gains {said[LEARNED]}. "
-        + (
-            "The network finds a small α (a soft softmax) by itself."
-            if small
-            else "It does not settle at a small α in this run."
-        )
-    )
-lines.append(
-    "- On Omniglot the question answers itself: the paper's LSED setting there ($s = 0$) *is* "
-    "a fixed temperature α = r, so chapter 3's gain is a temperature's."
-)
-long = {
-    (r["experiment"], r["method"]): r
-    for r in records
-    if r.get("profile") == profile
-    and r.get("experiment")
-    in ("ch04_long_training", "ch04_protonet_miniimagenet")
-    and r.get("shot") == 1
-    and r.get("train_seed") in (None, 0)
-}
-keys = [
-    (x, m)
-    for x in ("ch04_protonet_miniimagenet", "ch04_long_training")
-    for m in ("squared_euclidean", "lsed")
-]
-if all(k in long for k in keys):
-    gap = {
-        x: 100
-        * paired_difference(
-            long[x, "lsed"]["per_task"],
-            long[x, "squared_euclidean"]["per_task"],
-        )[0]
-        for x, _ in keys
-    }
-    lines.append(
-        f"- Does the gap close with training? Chapter 4's seed-{SEED} models: LSED − squared "
-        f"Euclidean {gap['ch04_protonet_miniimagenet']:+.2f} points after "
-        f"{long['ch04_protonet_miniimagenet', 'lsed']['train_episodes']} episodes, "
-        f"{gap['ch04_long_training']:+.2f} after "
-        f"{long['ch04_long_training', 'lsed']['train_episodes']}."
-    )
-else:
-    lines.append(
-        "- Whether the gap closes with training: run chapter 4 (its long run)."
-    )
-if profile != "full":
-    lines.append(
-        f"- **{profile} profile, early training:** {P['max_episodes']} episodes per model, "
-        "not the protocol; the `full` profile on a GPU answers for trained networks."
-    )
-display(Markdown("\n".join(lines)))
+display(Markdown(findings))
 
 # %% [markdown]
 # ## Summary
