@@ -341,7 +341,7 @@ plt.show()
 # %% [markdown]
 # ## Exercises
 #
-# **Exercise 1 (about 1 min on 2 CPU cores).** Give the network a temperature: train it for
+# **Exercise 1 (about 2 min on 2 CPU cores).** Give the network a temperature: train it for
 # its first 100 episodes with the distances multiplied by $\alpha = 0.01$
 # (`TrainConfig(scale=0.01)`), beside the same 100 episodes at $\alpha = 1$, both from the
 # same initial weights and episodes, with a validation pass every 20 episodes. Set
@@ -407,7 +407,7 @@ plt.show()
 # :::
 
 # %% tags=["exercise"]
-# Exercise 1 (about 1 min on 2 CPU cores): set EXERCISES = True above to run it
+# Exercise 1 (about 2 min on 2 CPU cores): set EXERCISES = True above to run it
 if exercises_on(EXERCISES, profile):
     n = pick(profile, smoke=10, cpu=100, full=100)  # training episodes
     first = dict(max_episodes=n, episodes_per_epoch=n // 5)  # 5 validations
