@@ -70,11 +70,11 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from fewshot_utils import data, distances, saturation
+from fewshot_utils import data, distances, report_lsed, saturation
 from fewshot_utils.display import table
 from fewshot_utils.episodes import query_labels, sample_episode
 from fewshot_utils.models import conv4_for
-from fewshot_utils.profiles import fastest_threads, pick, start
+from fewshot_utils.profiles import pick, start
 from tqdm.auto import tqdm
 
 session = start(PROFILE, SEED)  # profile, device, seed, provenance line
@@ -82,24 +82,7 @@ profile, device = session.profile, session.device
 
 
 # %% tags=["hide-input"]
-# On a CPU shared with other jobs one thread can beat several on these small tensors: time
-# both on a Conv-4 forward pass and keep the faster. The probe draws from a forked generator,
-# so the appendix's random numbers do not depend on it.
-def conv4_rate() -> float:
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
-        net = conv4_for("miniimagenet").train()
-        x = torch.randint(0, 256, (16, 3, 84, 84), dtype=torch.uint8)
-        net(x)  # warm-up
-        t0 = time.perf_counter()
-        net(x)
-    return 1 / (time.perf_counter() - t0)
-
-
-rates = fastest_threads(conv4_rate, device)
-if rates:
-    print(
-        f"Conv-4 probe, forward passes per s by threads: {rates}; using {torch.get_num_threads()}"
-    )
+rates = report_lsed.conv4_threads(device)  # one thread or all: the faster
 
 # %% [markdown]
 # ## 1. The gradient against autograd (chapter 1, section 1.1)
